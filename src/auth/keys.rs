@@ -1,0 +1,437 @@
+//! JWT keys: which key checks tokens, and (for `itsm token`) which key signs them.
+//!
+//! Exactly one algorithm is accepted, so a token signed with another one (`none`,
+//! or HS256 with an RSA public key as its "secret") fails the header check.
+
+use std::{
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde_json::{Map, Value, json};
+
+use super::Role;
+use crate::config::{JwtAlgorithm, Settings};
+
+/// The shortest accepted HS256 secret, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+const MAX_SUBJECT_CHARS: usize = 255;
+const MAX_EMAIL_CHARS: usize = 320;
+const MAX_NAME_CHARS: usize = 255;
+
+/// Where the signing key came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// From the settings.
+    Configured,
+    /// A generated development secret stored in this file.
+    DevelopmentFile(PathBuf),
+    /// A generated development secret that lives only in memory.
+    Ephemeral,
+}
+
+/// What a valid token says about its bearer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// The `sub` claim: the person's stable id at the identity provider.
+    pub subject: String,
+    /// The `email` claim, when present.
+    pub email: Option<String>,
+    /// The `name` claim (or `preferred_username`), when present.
+    pub name: Option<String>,
+    /// The role from the configured role claim.
+    pub role: Role,
+}
+
+/// Why a token was refused. Logged, never shown to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Signature, algorithm, expiry, issuer, audience or format.
+    #[error("token rejected: {0}")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+    /// The `sub` claim is missing, empty, not a string or too long.
+    #[error("token has no usable `sub` claim")]
+    BadSubject,
+}
+
+/// Checks tokens and, where a private key or secret is at hand, mints them.
+pub struct JwtKeys {
+    algorithm: Algorithm,
+    decoding: DecodingKey,
+    encoding: Option<EncodingKey>,
+    validation: Validation,
+    role_claim: Option<String>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    source: KeySource,
+}
+
+impl std::fmt::Debug for JwtKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtKeys")
+            .field("algorithm", &self.algorithm)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtKeys {
+    /// Loads the configured key, or a development secret when none is
+    /// configured and that is allowed (SQLite, or `--dev`).
+    pub fn load(settings: &Settings) -> anyhow::Result<Self> {
+        let jwt = &settings.jwt;
+        let (algorithm, decoding, encoding, source) = match jwt.jwt_algorithm {
+            JwtAlgorithm::Hs256 => {
+                if jwt.jwt_public_key.is_some() {
+                    bail!(
+                        "ITSM_JWT_PUBLIC_KEY is set but ITSM_JWT_ALGORITHM is HS256: \
+                         set ITSM_JWT_ALGORITHM to RS256 or ES256 to use a public key"
+                    );
+                }
+                let (secret, source) = match &jwt.jwt_secret {
+                    Some(secret) => (secret.expose().as_bytes().to_vec(), KeySource::Configured),
+                    None => development_secret(settings)?,
+                };
+                if secret.len() < MIN_SECRET_BYTES {
+                    bail!("ITSM_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long");
+                }
+                (
+                    Algorithm::HS256,
+                    DecodingKey::from_secret(&secret).context("invalid HS256 secret")?,
+                    Some(EncodingKey::from_secret(&secret).context("invalid HS256 secret")?),
+                    source,
+                )
+            }
+            asymmetric => {
+                if jwt.jwt_secret.is_some() {
+                    bail!(
+                        "ITSM_JWT_SECRET is set but ITSM_JWT_ALGORITHM is {asymmetric:?}: \
+                         unset the secret, or use HS256"
+                    );
+                }
+                let Some(public) = &jwt.jwt_public_key else {
+                    bail!(
+                        "ITSM_JWT_ALGORITHM is {asymmetric:?} but no ITSM_JWT_PUBLIC_KEY is set: \
+                         give the PEM public key of your identity provider"
+                    );
+                };
+                let public = pem_text(public).context("could not read ITSM_JWT_PUBLIC_KEY")?;
+                let private = jwt
+                    .jwt_private_key
+                    .as_ref()
+                    .map(|key| pem_text(key.expose()))
+                    .transpose()
+                    .context("could not read ITSM_JWT_PRIVATE_KEY")?;
+                let (algorithm, decoding, encoding) = if asymmetric == JwtAlgorithm::Rs256 {
+                    (
+                        Algorithm::RS256,
+                        DecodingKey::from_rsa_pem(public.as_bytes())
+                            .context("ITSM_JWT_PUBLIC_KEY is not an RSA public key in PEM")?,
+                        private
+                            .map(|p| EncodingKey::from_rsa_pem(p.as_bytes()))
+                            .transpose()
+                            .context("ITSM_JWT_PRIVATE_KEY is not an RSA private key in PEM")?,
+                    )
+                } else {
+                    (
+                        Algorithm::ES256,
+                        DecodingKey::from_ec_pem(public.as_bytes())
+                            .context("ITSM_JWT_PUBLIC_KEY is not a P-256 public key in PEM")?,
+                        private
+                            .map(|p| EncodingKey::from_ec_pem(p.as_bytes()))
+                            .transpose()
+                            .context("ITSM_JWT_PRIVATE_KEY is not a P-256 private key in PEM")?,
+                    )
+                };
+                (algorithm, decoding, encoding, KeySource::Configured)
+            }
+        };
+
+        let mut validation = Validation::new(algorithm);
+        validation.algorithms = vec![algorithm];
+        validation.leeway = jwt.jwt_leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        if let Some(issuer) = &jwt.jwt_issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        if jwt.jwt_audience.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&jwt.jwt_audience);
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
+
+        Ok(Self {
+            algorithm,
+            decoding,
+            encoding,
+            validation,
+            role_claim: jwt.jwt_role_claim.clone(),
+            issuer: jwt.jwt_issuer.clone(),
+            audience: jwt.jwt_audience.first().cloned(),
+            source,
+        })
+    }
+
+    /// Where the key came from.
+    pub fn source(&self) -> &KeySource {
+        &self.source
+    }
+
+    /// Checks a token and reads its claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let data = jsonwebtoken::decode::<Map<String, Value>>(
+            token.trim(),
+            &self.decoding,
+            &self.validation,
+        )?;
+        let claims = data.claims;
+        let subject = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && s.chars().count() <= MAX_SUBJECT_CHARS)
+            .ok_or(TokenError::BadSubject)?
+            .to_owned();
+        let text = |name: &str, max: usize| {
+            claims
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.chars().take(max).collect::<String>())
+        };
+        Ok(Claims {
+            subject,
+            email: text("email", MAX_EMAIL_CHARS),
+            name: text("name", MAX_NAME_CHARS)
+                .or_else(|| text("preferred_username", MAX_NAME_CHARS)),
+            role: Role::from_claims(&claims, self.role_claim.as_deref()),
+        })
+    }
+
+    /// Signs a token for `claims` that expires after `ttl`.
+    pub fn mint(&self, claims: &Claims, ttl: Duration) -> anyhow::Result<String> {
+        let Some(key) = &self.encoding else {
+            bail!(
+                "cannot mint {:?} tokens without ITSM_JWT_PRIVATE_KEY; \
+                 in production tokens come from your identity provider",
+                self.algorithm
+            );
+        };
+        let now = jsonwebtoken::get_current_timestamp();
+        let mut body = json!({
+            "sub": claims.subject,
+            "role": claims.role.as_str(),
+            "iat": now,
+            "nbf": now,
+            "exp": now.saturating_add(ttl.as_secs()),
+        });
+        let extra = [
+            ("email", claims.email.as_deref()),
+            ("name", claims.name.as_deref()),
+            ("iss", self.issuer.as_deref()),
+            ("aud", self.audience.as_deref()),
+        ];
+        for (name, value) in extra {
+            if let Some(value) = value {
+                body[name] = json!(value);
+            }
+        }
+        jsonwebtoken::encode(&Header::new(self.algorithm), &body, key).context("could not sign")
+    }
+}
+
+/// Reads PEM text given inline or as a file path.
+fn pem_text(value: &str) -> anyhow::Result<String> {
+    if value.trim_start().starts_with("-----BEGIN") {
+        return Ok(value.to_owned());
+    }
+    fs::read_to_string(value).with_context(|| format!("could not read {value}"))
+}
+
+/// Loads, or creates once, the development HS256 secret.
+///
+/// With SQLite it lives beside the database file; with PostgreSQL (only under
+/// `--dev`) in the working directory; an in-memory database gets one that
+/// lives as long as the process.
+fn development_secret(settings: &Settings) -> anyhow::Result<(Vec<u8>, KeySource)> {
+    let path = if let Some(db) = settings.database.sqlite_path() {
+        let mut name = db.file_name().unwrap_or_default().to_os_string();
+        name.push(".jwt-secret");
+        db.with_file_name(name)
+    } else if settings.database.is_postgres() {
+        if !settings.dev {
+            bail!(
+                "no JWT key configured for PostgreSQL: set ITSM_JWT_SECRET (HS256, at least \
+                 {MIN_SECRET_BYTES} bytes), or ITSM_JWT_ALGORITHM=RS256|ES256 with \
+                 ITSM_JWT_PUBLIC_KEY; or pass --dev (ITSM_DEV=true) to use a generated \
+                 development key"
+            );
+        }
+        PathBuf::from("itsm-dev.jwt-secret")
+    } else {
+        return Ok((random_secret().into_bytes(), KeySource::Ephemeral));
+    };
+    let secret = load_or_create_secret(&path)?;
+    Ok((secret.into_bytes(), KeySource::DevelopmentFile(path)))
+}
+
+fn random_secret() -> String {
+    let mut bytes = [0u8; 48];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Reads the secret at `path`, creating it first if absent. Creation is atomic:
+/// the secret is written to a private temporary file that is then linked into
+/// place, so two processes starting together agree on one secret and neither
+/// reads a half-written file.
+fn load_or_create_secret(path: &Path) -> anyhow::Result<String> {
+    if !path.exists() {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
+        let temp = dir.join(format!(".itsm-secret-{}", uuid::Uuid::new_v4()));
+        let written = write_private(&temp, &random_secret()).and_then(|()| {
+            match fs::hard_link(&temp, path) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e.into()),
+                _ => Ok(()),
+            }
+        });
+        let _ = fs::remove_file(&temp);
+        written.with_context(|| format!("could not create {}", path.display()))?;
+    }
+    let secret = fs::read_to_string(path)
+        .with_context(|| format!("could not read {}", path.display()))?
+        .trim()
+        .to_owned();
+    warn_if_shared(path);
+    Ok(secret)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(content.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(content.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn warn_if_shared(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), "the development JWT secret is readable by other users");
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_shared(_path: &Path) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> Settings {
+        Settings::from_args(args.iter().copied()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn keys(args: &[&str]) -> JwtKeys {
+        JwtKeys::load(&settings(args)).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    fn alice() -> Claims {
+        Claims {
+            subject: "alice".into(),
+            email: Some("alice@example.com".into()),
+            name: Some("Alice".into()),
+            role: Role::Agent,
+        }
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_minted_token_verifies_to_the_same_claims() {
+        let keys = keys(&["--jwt-secret", SECRET]);
+        let token = keys
+            .mint(&alice(), Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(keys.verify(&token).ok(), Some(alice()));
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        let err = JwtKeys::load(&settings(&["--jwt-secret", "too-short"]))
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("at least 32 bytes")));
+    }
+
+    #[test]
+    fn postgres_without_a_key_is_refused_unless_in_development_mode() {
+        let err = JwtKeys::load(&settings(&["--database-url", "postgres://localhost/x"]))
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("ITSM_JWT_SECRET")));
+    }
+
+    #[test]
+    fn in_memory_sqlite_gets_an_ephemeral_secret() {
+        let keys = keys(&["--database-url", "sqlite::memory:"]);
+        assert_eq!(keys.source(), &KeySource::Ephemeral);
+    }
+
+    #[test]
+    fn the_development_secret_is_created_once_and_private() {
+        let dir = std::env::temp_dir().join(format!("itsm-keys-{}", uuid::Uuid::new_v4()));
+        let db = dir.join("x.db");
+        let url = format!("sqlite://{}", db.display());
+        let first = keys(&["--database-url", &url]);
+        let second = keys(&["--database-url", &url]);
+        let file = dir.join("x.db.jwt-secret");
+        assert_eq!(first.source(), &KeySource::DevelopmentFile(file.clone()));
+        let token = first
+            .mint(&alice(), Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(second.verify(&token).is_ok(), "both loads share the secret");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&file).map(|m| m.permissions().mode() & 0o777);
+            assert_eq!(mode.ok(), Some(0o600));
+        }
+        let _ = fs::remove_dir_all(dir);
+    }
+}

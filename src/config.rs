@@ -1,0 +1,427 @@
+//! Typed settings: every knob is a command-line flag with an `ITSM_*` environment
+//! fallback. Nothing else in the crate reads the environment.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::auth::Role;
+
+/// The `itsm` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "itsm",
+    version,
+    about = "GraphQL service for IT service management"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+impl Settings {
+    /// Parses settings from command-line arguments (without the program name)
+    /// and the environment, as the binary does.
+    pub fn from_args<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Self, clap::Error> {
+        Cli::try_parse_from(std::iter::once("itsm").chain(args)).map(|cli| cli.settings)
+    }
+}
+
+/// What to do; `serve` when nothing is given.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the GraphQL API (the default).
+    Serve,
+    /// Apply or inspect database migrations.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Print the GraphQL schema (SDL) on stdout.
+    Schema,
+    /// Mint a signed token with the configured key and print it alone on stdout.
+    Token(TokenArgs),
+    /// Exit 0 when the server on `--listen` answers `/healthz` (for container health checks).
+    Healthcheck,
+}
+
+/// The migration actions of `itsm migrate`.
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Apply pending migrations.
+    Up {
+        /// Apply at most this many (all when absent).
+        #[arg(long)]
+        steps: Option<u32>,
+    },
+    /// Roll back applied migrations.
+    Down {
+        /// How many to roll back.
+        #[arg(long, default_value_t = 1)]
+        steps: u32,
+    },
+    /// List every migration and whether it is applied.
+    Status,
+    /// Drop every table, then apply all migrations. Destroys all data.
+    Fresh {
+        /// Confirm that all data may be destroyed.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Claims of a token minted by `itsm token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The subject (`sub`): the person's stable id.
+    #[arg(long)]
+    pub sub: String,
+    /// The role claim.
+    #[arg(long, value_enum, default_value = "requester")]
+    pub role: Role,
+    /// The `email` claim.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// The `name` claim.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Lifetime, such as `3600`, `90s`, `15m`, `8h` or `7d`.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub ttl: Duration,
+}
+
+/// Settings shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    #[command(flatten)]
+    pub http: HttpSettings,
+    #[command(flatten)]
+    pub graphql: GraphqlSettings,
+    #[command(flatten)]
+    pub jwt: JwtSettings,
+    #[command(flatten)]
+    pub log: LogSettings,
+
+    /// Development mode: "did you mean" hints in errors, and a generated
+    /// development key even on PostgreSQL. Never in production.
+    #[arg(long, env = "ITSM_DEV", global = true)]
+    pub dev: bool,
+}
+
+/// Where the data lives and how the pool behaves.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseSettings {
+    /// `sqlite://path/to/file.db` (created if missing) or `postgres://user@host/db`.
+    #[arg(
+        long,
+        env = "ITSM_DATABASE_URL",
+        default_value = "sqlite://itsm.db",
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Largest number of pooled connections (PostgreSQL, and SQLite readers).
+    #[arg(
+        long,
+        env = "ITSM_DB_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub db_max_connections: u32,
+
+    /// How long a request waits for a pooled connection before failing.
+    #[arg(long, env = "ITSM_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub db_acquire_timeout: Duration,
+
+    /// How long SQLite waits on a lock held by another process before giving up.
+    #[arg(long, env = "ITSM_SQLITE_BUSY_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub sqlite_busy_timeout: Duration,
+
+    /// Do not apply pending migrations when `serve` starts.
+    #[arg(long, env = "ITSM_NO_MIGRATE", global = true)]
+    pub no_migrate: bool,
+}
+
+impl DatabaseSettings {
+    /// True for a `postgres://` or `postgresql://` URL.
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://")
+    }
+
+    /// The file behind an SQLite URL; `None` for PostgreSQL and in-memory SQLite.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database_url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or_default();
+        if path.is_empty() || path == ":memory:" || rest.contains("mode=memory") {
+            return None;
+        }
+        Some(PathBuf::from(path))
+    }
+}
+
+/// The HTTP listener and its guards.
+#[derive(Debug, Clone, Args)]
+pub struct HttpSettings {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(
+        long,
+        env = "ITSM_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "ITSM_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+
+    /// How long one HTTP request may take before it is answered with 503.
+    #[arg(long, env = "ITSM_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub request_timeout: Duration,
+
+    /// How long a WebSocket may stay open without a `connection_init`.
+    #[arg(long, env = "ITSM_WS_INIT_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub ws_init_timeout: Duration,
+}
+
+/// Limits that keep one GraphQL request from consuming the service.
+#[derive(Debug, Clone, Args)]
+pub struct GraphqlSettings {
+    /// Deepest field nesting a query may have.
+    #[arg(
+        long,
+        env = "ITSM_GRAPHQL_MAX_DEPTH",
+        default_value_t = 12,
+        global = true
+    )]
+    pub graphql_max_depth: usize,
+
+    /// Highest complexity score a query may have (each field counts, lists multiply).
+    #[arg(
+        long,
+        env = "ITSM_GRAPHQL_MAX_COMPLEXITY",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub graphql_max_complexity: usize,
+
+    /// Most operations in one batched HTTP request; 1 turns batching off.
+    #[arg(
+        long,
+        env = "ITSM_GRAPHQL_MAX_BATCH",
+        default_value_t = 10,
+        global = true
+    )]
+    pub graphql_max_batch: usize,
+}
+
+/// The signing algorithms the service accepts, one at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "UPPER")]
+pub enum JwtAlgorithm {
+    /// HMAC with SHA-256 and a shared secret.
+    Hs256,
+    /// RSA PKCS#1 v1.5 with SHA-256 and a PEM public key.
+    Rs256,
+    /// ECDSA P-256 with SHA-256 and a PEM public key.
+    Es256,
+}
+
+/// How tokens are checked.
+#[derive(Debug, Clone, Args)]
+pub struct JwtSettings {
+    /// The one accepted algorithm.
+    #[arg(
+        long,
+        env = "ITSM_JWT_ALGORITHM",
+        value_enum,
+        ignore_case = true,
+        default_value = "HS256",
+        global = true
+    )]
+    pub jwt_algorithm: JwtAlgorithm,
+
+    /// HS256 shared secret, at least 32 bytes.
+    #[arg(long, env = "ITSM_JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// RS256/ES256 public key: a PEM file path, or the PEM text itself.
+    #[arg(long, env = "ITSM_JWT_PUBLIC_KEY", global = true)]
+    pub jwt_public_key: Option<String>,
+
+    /// RS256/ES256 private key (PEM file path or text), used only by `itsm token`.
+    #[arg(
+        long,
+        env = "ITSM_JWT_PRIVATE_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jwt_private_key: Option<Secret>,
+
+    /// Required `iss`; not checked when absent.
+    #[arg(long, env = "ITSM_JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+
+    /// Accepted `aud` values, comma-separated; not checked when absent.
+    #[arg(long, env = "ITSM_JWT_AUDIENCE", value_delimiter = ',', global = true)]
+    pub jwt_audience: Vec<String>,
+
+    /// Claim holding the role(s): a name, or a dotted path such as
+    /// `realm_access.roles`. By default `role`, or `roles` when `role` is absent.
+    #[arg(long, env = "ITSM_JWT_ROLE_CLAIM", global = true)]
+    pub jwt_role_claim: Option<String>,
+
+    /// Clock skew tolerated on `exp` and `nbf`.
+    #[arg(long, env = "ITSM_JWT_LEEWAY", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub jwt_leeway: Duration,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Args)]
+pub struct LogSettings {
+    /// `pretty` for people, `json` for log collectors.
+    #[arg(
+        long,
+        env = "ITSM_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// Filter in `tracing` syntax, such as `info` or `itsm=debug,info`.
+    #[arg(long, env = "ITSM_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A value that must never appear in logs or debug output.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// Parses `90`, `90s`, `15m`, `8h` or `7d` into a duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 30s, 15m, 8h or 7d"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => Some(number),
+        "m" => number.checked_mul(60),
+        "h" => number.checked_mul(3600),
+        "d" => number.checked_mul(86_400),
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}`: use s, m, h or d"
+            ));
+        }
+    };
+    seconds
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("`{text}` is too long a duration"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> Settings {
+        Settings::from_args(args.iter().copied()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn durations_accept_plain_seconds_and_units() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("8h"), Ok(Duration::from_secs(28_800)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+    }
+
+    #[test]
+    fn durations_reject_junk_and_overflow() {
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5w").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = settings(&["--jwt-secret", "super-secret-value-that-is-long-enough"]);
+        assert!(!format!("{s:?}").contains("super-secret"));
+    }
+
+    #[test]
+    fn the_default_database_is_an_sqlite_file_in_the_working_directory() {
+        let s = settings(&[]);
+        assert!(!s.database.is_postgres());
+        assert_eq!(s.database.sqlite_path(), Some(PathBuf::from("itsm.db")));
+    }
+
+    #[test]
+    fn sqlite_paths_ignore_query_parameters_and_memory() {
+        let db = |url: &str| settings(&["--database-url", url]).database;
+        assert_eq!(
+            db("sqlite:///tmp/x.db?mode=rwc").sqlite_path(),
+            Some(PathBuf::from("/tmp/x.db"))
+        );
+        assert_eq!(db("sqlite::memory:").sqlite_path(), None);
+        assert!(db("postgres://localhost/itsm").is_postgres());
+        assert_eq!(db("postgres://localhost/itsm").sqlite_path(), None);
+    }
+
+    #[test]
+    fn algorithm_names_are_case_insensitive() {
+        let s = settings(&["--jwt-algorithm", "rs256"]);
+        assert_eq!(s.jwt.jwt_algorithm, JwtAlgorithm::Rs256);
+    }
+
+    #[test]
+    fn audiences_are_comma_separated() {
+        let s = settings(&["--jwt-audience", "portal,mobile"]);
+        assert_eq!(s.jwt.jwt_audience, vec!["portal", "mobile"]);
+    }
+}

@@ -1,0 +1,146 @@
+//! Database connections with per-backend settings.
+//!
+//! PostgreSQL gets one sized pool with an acquire timeout. SQLite gets WAL mode,
+//! a busy timeout and foreign keys, and two pools: a single-connection writer and
+//! a pool of read-only readers. SQLite allows one writer at a time; funnelling
+//! every write through one connection queues writers inside the process instead
+//! of letting them collide in SQLite, so a client never sees "database is
+//! locked" (the busy timeout covers other processes, such as `itsm migrate`).
+//! In WAL mode readers never block the writer, nor the writer them.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DbBackend,
+    sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
+};
+
+use crate::config::DatabaseSettings;
+
+/// The service's database: where to read and where to write.
+///
+/// On PostgreSQL both are the same pool.
+#[derive(Clone, Debug)]
+pub struct Db {
+    reader: DatabaseConnection,
+    writer: DatabaseConnection,
+}
+
+impl Db {
+    /// Connects with the settings' backend-specific options.
+    #[tracing::instrument(skip_all, fields(backend))]
+    pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        if settings.is_postgres() {
+            tracing::Span::current().record("backend", "postgres");
+            let pool = Database::connect(postgres_options(settings))
+                .await
+                .context("could not connect to PostgreSQL")?;
+            return Ok(Self {
+                reader: pool.clone(),
+                writer: pool,
+            });
+        }
+        tracing::Span::current().record("backend", "sqlite");
+        if !settings.database_url.starts_with("sqlite:") {
+            anyhow::bail!(
+                "unsupported database URL: use sqlite://path/to/file.db or postgres://user@host/db"
+            );
+        }
+        let busy = settings.sqlite_busy_timeout;
+        let writer = Database::connect(sqlite_options(settings, 1, busy, false))
+            .await
+            .with_context(|| format!("could not open {}", settings.database_url))?;
+        if settings.sqlite_path().is_none() {
+            // Every connection to an in-memory database is a database of its own.
+            return Ok(Self {
+                reader: writer.clone(),
+                writer,
+            });
+        }
+        let reader = Database::connect(sqlite_options(
+            settings,
+            settings.db_max_connections.max(1),
+            busy,
+            true,
+        ))
+        .await
+        .with_context(|| format!("could not open {} for reading", settings.database_url))?;
+        Ok(Self { reader, writer })
+    }
+
+    /// For queries. Read-only on SQLite.
+    pub fn reader(&self) -> &DatabaseConnection {
+        &self.reader
+    }
+
+    /// For writes and for transactions that write.
+    pub fn writer(&self) -> &DatabaseConnection {
+        &self.writer
+    }
+
+    /// Which SQL dialect this is.
+    pub fn backend(&self) -> DbBackend {
+        self.writer.get_database_backend()
+    }
+
+    /// Applies pending migrations.
+    #[tracing::instrument(skip_all)]
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        Migrator::up(&self.writer, None)
+            .await
+            .context("could not apply database migrations")
+    }
+
+    /// Checks that the database answers, within `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> anyhow::Result<()> {
+        tokio::time::timeout(timeout, self.reader.ping())
+            .await
+            .context("database ping timed out")?
+            .context("database ping failed")
+    }
+
+    /// Closes both pools.
+    pub async fn close(self) {
+        // Errors on close only mean the pool was already gone.
+        let _ = self.reader.close_by_ref().await;
+        let _ = self.writer.close_by_ref().await;
+    }
+}
+
+fn postgres_options(settings: &DatabaseSettings) -> ConnectOptions {
+    let mut options = ConnectOptions::new(&settings.database_url);
+    options
+        .max_connections(settings.db_max_connections.max(1))
+        .min_connections(1)
+        .acquire_timeout(settings.db_acquire_timeout)
+        .connect_timeout(settings.db_acquire_timeout)
+        .idle_timeout(Duration::from_secs(600))
+        .set_application_name("itsm")
+        .sqlx_logging(false);
+    options
+}
+
+fn sqlite_options(
+    settings: &DatabaseSettings,
+    connections: u32,
+    busy_timeout: Duration,
+    read_only: bool,
+) -> ConnectOptions {
+    let mut options = ConnectOptions::new(&settings.database_url);
+    options
+        .max_connections(connections)
+        .min_connections(1)
+        .acquire_timeout(settings.db_acquire_timeout.max(busy_timeout))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(move |opts: SqliteConnectOptions| {
+            opts.create_if_missing(!read_only)
+                .read_only(read_only)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(busy_timeout)
+                .foreign_keys(true)
+        });
+    options
+}

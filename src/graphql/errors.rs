@@ -1,0 +1,425 @@
+//! Error mapping and request limits.
+//!
+//! Every error a client sees carries a stable `extensions.code`. Domain errors
+//! map one to one; an internal error is logged with its cause (inside the
+//! request's span, so with its request id) and reaches the client as a generic
+//! message plus the request id. Anything that slips through without a code is
+//! classified here, so an unexpected error text is never sent as is.
+
+use std::{
+    any::TypeId,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use async_graphql::{
+    ErrorExtensions, Request, Response, ServerError, ServerResult, ValidationResult, Value,
+    Variables,
+    extensions::{
+        Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
+        NextRequest, NextSubscribe, NextValidation,
+    },
+    futures_util::stream::BoxStream,
+    parser::types::{DocumentOperations, ExecutableDocument, Selection},
+};
+use futures_util::StreamExt;
+
+use crate::error::ApiError;
+
+/// What an internal error says to the client.
+pub const INTERNAL_MESSAGE: &str = "internal error";
+/// The code of a query that could not be parsed.
+pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+/// The code of a query that does not fit the schema or the limits.
+pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+
+/// Introspection queries get at least this depth: GraphiQL's own introspection
+/// query nests `ofType` deeply, though its result is bounded by the schema.
+const INTROSPECTION_MIN_DEPTH: usize = 15;
+/// Introspection queries get at least this complexity.
+const INTROSPECTION_MIN_COMPLEXITY: usize = 500;
+
+/// The id of the HTTP request (or WebSocket connection) being served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+/// How large a query may be.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Deepest field nesting.
+    pub max_depth: usize,
+    /// Highest complexity score.
+    pub max_complexity: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 1000,
+        }
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(err: ApiError) -> Self {
+        let code = err.code();
+        let (message, field) = match err {
+            ApiError::Unauthenticated => (
+                "authentication required: send a valid bearer token".to_owned(),
+                None,
+            ),
+            ApiError::Forbidden(message)
+            | ApiError::NotFound(message)
+            | ApiError::Conflict(message) => (message, None),
+            ApiError::BadUserInput { field, message } => (message, field),
+            ApiError::RateLimited => ("too many requests; try again later".to_owned(), None),
+            ApiError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+                (INTERNAL_MESSAGE.to_owned(), None)
+            }
+        };
+        async_graphql::Error::new(message).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(field) = field {
+                ext.set("field", field);
+            }
+        })
+    }
+}
+
+/// Adds limits and error classification to every request and subscription.
+pub struct RequestPolicy {
+    limits: Limits,
+}
+
+impl RequestPolicy {
+    /// A policy enforcing `limits`.
+    pub fn new(limits: Limits) -> Self {
+        Self { limits }
+    }
+}
+
+impl ExtensionFactory for RequestPolicy {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(PolicyExtension {
+            limits: self.limits,
+            introspection_only: AtomicBool::new(false),
+            request_id: Arc::default(),
+        })
+    }
+}
+
+struct PolicyExtension {
+    limits: Limits,
+    introspection_only: AtomicBool,
+    /// Request data is not visible to the `request` hook itself, so
+    /// `prepare_request` copies the id here.
+    request_id: Arc<Mutex<Option<RequestId>>>,
+}
+
+impl PolicyExtension {
+    fn request_id(
+        slot: &Mutex<Option<RequestId>>,
+        ctx: &ExtensionContext<'_>,
+    ) -> Option<RequestId> {
+        slot.lock()
+            .ok()
+            .and_then(|id| id.clone())
+            .or_else(|| ctx.data_opt::<RequestId>().cloned())
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for PolicyExtension {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let response = next.run(ctx).await;
+        let request_id = Self::request_id(&self.request_id, ctx);
+        finish(response, request_id.as_ref())
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        // The connection's id lives in its session data.
+        let session_id = ctx.data_opt::<RequestId>().cloned();
+        let slot = self.request_id.clone();
+        next.run(ctx, stream)
+            .map(move |response| {
+                let request_id = slot
+                    .lock()
+                    .ok()
+                    .and_then(|id| id.clone())
+                    .or(session_id.clone());
+                finish(response, request_id.as_ref())
+            })
+            .boxed()
+    }
+
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let id = request
+            .data
+            .get(&TypeId::of::<RequestId>())
+            .and_then(|data| data.downcast_ref::<RequestId>())
+            .cloned();
+        if let (Some(id), Ok(mut slot)) = (id, self.request_id.lock()) {
+            *slot = Some(id);
+        }
+        next.run(ctx, request).await
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next
+            .run(ctx, query, variables)
+            .await
+            .map_err(|e| with_code(e, PARSE_FAILED))?;
+        self.introspection_only
+            .store(is_introspection_only(&document), Ordering::Relaxed);
+        Ok(document)
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| with_code(e, VALIDATION_FAILED))
+                .collect::<Vec<_>>()
+        })?;
+        let (max_depth, max_complexity) = if self.introspection_only.load(Ordering::Relaxed) {
+            (
+                self.limits.max_depth.max(INTROSPECTION_MIN_DEPTH),
+                self.limits.max_complexity.max(INTROSPECTION_MIN_COMPLEXITY),
+            )
+        } else {
+            (self.limits.max_depth, self.limits.max_complexity)
+        };
+        if result.depth > max_depth {
+            return Err(vec![limit_error(format!(
+                "query is nested too deeply: depth {} exceeds the limit of {max_depth}",
+                result.depth
+            ))]);
+        }
+        if result.complexity > max_complexity {
+            return Err(vec![limit_error(format!(
+                "query is too complex: complexity {} exceeds the limit of {max_complexity}",
+                result.complexity
+            ))]);
+        }
+        Ok(result)
+    }
+}
+
+fn limit_error(message: String) -> ServerError {
+    with_code(ServerError::new(message, None), VALIDATION_FAILED)
+}
+
+fn with_code(mut error: ServerError, code: &str) -> ServerError {
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    if extensions.get("code").is_none() {
+        extensions.set("code", code);
+    }
+    error
+}
+
+/// True when every operation selects only `__schema`, `__type` or `__typename`.
+fn is_introspection_only(document: &ExecutableDocument) -> bool {
+    let mut operations: Box<dyn Iterator<Item = _>> = match &document.operations {
+        DocumentOperations::Single(op) => Box::new(std::iter::once(op)),
+        DocumentOperations::Multiple(ops) => Box::new(ops.values()),
+    };
+    operations.all(|op| {
+        op.node.selection_set.node.items.iter().all(|item| {
+            matches!(&item.node, Selection::Field(field) if field.node.name.node.starts_with("__"))
+        })
+    })
+}
+
+/// Gives every error a code and hides what must not be shown.
+fn finish(mut response: Response, request_id: Option<&RequestId>) -> Response {
+    for error in &mut response.errors {
+        classify(error, request_id);
+    }
+    response
+}
+
+fn classify(error: &mut ServerError, request_id: Option<&RequestId>) {
+    let code = error
+        .extensions
+        .as_ref()
+        .and_then(|ext| ext.get("code"))
+        .and_then(|code| match code {
+            Value::String(code) => Some(code.clone()),
+            _ => None,
+        });
+    let internal = match code.as_deref() {
+        Some("INTERNAL") => true,
+        Some(_) => false,
+        // A displayable error converted by `?`: its text was never meant for clients.
+        None if error.source.is_some() => {
+            tracing::error!(error = %error.message, path = ?error.path, "unclassified resolver error");
+            error.message = INTERNAL_MESSAGE.to_owned();
+            true
+        }
+        // Errors raised by async-graphql while coercing a field's arguments.
+        None if !error.path.is_empty() => {
+            set_code(error, "BAD_USER_INPUT");
+            false
+        }
+        None => {
+            set_code(error, VALIDATION_FAILED);
+            false
+        }
+    };
+    if internal {
+        set_code(error, "INTERNAL");
+        if let Some(RequestId(id)) = request_id {
+            error.message = format!("{INTERNAL_MESSAGE} (request id {id})");
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("requestId", id.as_str());
+        }
+    }
+}
+
+fn set_code(error: &mut ServerError, code: &str) {
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+
+    use super::*;
+
+    struct Query;
+
+    #[Object]
+    impl Query {
+        async fn leaky(&self) -> async_graphql::Result<i32> {
+            Err(std::io::Error::other("connection to 10.0.0.7 refused").into())
+        }
+        async fn internal(&self) -> Result<i32, ApiError> {
+            Err(ApiError::internal(anyhow::anyhow!("secret cause")))
+        }
+        async fn conflict(&self) -> Result<i32, ApiError> {
+            Err(ApiError::Conflict("version is stale".into()))
+        }
+        async fn bad(&self) -> Result<i32, ApiError> {
+            Err(ApiError::bad_input("title", "title must not be empty"))
+        }
+        async fn echo(&self, n: i32) -> i32 {
+            n
+        }
+        async fn nested(&self) -> Query {
+            Query
+        }
+    }
+
+    async fn run(query: &str) -> Response {
+        let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
+            .extension(RequestPolicy::new(Limits {
+                max_depth: 3,
+                max_complexity: 10,
+            }))
+            .finish();
+        schema
+            .execute(async_graphql::Request::new(query).data(RequestId("req-1".into())))
+            .await
+    }
+
+    fn first(response: &Response) -> (String, Option<String>, serde_json::Value) {
+        let error = &response.errors[0];
+        let ext = serde_json::to_value(&error.extensions).unwrap_or_default();
+        let code = ext.get("code").and_then(|c| c.as_str()).map(str::to_owned);
+        (error.message.clone(), code, ext)
+    }
+
+    #[tokio::test]
+    async fn displayable_errors_become_internal_and_hide_their_text() {
+        let (message, code, ext) = first(&run("{ leaky }").await);
+        assert_eq!(code.as_deref(), Some("INTERNAL"));
+        assert!(!message.contains("10.0.0.7"), "{message}");
+        assert!(message.contains("req-1"), "{message}");
+        assert_eq!(ext["requestId"], "req-1");
+    }
+
+    #[tokio::test]
+    async fn internal_errors_carry_the_request_id_not_the_cause() {
+        let (message, code, _) = first(&run("{ internal }").await);
+        assert_eq!(code.as_deref(), Some("INTERNAL"));
+        assert_eq!(message, "internal error (request id req-1)");
+    }
+
+    #[tokio::test]
+    async fn domain_errors_keep_their_code_message_and_field() {
+        let (message, code, _) = first(&run("{ conflict }").await);
+        assert_eq!(
+            (message.as_str(), code.as_deref()),
+            ("version is stale", Some("CONFLICT"))
+        );
+        let (_, code, ext) = first(&run("{ bad }").await);
+        assert_eq!(code.as_deref(), Some("BAD_USER_INPUT"));
+        assert_eq!(ext["field"], "title");
+    }
+
+    #[tokio::test]
+    async fn parse_validation_and_limit_errors_have_codes() {
+        let (_, code, _) = first(&run("{ echo(").await);
+        assert_eq!(code.as_deref(), Some(PARSE_FAILED));
+        let (_, code, _) = first(&run("{ nope }").await);
+        assert_eq!(code.as_deref(), Some(VALIDATION_FAILED));
+        let (message, code, _) =
+            first(&run("{ nested { nested { nested { echo(n: 1) } } } }").await);
+        assert_eq!(code.as_deref(), Some(VALIDATION_FAILED));
+        assert!(
+            message.contains("depth 4 exceeds the limit of 3"),
+            "{message}"
+        );
+        let many = format!(
+            "{{ {} }}",
+            (0..11)
+                .map(|i| format!("a{i}: echo(n: 1)"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let (message, _, _) = first(&run(&many).await);
+        assert!(message.contains("too complex"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn introspection_gets_room_for_graphiql_but_stays_bounded() {
+        let deep =
+            "{ __schema { types { fields { type { ofType { ofType { ofType { name } } } } } } } }";
+        assert!(run(deep).await.errors.is_empty());
+        let too_deep = format!(
+            "{{ __type(name: \"Query\") {} }}",
+            "{ fields { type ".repeat(8) + "{ name }" + &" } }".repeat(8)
+        );
+        let (message, _, _) = first(&run(&too_deep).await);
+        assert!(message.contains("nested too deeply"), "{message}");
+    }
+}

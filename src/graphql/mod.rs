@@ -1,0 +1,75 @@
+//! Schema assembly, limits, error mapping and Relay helpers.
+//!
+//! Domains contribute their query, mutation and subscription parts; the roots
+//! here merge them. Resolvers reach the database and the viewer through
+//! [`ContextExt`].
+
+pub mod errors;
+mod heartbeat;
+pub mod relay;
+
+use async_graphql::{
+    Context, EmptyMutation, MergedObject, MergedSubscription, Schema, SchemaBuilder,
+};
+
+pub use errors::{Limits, RequestId};
+
+use crate::{auth::Auth, db::Db, error::ApiError, user};
+
+/// The service's schema type.
+pub type ItsmSchema = Schema<QueryRoot, EmptyMutation, SubscriptionRoot>;
+
+/// Every query field, merged from the domains.
+#[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(user::resolvers::UserQuery, relay::NodeQuery);
+
+/// Every subscription field, merged from the domains.
+#[derive(MergedSubscription, Default)]
+#[graphql(name = "Subscription")]
+pub struct SubscriptionRoot(heartbeat::HeartbeatSubscription);
+
+fn builder(limits: Limits) -> SchemaBuilder<QueryRoot, EmptyMutation, SubscriptionRoot> {
+    Schema::build(
+        QueryRoot::default(),
+        EmptyMutation,
+        SubscriptionRoot::default(),
+    )
+    .extension(errors::RequestPolicy::new(limits))
+}
+
+/// Builds the schema the server executes, with its limits and data.
+pub fn build_schema(limits: Limits, db: Db, development: bool) -> ItsmSchema {
+    let mut builder = builder(limits).data(db);
+    if !development {
+        builder = builder.disable_suggestions();
+    }
+    builder.finish()
+}
+
+/// The schema in SDL, as checked in at `schema.graphql`.
+pub fn sdl() -> String {
+    builder(Limits::default()).finish().sdl()
+}
+
+/// What resolvers read from the context.
+pub trait ContextExt {
+    /// Who is asking. Missing data counts as anonymous, so a forgotten
+    /// `.data(auth)` fails closed.
+    fn auth(&self) -> &Auth;
+    /// The database.
+    fn db(&self) -> Result<&Db, ApiError>;
+}
+
+static ANONYMOUS: Auth = Auth::Anonymous;
+
+impl ContextExt for Context<'_> {
+    fn auth(&self) -> &Auth {
+        self.data_opt::<Auth>().unwrap_or(&ANONYMOUS)
+    }
+
+    fn db(&self) -> Result<&Db, ApiError> {
+        self.data_opt::<Db>()
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("schema built without a database")))
+    }
+}

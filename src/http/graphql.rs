@@ -1,0 +1,278 @@
+//! GraphQL over HTTP: `POST /graphql` for everything, `GET /graphql` for
+//! queries only (and for the WebSocket upgrade).
+
+use async_graphql::{
+    BatchRequest, Request as GraphQLRequest, Variables,
+    parser::{
+        parse_query,
+        types::{DocumentOperations, OperationType},
+    },
+};
+use async_graphql_axum::GraphQLResponse;
+use axum::{
+    extract::{Query, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{AppState, error_response, request_id, ws};
+use crate::{
+    auth::{Auth, AuthError},
+    error::ApiError,
+    graphql::{RequestId, errors::PARSE_FAILED},
+};
+
+/// `POST /graphql`: a JSON body holding one request, or a batch of them.
+pub async fn post(State(state): State<AppState>, request: Request) -> Response {
+    let id = request_id(&request);
+    let (parts, body) = request.into_parts();
+    if !is_json(&parts.headers) {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_USER_INPUT",
+            "send the GraphQL request as JSON with Content-Type: application/json".into(),
+            None,
+        );
+    }
+    let bytes = match axum::body::to_bytes(body, state.settings.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BAD_USER_INPUT",
+                format!(
+                    "the request body exceeds {} bytes",
+                    state.settings.max_body_bytes
+                ),
+                None,
+            );
+        }
+    };
+    let batch = match parse_body(&bytes, state.max_batch) {
+        Ok(batch) => batch,
+        Err((code, message)) => {
+            return error_response(StatusCode::BAD_REQUEST, code, message, None);
+        }
+    };
+    let auth = match authenticate(&state, &parts.headers, &id).await {
+        Ok(auth) => auth,
+        Err(response) => return response,
+    };
+    let batch = batch.data(auth).data(RequestId(id));
+    GraphQLResponse::from(state.schema.execute_batch(batch).await).into_response()
+}
+
+/// `GET /graphql`: a WebSocket upgrade, or a query in the query string.
+/// Mutations and subscriptions over plain GET get 405: GET must stay safe.
+pub async fn get_or_upgrade(State(state): State<AppState>, request: Request) -> Response {
+    if is_websocket_upgrade(request.headers()) {
+        return ws::upgrade(state, request).await;
+    }
+    let id = request_id(&request);
+    let graphql_request = match parse_query_string(request.uri()) {
+        Ok(graphql_request) => graphql_request,
+        Err(message) => {
+            return error_response(StatusCode::BAD_REQUEST, PARSE_FAILED, message, None);
+        }
+    };
+    let operation = operation_type(
+        &graphql_request.query,
+        graphql_request.operation_name.as_deref(),
+    );
+    if matches!(
+        operation,
+        Some(OperationType::Mutation | OperationType::Subscription)
+    ) {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BAD_USER_INPUT",
+            "only queries may be sent with GET; send mutations with POST".into(),
+            None,
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let auth = match authenticate(&state, request.headers(), &id).await {
+        Ok(auth) => auth,
+        Err(response) => return response,
+    };
+    let graphql_request = graphql_request.data(auth).data(RequestId(id));
+    GraphQLResponse::from(state.schema.execute(graphql_request).await).into_response()
+}
+
+/// Reads a POST body: one request object, or an array of 1 to `max_batch`.
+fn parse_body(bytes: &[u8], max_batch: usize) -> Result<BatchRequest, (&'static str, String)> {
+    let not_a_request = |error: serde_json::Error| {
+        (
+            PARSE_FAILED,
+            format!("the body is not a GraphQL request: {error}"),
+        )
+    };
+    match serde_json::from_slice::<Value>(bytes).map_err(not_a_request)? {
+        Value::Array(items) => {
+            if max_batch <= 1 {
+                return Err((
+                    "BAD_USER_INPUT",
+                    "batched requests are not accepted; send one operation per request".into(),
+                ));
+            }
+            if items.is_empty() || items.len() > max_batch {
+                return Err((
+                    "BAD_USER_INPUT",
+                    format!(
+                        "a batch must hold 1 to {max_batch} operations, not {}",
+                        items.len()
+                    ),
+                ));
+            }
+            let requests = items
+                .into_iter()
+                .map(|item| match item {
+                    Value::Object(_) => serde_json::from_value(item).map_err(not_a_request),
+                    _ => Err((
+                        PARSE_FAILED,
+                        "each batch entry must be a request object".into(),
+                    )),
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(BatchRequest::Batch(requests))
+        }
+        object @ Value::Object(_) => Ok(BatchRequest::Single(
+            serde_json::from_value(object).map_err(not_a_request)?,
+        )),
+        _ => Err((
+            PARSE_FAILED,
+            "the body must be a JSON object (or an array of them)".into(),
+        )),
+    }
+}
+
+/// The GET parameters of GraphQL over HTTP.
+#[derive(Deserialize)]
+struct GetParams {
+    #[serde(default)]
+    query: String,
+    #[serde(default, rename = "operationName", alias = "operation_name")]
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Option<String>,
+}
+
+fn parse_query_string(uri: &Uri) -> Result<GraphQLRequest, String> {
+    let Query(params) = Query::<GetParams>::try_from_uri(uri)
+        .map_err(|e| format!("the query string is not a GraphQL request: {e}"))?;
+    let mut request = GraphQLRequest::new(params.query);
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    if let Some(variables) = params.variables.filter(|v| !v.trim().is_empty()) {
+        let variables = serde_json::from_str(&variables)
+            .map_err(|e| format!("`variables` is not a JSON object: {e}"))?;
+        request = request.variables(Variables::from_json(variables));
+    }
+    Ok(request)
+}
+
+/// Reads the bearer token. A bad one ends the request with 401, whatever the
+/// query asks for; the message never says which check failed.
+async fn authenticate(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Auth, Response> {
+    let header = match headers.get(header::AUTHORIZATION).map(HeaderValue::to_str) {
+        None => None,
+        Some(Ok(value)) => Some(value),
+        Some(Err(_)) => return Err(unauthenticated("authorization header is not text")),
+    };
+    match state.authenticator.from_authorization(header).await {
+        Ok(auth) => Ok(auth),
+        Err(AuthError::Rejected(reason)) => Err(unauthenticated(&reason)),
+        Err(AuthError::Internal(error)) => Err(internal(error, id)),
+    }
+}
+
+fn unauthenticated(reason: &str) -> Response {
+    tracing::info!(reason, "token rejected");
+    let mut response = error_response(
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+        "invalid or expired token".into(),
+        None,
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    response
+}
+
+fn internal(error: ApiError, id: &str) -> Response {
+    match error {
+        ApiError::Internal(cause) => {
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+        }
+        other => tracing::error!(error = ?other, "unexpected error while authenticating"),
+    }
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL",
+        format!("internal error (request id {id})"),
+        Some(id),
+    )
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// The type of the operation a request would run, when it can be told.
+fn operation_type(query: &str, name: Option<&str>) -> Option<OperationType> {
+    let document = parse_query(query).ok()?;
+    match document.operations {
+        DocumentOperations::Single(operation) => Some(operation.node.ty),
+        DocumentOperations::Multiple(operations) => match name {
+            Some(name) => operations
+                .iter()
+                .find(|(op_name, _)| op_name.as_str() == name)
+                .map(|(_, operation)| operation.node.ty),
+            // One named operation runs without being named in the request.
+            None if operations.len() == 1 => operations.values().next().map(|op| op.node.ty),
+            None => None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_types_are_found_by_name() {
+        assert_eq!(operation_type("{ a }", None), Some(OperationType::Query));
+        assert_eq!(
+            operation_type("mutation M { a }", None),
+            Some(OperationType::Mutation)
+        );
+        let doc = "query Q { a } mutation M { a }";
+        assert_eq!(
+            operation_type(doc, Some("M")),
+            Some(OperationType::Mutation)
+        );
+        assert_eq!(operation_type(doc, Some("Q")), Some(OperationType::Query));
+        assert_eq!(operation_type(doc, None), None);
+        assert_eq!(operation_type("{ a", None), None);
+    }
+}

@@ -1,0 +1,139 @@
+//! The axum router: GraphQL over HTTP and WebSocket, GraphiQL, the SDL, health.
+
+mod graphql;
+mod health;
+mod ws;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, Request},
+    http::{HeaderName, HeaderValue, StatusCode, header},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+use serde_json::json;
+use tower::ServiceBuilder;
+use tower_http::{
+    limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    timeout::TimeoutLayer,
+    trace::{DefaultOnResponse, TraceLayer},
+};
+use tracing::Level;
+
+use crate::{auth::Authenticator, config::HttpSettings, db::Db, graphql::ItsmSchema};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The executable schema.
+    pub schema: ItsmSchema,
+    /// The database, for readiness.
+    pub db: Db,
+    /// Turns credentials into a viewer.
+    pub authenticator: Authenticator,
+    /// Listener settings.
+    pub settings: Arc<HttpSettings>,
+    /// Most operations in one batched request.
+    pub max_batch: usize,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Builds the router with its middleware.
+pub fn router(state: AppState) -> Router {
+    let settings = state.settings.clone();
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id = %request_id(request),
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            settings.request_timeout,
+        ))
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes));
+
+    Router::new()
+        .route("/", get(graphiql))
+        .route("/graphql", get(graphql::get_or_upgrade).post(graphql::post))
+        .route("/schema.graphql", get(sdl))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(middleware)
+}
+
+/// The request id set (or kept) by the request-id layer.
+pub(crate) fn request_id(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        async_graphql::http::GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql")
+            .title("ITSM GraphQL")
+            .finish(),
+    )
+}
+
+async fn sdl() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        crate::graphql::sdl(),
+    )
+}
+
+async fn not_found() -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "no such endpoint".into(),
+        None,
+    )
+}
+
+/// A GraphQL-shaped error body with an HTTP status.
+pub(crate) fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: String,
+    request_id: Option<&str>,
+) -> Response {
+    let mut extensions = json!({ "code": code });
+    if let Some(id) = request_id {
+        extensions["requestId"] = json!(id);
+    }
+    (
+        status,
+        Json(json!({ "errors": [{ "message": message, "extensions": extensions }] })),
+    )
+        .into_response()
+}
+
+/// How long `/readyz` waits for the database.
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(2);

@@ -1,0 +1,16 @@
+//! An IT service management GraphQL service: tickets, queues, the service
+//! catalog and the ITIL lifecycle over sea-orm, with JWT authentication and
+//! live subscriptions. `main.rs` is a thin shell over this library, which the
+//! integration tests drive directly.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod entity;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod startup;
+pub mod telemetry;
+pub mod user;

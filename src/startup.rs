@@ -1,0 +1,124 @@
+//! Connect, migrate, build the schema and router, bind, serve, shut down.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::{
+    auth::{Authenticator, JwtKeys, KeySource},
+    config::Settings,
+    db::Db,
+    graphql::{self, Limits},
+    http::{self, AppState},
+};
+
+/// A bound, ready-to-serve instance of the service.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    db: Db,
+    address: SocketAddr,
+}
+
+impl Application {
+    /// Connects to the database, applies pending migrations (unless turned
+    /// off), loads the JWT key and binds the listener. Port 0 picks a free port;
+    /// [`Application::address`] tells which.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let keys = JwtKeys::load(&settings)?;
+        match keys.source() {
+            KeySource::Configured => {}
+            KeySource::DevelopmentFile(path) => tracing::warn!(
+                path = %path.display(),
+                "no JWT key configured: using a generated DEVELOPMENT secret; \
+                 mint tokens with `itsm token`, and configure a real key for production"
+            ),
+            KeySource::Ephemeral => tracing::warn!(
+                "no JWT key configured: using a DEVELOPMENT secret that lives only in this process"
+            ),
+        }
+        let db = Db::connect(&settings.database).await?;
+        if settings.database.no_migrate {
+            tracing::info!("not applying migrations (--no-migrate)");
+        } else {
+            db.migrate().await?;
+        }
+        let limits = Limits {
+            max_depth: settings.graphql.graphql_max_depth,
+            max_complexity: settings.graphql.graphql_max_complexity,
+        };
+        let schema = graphql::build_schema(limits, db.clone(), settings.dev);
+        let state = AppState {
+            schema,
+            db: db.clone(),
+            authenticator: Authenticator::new(Arc::new(keys), db.clone()),
+            settings: Arc::new(settings.http.clone()),
+            max_batch: settings.graphql.graphql_max_batch,
+        };
+        let router = http::router(state);
+        let listener = TcpListener::bind(settings.http.listen)
+            .await
+            .with_context(|| format!("could not listen on {}", settings.http.listen))?;
+        let address = listener.local_addr().context("no local address")?;
+        Ok(Self {
+            listener,
+            router,
+            db,
+            address,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, letting in-flight requests finish.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes, letting in-flight requests finish.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(address = %self.address, "listening on http://{}", self.address);
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("server error")?;
+        self.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,417 @@
+//! The `itsm` binary itself: the quick start, subcommands, start-up refusals,
+//! logs and graceful shutdown.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use itsm::auth::Role;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    Backend, Proxy, TEST_SECRET, TestDatabase, count, postgres_socket, postgres_url, settings,
+    via_proxy,
+};
+
+crate::on_both_backends!(
+    migrate_subcommands_apply_roll_back_and_report,
+    internal_errors_are_logged_with_their_cause_and_request_id,
+    no_migrate_leaves_the_schema_alone,
+);
+
+const BINARY: &str = env!("CARGO_BIN_EXE_itsm");
+const WAIT: Duration = Duration::from_secs(30);
+
+/// `itsm` with a clean environment: only what the test passes.
+fn itsm(dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BINARY);
+    command.current_dir(dir).env_clear();
+    if let Ok(path) = std::env::var("PATH") {
+        command.env("PATH", path);
+    }
+    command.envs(env.iter().copied());
+    command
+}
+
+fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    itsm(dir, env).args(args).output().expect("itsm runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A running `itsm serve` and its JSON log lines.
+struct Served {
+    child: Child,
+    address: String,
+    log: Arc<Mutex<Vec<Value>>>,
+    client: reqwest::Client,
+}
+
+impl Served {
+    fn start(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Self {
+        let mut child = itsm(dir, env)
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("itsm serve starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let log: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let (address_tx, address_rx) = std::sync::mpsc::channel();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let Ok(entry) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                if let Some(address) = entry["fields"]["address"].as_str() {
+                    let _ = address_tx.send(address.to_owned());
+                }
+                lines.lock().expect("lock").push(entry);
+            }
+        });
+        let address = address_rx.recv_timeout(WAIT).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("no listening line: {:?}", log.lock().map(|l| l.clone()))
+        });
+        Self {
+            child,
+            address,
+            log,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    fn logged(&self, predicate: impl Fn(&Value) -> bool) -> bool {
+        self.log.lock().expect("lock").iter().any(predicate)
+    }
+
+    /// Waits until a log line satisfies `predicate`.
+    async fn wait_for_log(&self, predicate: impl Fn(&Value) -> bool) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < WAIT {
+            if self.logged(&predicate) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    async fn graphql(&self, query: &str, token: &str, request_id: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.url("/graphql"))
+            .bearer_auth(token)
+            .header("x-request-id", request_id)
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .expect("sent");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "SIGTERM sent");
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(start.elapsed() < WAIT, "itsm did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn message_contains(entry: &Value, text: &str) -> bool {
+    entry["fields"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains(text))
+}
+
+fn temp_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("itsm-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quick_start_needs_no_setup_and_itsm_token_signs_with_its_key() {
+    let dir = temp_dir();
+    let served = Served::start(&dir, &[], &[]);
+    assert!(served.logged(|e| e["level"] == "WARN" && message_contains(e, "DEVELOPMENT")));
+    assert!(
+        dir.join("itsm.db").exists(),
+        "the SQLite file is created in the working directory"
+    );
+    let secret = dir.join("itsm.db.jwt-secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret).map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(mode.ok(), Some(0o600), "the development key is owner-only");
+    }
+
+    let output = run(
+        &dir,
+        &[],
+        &[
+            "token",
+            "--sub",
+            "quinn",
+            "--role",
+            "admin",
+            "--email",
+            "q@example.com",
+            "--name",
+            "Quinn",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed = stdout(&output);
+    let token = printed.trim_end();
+    assert_eq!(
+        printed.lines().count(),
+        1,
+        "only the token on stdout: {printed:?}"
+    );
+    assert_eq!(token.split('.').count(), 3, "{token}");
+
+    let (status, body) = served
+        .graphql(
+            "{ viewer { subject email displayName role } }",
+            token,
+            "quick-1",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["viewer"],
+        json!({"subject": "quinn", "email": "q@example.com", "displayName": "Quinn", "role": "ADMIN"})
+    );
+
+    let listen = served.address.clone();
+    let health = run(&dir, &[("ITSM_LISTEN", listen.as_str())], &["healthcheck"]);
+    assert!(health.status.success(), "{}", stderr(&health));
+
+    let status = served.terminate();
+    assert!(status.success(), "a clean exit on SIGTERM: {status:?}");
+    let health = run(&dir, &[("ITSM_LISTEN", listen.as_str())], &["healthcheck"]);
+    assert!(!health.status.success(), "nothing answers after shutdown");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A request waiting on an unreachable PostgreSQL is in flight when SIGTERM
+/// arrives; it still gets its answer before the process exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_in_flight_request_finish() {
+    let Some(admin) = postgres_url() else { return };
+    let db = TestDatabase::create(Backend::Postgres).await;
+    let proxy = Proxy::start(postgres_socket(&admin)).await;
+    let url = via_proxy(&db.url, proxy.address);
+    let env = [
+        ("ITSM_DATABASE_URL", url.as_str()),
+        ("ITSM_JWT_SECRET", TEST_SECRET),
+    ];
+    let served = Served::start(db.dir(), &env, &["--db-acquire-timeout", "1s"]);
+    proxy.cut();
+    let in_flight = tokio::spawn(served.client.get(served.url("/readyz")).send());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let exit = tokio::task::spawn_blocking(move || served.terminate())
+        .await
+        .expect("terminated");
+    let response = in_flight
+        .await
+        .expect("joined")
+        .expect("the in-flight request was answered");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[test]
+fn serve_refuses_postgres_without_a_key_and_a_short_secret() {
+    let dir = temp_dir();
+    let output = run(
+        &dir,
+        &[("ITSM_DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")],
+        &["serve"],
+    );
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert!(
+        text.contains("ITSM_JWT_SECRET") && text.contains("--dev"),
+        "{text}"
+    );
+
+    let output = run(&dir, &[("ITSM_JWT_SECRET", "short")], &["serve"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("at least 32 bytes"),
+        "{}",
+        stderr(&output)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_starts_without_a_key_in_development_mode() {
+    if postgres_url().is_none() {
+        return;
+    }
+    let db = TestDatabase::create(Backend::Postgres).await;
+    let dir = db.dir().clone();
+    let env = [("ITSM_DATABASE_URL", db.url.as_str()), ("ITSM_DEV", "true")];
+    let served = Served::start(&dir, &env, &[]);
+    assert!(dir.join("itsm-dev.jwt-secret").exists());
+    let output = run(&dir, &env, &["token", "--sub", "dev", "--role", "agent"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let (status, body) = served
+        .graphql("{ viewer { role } }", stdout(&output).trim(), "dev-1")
+        .await;
+    assert_eq!(
+        (status, &body["data"]["viewer"]["role"]),
+        (StatusCode::OK, &json!("AGENT")),
+        "{body}"
+    );
+}
+
+#[test]
+fn the_schema_subcommand_prints_the_checked_in_schema() {
+    let dir = temp_dir();
+    let output = run(&dir, &[], &["schema"]);
+    assert!(output.status.success());
+    let checked_in =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
+            .unwrap_or_default();
+    assert_eq!(stdout(&output), checked_in);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn migrate_subcommands_apply_roll_back_and_report(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let env = [("ITSM_DATABASE_URL", db.url.as_str())];
+    let dir = db.dir().clone();
+    let status = |expected: &str| {
+        let output = run(&dir, &env, &["migrate", "status"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let text = stdout(&output);
+        assert!(
+            text.lines().all(|l| l.starts_with(expected)) && !text.is_empty(),
+            "expected all {expected}: {text}"
+        );
+    };
+    status("pending");
+    assert!(run(&dir, &env, &["migrate", "up"]).status.success());
+    status("applied");
+    assert!(
+        run(&dir, &env, &["migrate", "down", "--steps", "99"])
+            .status
+            .success()
+    );
+    status("pending");
+    let refused = run(&dir, &env, &["migrate", "fresh"]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("--yes"), "{}", stderr(&refused));
+    assert!(
+        run(&dir, &env, &["migrate", "fresh", "--yes"])
+            .status
+            .success()
+    );
+    status("applied");
+    let conn = db.connect().await;
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM users").await, 0);
+}
+
+async fn internal_errors_are_logged_with_their_cause_and_request_id(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let env = [
+        ("ITSM_DATABASE_URL", db.url.as_str()),
+        ("ITSM_JWT_SECRET", TEST_SECRET),
+    ];
+    let served = Served::start(db.dir(), &env, &[]);
+    let conn = db.connect().await;
+    sea_orm::ConnectionTrait::execute_unprepared(&conn, "DROP TABLE users")
+        .await
+        .expect("drop table");
+    let keys = itsm::auth::JwtKeys::load(&settings(&["--jwt-secret", TEST_SECRET])).expect("keys");
+    let token = keys
+        .mint(
+            &itsm::auth::Claims {
+                subject: "unlucky".into(),
+                email: None,
+                name: None,
+                role: Role::Agent,
+            },
+            Duration::from_secs(60),
+        )
+        .expect("token");
+    let (status, body) = served
+        .graphql("{ viewer { id } }", &token, "req-log-1")
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(!body.to_string().contains("users"), "{body}");
+    let logged = served
+        .wait_for_log(|e| {
+            e["span"]["request_id"] == "req-log-1"
+                && e["level"] == "ERROR"
+                && e["fields"]["error"]
+                    .as_str()
+                    .is_some_and(|cause| cause.contains("users"))
+        })
+        .await;
+    assert!(
+        logged,
+        "the cause is logged with the request id: {:?}",
+        served.log.lock().map(|l| l.clone())
+    );
+}
+
+async fn no_migrate_leaves_the_schema_alone(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let env = [
+        ("ITSM_DATABASE_URL", db.url.as_str()),
+        ("ITSM_JWT_SECRET", TEST_SECRET),
+    ];
+    let served = Served::start(db.dir(), &env, &["--no-migrate"]);
+    let ready = served
+        .client
+        .get(served.url("/readyz"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ready.status(), StatusCode::OK);
+    let output = run(db.dir(), &env, &["migrate", "status"]);
+    assert!(
+        stdout(&output).starts_with("pending"),
+        "{}",
+        stdout(&output)
+    );
+}

@@ -1,0 +1,416 @@
+//! Spawns the real server on port 0 against a fresh database (a new SQLite file,
+//! or a new PostgreSQL database per test) and talks to it over real sockets.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc, Mutex, Once,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use itsm::{
+    auth::{Claims, JwtKeys, Role},
+    config::Settings,
+    startup::Application,
+};
+use reqwest::StatusCode;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{Value, json};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::oneshot,
+    task::JoinHandle,
+};
+
+/// The HS256 secret test servers use unless a test configures another key.
+pub const TEST_SECRET: &str = "integration-test-secret-0123456789abcdef";
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one `#[tokio::test]` per backend for each named
+/// `async fn name(backend: Backend)`, in modules `sqlite` and `postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::helpers::postgres_url().is_some() {
+                        super::$name($crate::helpers::Backend::Postgres).await
+                    }
+                }
+            )+
+        }
+    };
+}
+
+/// The PostgreSQL server for tests, from `ITSM_TEST_POSTGRES_URL`. Under CI its
+/// absence fails the test instead of skipping it.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("ITSM_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let under_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+            assert!(
+                !under_ci,
+                "CI is set but ITSM_TEST_POSTGRES_URL is not: the PostgreSQL tests must run"
+            );
+            eprintln!("skipping: ITSM_TEST_POSTGRES_URL is not set");
+            None
+        }
+    }
+}
+
+/// Settings as the binary would parse them from `args`.
+pub fn settings(args: &[&str]) -> Settings {
+    Settings::from_args(args.iter().copied()).unwrap_or_else(|e| panic!("bad test settings: {e}"))
+}
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("info,itsm=debug")
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// A fresh, empty database of the given backend.
+pub struct TestDatabase {
+    pub url: String,
+    dir: PathBuf,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub async fn create(backend: Backend) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = std::env::temp_dir().join(format!("itsm-test-{id}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        match backend {
+            Backend::Sqlite => Self {
+                url: format!("sqlite://{}", dir.join("itsm.db").display()),
+                dir,
+                postgres: None,
+            },
+            Backend::Postgres => {
+                let admin = postgres_url().expect("ITSM_TEST_POSTGRES_URL");
+                let name = format!("itsm_test_{id}");
+                let conn = Database::connect(&admin)
+                    .await
+                    .expect("connect to PostgreSQL");
+                conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .expect("create test database");
+                let _ = conn.close().await;
+                Self {
+                    url: with_database(&admin, &name),
+                    dir,
+                    postgres: Some((admin, name)),
+                }
+            }
+        }
+    }
+
+    /// A separate connection for the test to look at or tamper with the data.
+    pub async fn connect(&self) -> DatabaseConnection {
+        Database::connect(&self.url)
+            .await
+            .expect("connect to test database")
+    }
+
+    pub fn dir(&self) -> &PathBuf {
+        &self.dir
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some((admin, name)) = self.postgres.take() {
+            // Drop runs inside the test's runtime; use a thread with its own.
+            let _ = std::thread::spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                runtime.block_on(async move {
+                    if let Ok(conn) = Database::connect(&admin).await {
+                        let _ = conn
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
+                            .await;
+                        let _ = conn.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &base[..host_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    pub db: TestDatabase,
+    keys: JwtKeys,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Starts the server on a fresh database of `backend` with the test secret.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+/// Like [`spawn_app`], with extra command-line arguments.
+pub async fn spawn_app_with(backend: Backend, args: &[&str]) -> TestApp {
+    let db = TestDatabase::create(backend).await;
+    spawn_on(db, args).await
+}
+
+/// Starts the server on `db`. Unless `args` configure a key, the test secret is used.
+pub async fn spawn_on(db: TestDatabase, args: &[&str]) -> TestApp {
+    let url = db.url.clone();
+    spawn_on_url(db, &url, args).await
+}
+
+/// Starts the server on `db`, reaching it through `url` (a proxy, say).
+pub async fn spawn_on_url(db: TestDatabase, url: &str, args: &[&str]) -> TestApp {
+    init_logs();
+    let mut argv = vec!["--database-url", url, "--listen", "127.0.0.1:0"];
+    if !args.iter().any(|a| a.starts_with("--jwt")) {
+        argv.extend(["--jwt-secret", TEST_SECRET]);
+    }
+    argv.extend_from_slice(args);
+    let settings = settings(&argv);
+    let keys = JwtKeys::load(&settings).expect("test keys");
+    let app = Application::build(settings)
+        .await
+        .expect("the server starts");
+    let address = app.address();
+    let (shutdown, stopped) = oneshot::channel();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db,
+        keys,
+        shutdown: Some(shutdown),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/graphql", self.address)
+    }
+
+    /// A token for `subject` with `role`, signed with the server's key.
+    pub fn token(&self, subject: &str, role: Role) -> String {
+        self.token_for(&Claims {
+            subject: subject.into(),
+            email: Some(format!("{subject}@example.com")),
+            name: Some(format!("Test {subject}")),
+            role,
+        })
+    }
+
+    pub fn token_for(&self, claims: &Claims) -> String {
+        self.keys
+            .mint(claims, Duration::from_secs(600))
+            .expect("mint a token")
+    }
+
+    /// POSTs a GraphQL request; returns the status and the JSON body.
+    pub async fn graphql(&self, query: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.graphql_with(json!({ "query": query }), token).await
+    }
+
+    /// POSTs any JSON body to `/graphql`.
+    pub async fn graphql_with(&self, body: Value, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.client.post(self.url("/graphql")).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The `viewer` of `token`.
+    pub async fn viewer(&self, token: &str) -> Value {
+        let (status, body) = self
+            .graphql(
+                "{ viewer { id subject email displayName role } }",
+                Some(token),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.get("errors").is_none(), "{body}");
+        body["data"]["viewer"].clone()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// The `extensions.code` of the first error in a GraphQL response.
+pub fn error_code(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["code"].as_str()
+}
+
+/// Counts rows with a query on a separate connection.
+pub async fn count(conn: &DatabaseConnection, sql: &str) -> i64 {
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            sql.to_owned(),
+        ))
+        .await
+        .expect("count query")
+        .expect("a row");
+    row.try_get_by_index::<i64>(0).expect("a count")
+}
+
+/// A TCP proxy to PostgreSQL that a test can cut and restore, to make the
+/// database unreachable for the server under test.
+pub struct Proxy {
+    pub address: SocketAddr,
+    open: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let address = listener.local_addr().expect("proxy address");
+        let open = Arc::new(AtomicBool::new(true));
+        let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let accept = tokio::spawn({
+            let open = open.clone();
+            let connections = connections.clone();
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !open.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(target).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    connections.lock().expect("lock").push(task);
+                }
+            }
+        });
+        Self {
+            address,
+            open,
+            connections,
+            accept,
+        }
+    }
+
+    /// Refuses new connections and breaks the open ones.
+    pub fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for task in self.connections.lock().expect("lock").drain(..) {
+            task.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+/// The host and port of a PostgreSQL URL.
+pub fn postgres_socket(url: &str) -> SocketAddr {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = after_scheme.split('/').next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host_port = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    };
+    let host_port = host_port.replace("localhost", "127.0.0.1");
+    host_port.parse().expect("PostgreSQL host:port")
+}
+
+/// `url` pointing at `proxy` instead of the PostgreSQL server.
+pub fn via_proxy(url: &str, proxy: SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").expect("scheme");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let user = authority
+        .rsplit_once('@')
+        .map(|(user, _)| format!("{user}@"))
+        .unwrap_or_default();
+    format!("{scheme}://{user}{proxy}/{path}")
+}

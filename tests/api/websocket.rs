@@ -1,0 +1,210 @@
+//! GraphQL over WebSocket: both protocols, authentication in `connection_init`.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use itsm::auth::Role;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+};
+
+use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
+
+crate::on_both_backends!(
+    a_good_token_is_acknowledged_and_operations_run,
+    a_bad_token_closes_the_socket_with_4403,
+    an_anonymous_connection_is_acknowledged_but_viewer_needs_a_token,
+    the_legacy_graphql_ws_protocol_works_too,
+    a_socket_without_connection_init_is_closed_with_4408,
+    an_upgrade_without_a_graphql_subprotocol_is_refused,
+);
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Client(WebSocketStream<MaybeTlsStream<TcpStream>>);
+
+impl Client {
+    async fn connect(app: &TestApp, protocol: &str) -> Self {
+        let mut request = app.ws_url().into_client_request().expect("request");
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_str(protocol).expect("header"),
+        );
+        let (stream, response) = connect_async(request).await.expect("connected");
+        assert_eq!(
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok()),
+            Some(protocol)
+        );
+        Self(stream)
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.0
+            .send(Message::text(message.to_string()))
+            .await
+            .expect("sent");
+    }
+
+    /// The next JSON message; fails on a close.
+    async fn next(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(TIMEOUT, self.0.next())
+                .await
+                .expect("a message in time")
+                .expect("stream open")
+                .expect("a frame");
+            match message {
+                Message::Text(text) => return serde_json::from_str(&text).expect("json"),
+                Message::Close(frame) => panic!("closed: {frame:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The close code the server ends the socket with; text messages before it
+    /// are returned too.
+    async fn close_code(&mut self) -> (u16, Vec<Value>) {
+        let mut texts = Vec::new();
+        loop {
+            let message = tokio::time::timeout(TIMEOUT, self.0.next())
+                .await
+                .expect("a close in time");
+            match message {
+                Some(Ok(Message::Close(Some(frame)))) => return (frame.code.into(), texts),
+                Some(Ok(Message::Text(text))) => {
+                    texts.push(serde_json::from_str(&text).expect("json"));
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    }
+}
+
+fn init(token: &str) -> Value {
+    json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})
+}
+
+async fn a_good_token_is_acknowledged_and_operations_run(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut ws = Client::connect(&app, "graphql-transport-ws").await;
+    ws.send(init(&app.token("wanda", Role::Agent))).await;
+    assert_eq!(ws.next().await["type"], "connection_ack");
+
+    ws.send(json!({"id": "1", "type": "subscribe", "payload": {"query": "{ viewer { subject role } }"}}))
+        .await;
+    let next = ws.next().await;
+    assert_eq!(
+        (next["type"].as_str(), next["id"].as_str()),
+        (Some("next"), Some("1"))
+    );
+    assert_eq!(
+        next["payload"]["data"]["viewer"]["subject"], "wanda",
+        "{next}"
+    );
+    assert_eq!(next["payload"]["data"]["viewer"]["role"], "AGENT");
+    assert_eq!(ws.next().await["type"], "complete");
+
+    ws.send(json!({"id": "2", "type": "subscribe",
+        "payload": {"query": "subscription { heartbeat(intervalSeconds: 1) { seq at } }"}}))
+        .await;
+    let first = ws.next().await;
+    assert_eq!(first["payload"]["data"]["heartbeat"]["seq"], 1, "{first}");
+    let second = ws.next().await;
+    assert_eq!(second["payload"]["data"]["heartbeat"]["seq"], 2, "{second}");
+    ws.send(json!({"id": "2", "type": "complete"})).await;
+
+    // Bad arguments are client errors with a code.
+    ws.send(json!({"id": "3", "type": "subscribe",
+        "payload": {"query": "subscription { heartbeat(intervalSeconds: 0) { seq } }"}}))
+        .await;
+    let refused = loop {
+        let message = ws.next().await;
+        if message["id"] == "3" {
+            break message;
+        }
+    };
+    let code = refused["payload"][0]["extensions"]["code"]
+        .as_str()
+        .or(refused["payload"]["errors"][0]["extensions"]["code"].as_str());
+    assert_eq!(code, Some("BAD_USER_INPUT"), "{refused}");
+}
+
+async fn a_bad_token_closes_the_socket_with_4403(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for protocol in ["graphql-transport-ws", "graphql-ws"] {
+        let mut ws = Client::connect(&app, protocol).await;
+        ws.send(init("not-a-valid-token")).await;
+        let (code, texts) = ws.close_code().await;
+        assert_eq!(code, 4403, "{protocol}");
+        assert!(
+            texts.iter().all(|m| m["type"] != "connection_ack"),
+            "{protocol}: {texts:?}"
+        );
+    }
+}
+
+async fn an_anonymous_connection_is_acknowledged_but_viewer_needs_a_token(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut ws = Client::connect(&app, "graphql-transport-ws").await;
+    ws.send(json!({"type": "connection_init"})).await;
+    assert_eq!(ws.next().await["type"], "connection_ack");
+    ws.send(json!({"id": "1", "type": "subscribe", "payload": {"query": "{ viewer { id } }"}}))
+        .await;
+    let next = ws.next().await;
+    assert_eq!(
+        next["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{next}"
+    );
+}
+
+async fn the_legacy_graphql_ws_protocol_works_too(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut ws = Client::connect(&app, "graphql-ws").await;
+    ws.send(init(&app.token("lena", Role::Requester))).await;
+    assert_eq!(ws.next().await["type"], "connection_ack");
+    ws.send(json!({"id": "1", "type": "start",
+        "payload": {"query": "subscription { heartbeat(intervalSeconds: 1) { seq } }"}}))
+        .await;
+    let data = loop {
+        let message = ws.next().await;
+        if message["type"] != "ka" {
+            break message;
+        }
+    };
+    assert_eq!(data["type"], "data", "{data}");
+    assert_eq!(data["payload"]["data"]["heartbeat"]["seq"], 1);
+    ws.send(json!({"id": "2", "type": "start", "payload": {"query": "{ viewer { subject } }"}}))
+        .await;
+    let data = ws.next().await;
+    assert_eq!(
+        data["payload"]["data"]["viewer"]["subject"], "lena",
+        "{data}"
+    );
+}
+
+async fn a_socket_without_connection_init_is_closed_with_4408(backend: Backend) {
+    let app = spawn_app_with(backend, &["--ws-init-timeout", "1s"]).await;
+    let mut ws = Client::connect(&app, "graphql-transport-ws").await;
+    let (code, _) = ws.close_code().await;
+    assert_eq!(code, 4408);
+}
+
+async fn an_upgrade_without_a_graphql_subprotocol_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let request = app.ws_url().into_client_request().expect("request");
+    let error = connect_async(request).await.err().map(|e| e.to_string());
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| e.contains(&StatusCode::BAD_REQUEST.as_u16().to_string())),
+        "{error:?}"
+    );
+}
