@@ -8,7 +8,13 @@
 //! locked" (the busy timeout covers other processes, such as `itsm migrate`).
 //! In WAL mode readers never block the writer, nor the writer them.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
@@ -26,6 +32,50 @@ use crate::config::DatabaseSettings;
 pub struct Db {
     reader: DatabaseConnection,
     writer: DatabaseConnection,
+    metrics: Arc<Metrics>,
+}
+
+/// Counters over every SQL statement the service runs.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    statements: AtomicU64,
+    failures: AtomicU64,
+    micros: AtomicU64,
+}
+
+impl Metrics {
+    fn observe(&self, info: &sea_orm::metric::Info<'_>) {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        if info.failed {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = u64::try_from(info.elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Statements run so far.
+    pub fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    /// Statements that failed so far.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Seconds spent in statements so far.
+    pub fn seconds(&self) -> f64 {
+        // Precision loss only past 2^53 microseconds (285 years).
+        #[allow(clippy::cast_precision_loss)]
+        let micros = self.micros.load(Ordering::Relaxed) as f64;
+        micros / 1_000_000.0
+    }
+}
+
+fn observed(mut conn: DatabaseConnection, metrics: &Arc<Metrics>) -> DatabaseConnection {
+    let metrics = metrics.clone();
+    conn.set_metric_callback(move |info| metrics.observe(info));
+    conn
 }
 
 impl Db {
@@ -37,9 +87,12 @@ impl Db {
             let pool = Database::connect(postgres_options(settings))
                 .await
                 .context("could not connect to PostgreSQL")?;
+            let metrics = Arc::default();
+            let pool = observed(pool, &metrics);
             return Ok(Self {
                 reader: pool.clone(),
                 writer: pool,
+                metrics,
             });
         }
         tracing::Span::current().record("backend", "sqlite");
@@ -49,14 +102,17 @@ impl Db {
             );
         }
         let busy = settings.sqlite_busy_timeout;
+        let metrics = Arc::default();
         let writer = Database::connect(sqlite_options(settings, 1, busy, false))
             .await
             .with_context(|| format!("could not open {}", settings.database_url))?;
+        let writer = observed(writer, &metrics);
         if settings.sqlite_path().is_none() {
             // Every connection to an in-memory database is a database of its own.
             return Ok(Self {
                 reader: writer.clone(),
                 writer,
+                metrics,
             });
         }
         let reader = Database::connect(sqlite_options(
@@ -67,7 +123,17 @@ impl Db {
         ))
         .await
         .with_context(|| format!("could not open {} for reading", settings.database_url))?;
-        Ok(Self { reader, writer })
+        let reader = observed(reader, &metrics);
+        Ok(Self {
+            reader,
+            writer,
+            metrics,
+        })
+    }
+
+    /// Statement counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// For queries. Read-only on SQLite.

@@ -5,12 +5,17 @@
 
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod entity;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod paging;
+pub mod queue;
 pub mod startup;
+pub mod team;
 pub mod telemetry;
+pub mod ticket;
 pub mod user;

@@ -5,7 +5,22 @@
 
 pub use sea_orm_migration::{migrator::MigrationStatus, prelude::*};
 
+/// The name of the team and queue that receive tickets naming no queue.
+pub const SERVICE_DESK: &str = "Service Desk";
+
+/// The current time at the microsecond precision both backends store.
+fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}
+
+fn seed_error(error: impl std::fmt::Display) -> DbErr {
+    DbErr::Migration(format!("could not build seed data: {error}"))
+}
+
 mod m20261128_000001_create_users;
+mod m20261129_000002_create_teams_and_queues;
+mod m20261129_000003_create_tickets;
 
 /// Applies this crate's migrations in order.
 pub struct Migrator;
@@ -13,6 +28,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261128_000001_create_users::Migration)]
+        vec![
+            Box::new(m20261128_000001_create_users::Migration),
+            Box::new(m20261129_000002_create_teams_and_queues::Migration),
+            Box::new(m20261129_000003_create_tickets::Migration),
+        ]
     }
 }

@@ -1,3 +1,11 @@
 //! sea-orm entities, one file per table. Only domain services use them.
 
+pub mod comments;
+pub mod queues;
+pub mod sla_policies;
+pub mod team_members;
+pub mod teams;
+pub mod ticket_events;
+pub mod ticket_links;
+pub mod tickets;
 pub mod users;

@@ -4,35 +4,53 @@
 //! here merge them. Resolvers reach the database and the viewer through
 //! [`ContextExt`].
 
+pub mod connection;
 pub mod errors;
 mod heartbeat;
+pub mod loaders;
 pub mod relay;
 
-use async_graphql::{
-    Context, EmptyMutation, MergedObject, MergedSubscription, Schema, SchemaBuilder,
-};
+use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 pub use errors::{Limits, RequestId};
+use loaders::{RequestState, RequestStateFactory};
 
-use crate::{auth::Auth, db::Db, error::ApiError, user};
+use crate::{
+    auth::Auth, db::Db, error::ApiError, queue, team, ticket, ticket::access::Scope, user,
+};
 
 /// The service's schema type.
-pub type ItsmSchema = Schema<QueryRoot, EmptyMutation, SubscriptionRoot>;
+pub type ItsmSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Every query field, merged from the domains.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(user::resolvers::UserQuery, relay::NodeQuery);
+pub struct QueryRoot(
+    user::resolvers::UserQuery,
+    relay::NodeQuery,
+    ticket::resolvers::TicketQuery,
+    queue::resolvers::QueueQuery,
+    team::resolvers::TeamQuery,
+);
+
+/// Every mutation, merged from the domains.
+#[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(
+    ticket::resolvers::TicketMutation,
+    queue::resolvers::QueueMutation,
+    team::resolvers::TeamMutation,
+);
 
 /// Every subscription field, merged from the domains.
 #[derive(MergedSubscription, Default)]
 #[graphql(name = "Subscription")]
 pub struct SubscriptionRoot(heartbeat::HeartbeatSubscription);
 
-fn builder(limits: Limits) -> SchemaBuilder<QueryRoot, EmptyMutation, SubscriptionRoot> {
+fn builder(limits: Limits) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     Schema::build(
         QueryRoot::default(),
-        EmptyMutation,
+        MutationRoot::default(),
         SubscriptionRoot::default(),
     )
     .extension(errors::RequestPolicy::new(limits))
@@ -40,7 +58,9 @@ fn builder(limits: Limits) -> SchemaBuilder<QueryRoot, EmptyMutation, Subscripti
 
 /// Builds the schema the server executes, with its limits and data.
 pub fn build_schema(limits: Limits, db: Db, development: bool) -> ItsmSchema {
-    let mut builder = builder(limits).data(db);
+    let mut builder = builder(limits)
+        .extension(RequestStateFactory::new(db.clone()))
+        .data(db);
     if !development {
         builder = builder.disable_suggestions();
     }
@@ -59,6 +79,10 @@ pub trait ContextExt {
     fn auth(&self) -> &Auth;
     /// The database.
     fn db(&self) -> Result<&Db, ApiError>;
+    /// This request's loaders and caches.
+    fn state(&self) -> Result<&RequestState, ApiError>;
+    /// The viewer's reach over tickets; `UNAUTHENTICATED` when anonymous.
+    fn scope(&self) -> impl std::future::Future<Output = Result<&Scope, ApiError>> + Send;
 }
 
 static ANONYMOUS: Auth = Auth::Anonymous;
@@ -71,5 +95,15 @@ impl ContextExt for Context<'_> {
     fn db(&self) -> Result<&Db, ApiError> {
         self.data_opt::<Db>()
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("schema built without a database")))
+    }
+
+    fn state(&self) -> Result<&RequestState, ApiError> {
+        self.data_opt::<RequestState>()
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("request without state")))
+    }
+
+    async fn scope(&self) -> Result<&Scope, ApiError> {
+        let auth = self.auth();
+        self.state()?.scope(auth).await
     }
 }

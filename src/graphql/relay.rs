@@ -6,15 +6,26 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use super::ContextExt;
 use crate::{
     error::{ApiError, ApiResult},
+    queue::{self, resolvers::Queue},
+    team::{self, resolvers::Team},
+    ticket::{self, resolvers::Ticket},
     user::{self, resolvers::User},
 };
 
 /// Anything with a global id.
+// A `Node` lives only while one field resolves; boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Interface)]
 #[graphql(field(name = "id", ty = "ID", desc = "The object's opaque global id."))]
 pub enum Node {
     /// A person.
     User(User),
+    /// A ticket.
+    Ticket(Ticket),
+    /// A queue.
+    Queue(Queue),
+    /// A team.
+    Team(Team),
 }
 
 /// The global id of the `kind` row with primary key `id`.
@@ -65,6 +76,15 @@ impl NodeQuery {
             "User" => user::service::find_visible(db, viewer, key)
                 .await?
                 .map(|u| Node::User(User(u))),
+            "Ticket" => ticket::query::by_id(db, ctx.scope().await?, key)
+                .await?
+                .map(|t| Node::Ticket(Ticket(t))),
+            "Queue" => queue::service::get(db, key)
+                .await?
+                .map(|q| Node::Queue(Queue(q))),
+            "Team" => team::service::get(db, key)
+                .await?
+                .map(|t| Node::Team(Team(t))),
             _ => None,
         })
     }

@@ -73,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/schema.graphql", get(sdl))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/metrics", get(health::metrics))
         .fallback(not_found)
         .with_state(state)
         .layer(middleware)

@@ -292,9 +292,9 @@ async fn suggestions_appear_only_in_development_mode(backend: Backend) {
 async fn internal_errors_show_a_request_id_and_hide_the_cause(backend: Backend) {
     let app = spawn_app(backend).await;
     let conn = app.db.connect().await;
-    sea_orm::ConnectionTrait::execute_unprepared(&conn, "DROP TABLE users")
+    sea_orm::ConnectionTrait::execute_unprepared(&conn, "ALTER TABLE users RENAME TO users_gone")
         .await
-        .expect("drop table");
+        .expect("rename table");
     let response = app
         .client
         .post(app.url("/graphql"))

@@ -414,3 +414,161 @@ pub fn via_proxy(url: &str, proxy: SocketAddr) -> String {
         .unwrap_or_default();
     format!("{scheme}://{user}{proxy}/{path}")
 }
+
+/// A signed-in test user.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub token: String,
+    /// The user's global id.
+    pub id: String,
+}
+
+/// Fields tests read back from tickets.
+pub const TICKET_FIELDS: &str = "id number kind title status priority impact urgency version \
+    createdAt queue { id name } assignee { id } requester { id } \
+    sla { responseDueAt resolutionDueAt respondedAt responseBreached resolutionBreached paused remainingSeconds }";
+
+impl TestApp {
+    /// Signs `subject` in with `role` (provisioning the user) and returns them.
+    pub async fn person(&self, subject: &str, role: Role) -> Person {
+        let token = self.token(subject, role);
+        let id = self.viewer(&token).await["id"]
+            .as_str()
+            .expect("an id")
+            .to_owned();
+        Person { token, id }
+    }
+
+    /// [`TestApp::person`] with an owned subject.
+    pub async fn person_owned(&self, subject: String, role: Role) -> Person {
+        self.person(&subject, role).await
+    }
+
+    /// Runs an operation that must succeed; returns `data`.
+    pub async fn ok(&self, who: &Person, query: &str, variables: Value) -> Value {
+        let (status, body) = self
+            .graphql_with(
+                json!({"query": query, "variables": variables}),
+                Some(&who.token),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// Runs an operation that must fail; returns its first error.
+    pub async fn fails(&self, who: &Person, query: &str, variables: Value) -> Value {
+        let (status, body) = self
+            .graphql_with(
+                json!({"query": query, "variables": variables}),
+                Some(&who.token),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.get("errors").is_some(), "expected an error: {body}");
+        body["errors"][0].clone()
+    }
+
+    /// Creates a team with a queue of the same name and the given members;
+    /// returns `(team id, queue id)`.
+    pub async fn team_with_queue(
+        &self,
+        admin: &Person,
+        name: &str,
+        members: &[&Person],
+    ) -> (String, String) {
+        let team = self
+            .ok(
+                admin,
+                "mutation($name: String!) { createTeam(input: {name: $name}) { team { id } } }",
+                json!({"name": name}),
+            )
+            .await["createTeam"]["team"]["id"]
+            .as_str()
+            .expect("team id")
+            .to_owned();
+        for member in members {
+            self.ok(
+                admin,
+                "mutation($t: ID!, $u: ID!) { addTeamMember(input: {teamId: $t, userId: $u}) { team { id } } }",
+                json!({"t": team, "u": member.id}),
+            )
+            .await;
+        }
+        let queue = self
+            .ok(
+                admin,
+                "mutation($name: String!, $team: ID!) { createQueue(input: {name: $name, teamId: $team}) { queue { id } } }",
+                json!({"name": name, "team": team}),
+            )
+            .await["createQueue"]["queue"]["id"]
+            .as_str()
+            .expect("queue id")
+            .to_owned();
+        (team, queue)
+    }
+
+    /// Reports an incident and returns it with [`TICKET_FIELDS`].
+    pub async fn incident(
+        &self,
+        who: &Person,
+        title: &str,
+        impact: &str,
+        urgency: &str,
+        queue: Option<&str>,
+    ) -> Value {
+        let query = format!(
+            "mutation($input: CreateIncidentInput!) {{ createIncident(input: $input) {{ ticket {{ {TICKET_FIELDS} }} }} }}"
+        );
+        let input = json!({"title": title, "impact": impact, "urgency": urgency, "queueId": queue});
+        self.ok(who, &query, json!({"input": input})).await["createIncident"]["ticket"].clone()
+    }
+
+    /// The SQL statements the server has run so far, from `/metrics`.
+    pub async fn statements(&self) -> u64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .find_map(|line| line.strip_prefix("itsm_db_statements_total "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("itsm_db_statements_total")
+    }
+}
+
+/// The `extensions.field` of an error.
+pub fn error_field(error: &Value) -> Option<&str> {
+    error["extensions"]["field"].as_str()
+}
+
+/// The `extensions.code` of an error.
+pub fn code(error: &Value) -> Option<&str> {
+    error["extensions"]["code"].as_str()
+}
+
+/// Moves a ticket's timeline `hours` into the past, as if it had been created
+/// that long ago: creation time and both SLA due times shift together.
+pub async fn age_ticket(app: &TestApp, global_id: &str, hours: i64) {
+    use itsm::entity::tickets;
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+    let conn = app.db.connect().await;
+    let id = crate::tickets::id_of(global_id);
+    let ticket = tickets::Entity::find_by_id(id)
+        .one(&conn)
+        .await
+        .expect("read ticket")
+        .expect("ticket exists");
+    let shift = chrono::Duration::hours(hours);
+    let mut row: tickets::ActiveModel = ticket.clone().into();
+    row.created_at = Set(ticket.created_at - shift);
+    row.response_due_at = Set(ticket.response_due_at - shift);
+    row.resolution_due_at = Set(ticket.resolution_due_at - shift);
+    row.update(&conn).await.expect("age ticket");
+}

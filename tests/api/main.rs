@@ -5,7 +5,12 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod comments;
 mod graphql;
 mod health;
+mod nplus1;
+mod queues;
 mod schema;
+mod tickets;
 mod websocket;
+mod workflow;

@@ -1,0 +1,56 @@
+//! `tickets`: incidents, service requests, problems and changes.
+
+use sea_orm::entity::prelude::*;
+
+use crate::ticket::model::{ChangeType, Level, PendingReason, Priority, Status, TicketKind};
+
+/// One unit of work.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "tickets")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    #[sea_orm(unique)]
+    pub number: String,
+    pub kind: TicketKind,
+    pub title: String,
+    pub description: String,
+    pub status: Status,
+    pub pending_reason: Option<PendingReason>,
+    pub impact: Level,
+    pub urgency: Level,
+    pub priority: Priority,
+    pub priority_rank: i32,
+    pub requester_id: i64,
+    pub assignee_id: Option<i64>,
+    pub queue_id: i64,
+    pub version: i32,
+    pub resolution: Option<String>,
+    pub cancel_reason: Option<String>,
+    pub root_cause: Option<String>,
+    pub workaround: Option<String>,
+    pub known_error: bool,
+    pub change_type: Option<ChangeType>,
+    pub risk: Option<Level>,
+    pub planned_start: Option<DateTimeUtc>,
+    pub planned_end: Option<DateTimeUtc>,
+    pub response_target_seconds: i64,
+    pub resolution_target_seconds: i64,
+    pub response_due_at: DateTimeUtc,
+    pub resolution_due_at: DateTimeUtc,
+    pub responded_at: Option<DateTimeUtc>,
+    pub resolved_at: Option<DateTimeUtc>,
+    pub closed_at: Option<DateTimeUtc>,
+    pub sla_stopped_at: Option<DateTimeUtc>,
+    pub paused_since: Option<DateTimeUtc>,
+    pub paused_seconds: i64,
+    pub idempotency_key: Option<String>,
+    pub idempotency_payload: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

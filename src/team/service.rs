@@ -1,0 +1,264 @@
+//! The team service: teams, memberships and the people directory.
+
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, SqlErr,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr, Query},
+};
+
+use crate::{
+    auth::{Role, Viewer},
+    clock::now,
+    db::Db,
+    entity::{team_members, teams, users},
+    error::{ApiError, ApiResult},
+    graphql::connection::{Page, PageInfoFlags},
+    paging,
+};
+
+const MAX_NAME: usize = 100;
+const MAX_DESCRIPTION: usize = 2_000;
+
+/// Raises `FORBIDDEN` unless the viewer has at least `role`.
+pub fn require(viewer: &Viewer, role: Role, what: &str) -> ApiResult<()> {
+    if viewer.role >= role && viewer.role != Role::Integration {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "only {} may {what}",
+            match role {
+                Role::Admin => "admins",
+                Role::Manager => "managers and admins",
+                _ => "agents, managers and admins",
+            }
+        )))
+    }
+}
+
+/// May see who belongs to which team: staff and integrations.
+pub fn may_see_people(viewer: &Viewer) -> bool {
+    viewer.role >= Role::Agent || viewer.role == Role::Integration
+}
+
+/// A checked name: 1 to 100 characters.
+pub fn name(value: &str, field: &str) -> ApiResult<String> {
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > MAX_NAME {
+        return Err(ApiError::bad_input(
+            field,
+            format!("`{field}` holds 1 to {MAX_NAME} characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// A checked description: at most 2,000 characters; blank means none.
+pub fn description(value: Option<&str>) -> ApiResult<Option<String>> {
+    match value.map(str::trim) {
+        Some(text) if text.chars().count() > MAX_DESCRIPTION => Err(ApiError::bad_input(
+            "description",
+            format!("`description` holds at most {MAX_DESCRIPTION} characters"),
+        )),
+        Some("") | None => Ok(None),
+        Some(text) => Ok(Some(text.to_owned())),
+    }
+}
+
+fn taken(error: sea_orm::DbErr, what: &str) -> ApiError {
+    match error.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => {
+            ApiError::bad_input("name", format!("a {what} with this name exists"))
+        }
+        _ => error.into(),
+    }
+}
+
+/// All teams, by name.
+pub async fn list(db: &Db, page: &Page) -> ApiResult<(Vec<teams::Model>, PageInfoFlags)> {
+    paging::by_name(
+        db,
+        teams::Entity::find(),
+        teams::Column::Name,
+        teams::Column::Id,
+        page,
+    )
+    .await
+}
+
+/// How many teams there are.
+pub async fn count(db: &Db) -> ApiResult<u64> {
+    Ok(teams::Entity::find().count(db.reader()).await?)
+}
+
+/// A team by id.
+pub async fn get(db: &Db, id: i64) -> ApiResult<Option<teams::Model>> {
+    Ok(teams::Entity::find_by_id(id).one(db.reader()).await?)
+}
+
+/// Creates a team (admins).
+#[tracing::instrument(skip(db, viewer), fields(viewer = viewer.user.id))]
+pub async fn create(
+    db: &Db,
+    viewer: &Viewer,
+    team_name: &str,
+    text: Option<&str>,
+) -> ApiResult<teams::Model> {
+    require(viewer, Role::Admin, "create teams")?;
+    let at = now();
+    teams::Entity::insert(teams::ActiveModel {
+        id: NotSet,
+        name: Set(name(team_name, "name")?),
+        description: Set(description(text)?),
+        created_at: Set(at),
+        updated_at: Set(at),
+    })
+    .exec_with_returning(db.writer())
+    .await
+    .map_err(|e| taken(e, "team"))
+}
+
+/// Adds a user to a team (admins). Adding a member twice changes nothing.
+#[tracing::instrument(skip(db, viewer), fields(viewer = viewer.user.id))]
+pub async fn add_member(
+    db: &Db,
+    viewer: &Viewer,
+    team_id: i64,
+    user_id: i64,
+) -> ApiResult<(teams::Model, users::Model)> {
+    require(viewer, Role::Admin, "change team members")?;
+    let (team, user) = team_and_user(db, team_id, user_id).await?;
+    let exists = team_members::Entity::find_by_id((team.id, user.id))
+        .one(db.writer())
+        .await?
+        .is_some();
+    if !exists {
+        team_members::Entity::insert(team_members::ActiveModel {
+            team_id: Set(team.id),
+            user_id: Set(user.id),
+            created_at: Set(now()),
+        })
+        .on_conflict_do_nothing()
+        .exec_without_returning(db.writer())
+        .await?;
+    }
+    Ok((team, user))
+}
+
+/// Removes a user from a team (admins).
+#[tracing::instrument(skip(db, viewer), fields(viewer = viewer.user.id))]
+pub async fn remove_member(
+    db: &Db,
+    viewer: &Viewer,
+    team_id: i64,
+    user_id: i64,
+) -> ApiResult<(teams::Model, users::Model)> {
+    require(viewer, Role::Admin, "change team members")?;
+    let (team, user) = team_and_user(db, team_id, user_id).await?;
+    team_members::Entity::delete_by_id((team.id, user.id))
+        .exec(db.writer())
+        .await?;
+    Ok((team, user))
+}
+
+async fn team_and_user(
+    db: &Db,
+    team_id: i64,
+    user_id: i64,
+) -> ApiResult<(teams::Model, users::Model)> {
+    let team = teams::Entity::find_by_id(team_id)
+        .one(db.writer())
+        .await?
+        .ok_or_else(|| ApiError::bad_input("teamId", "no such team"))?;
+    let user = users::Entity::find_by_id(user_id)
+        .one(db.writer())
+        .await?
+        .ok_or_else(|| ApiError::bad_input("userId", "no such user"))?;
+    Ok((team, user))
+}
+
+fn members_of(team_id: i64) -> Condition {
+    Condition::all().add(
+        users::Column::Id.in_subquery(
+            Query::select()
+                .column(team_members::Column::UserId)
+                .from(team_members::Entity)
+                .and_where(Expr::col(team_members::Column::TeamId).eq(team_id))
+                .to_owned(),
+        ),
+    )
+}
+
+/// A team's members, by name.
+pub async fn members(
+    db: &Db,
+    team_id: i64,
+    page: &Page,
+) -> ApiResult<(Vec<users::Model>, PageInfoFlags)> {
+    let select = users::Entity::find().filter(members_of(team_id));
+    paging::by_name(
+        db,
+        select,
+        users::Column::DisplayName,
+        users::Column::Id,
+        page,
+    )
+    .await
+}
+
+/// How many members a team has.
+pub async fn count_members(db: &Db, team_id: i64) -> ApiResult<u64> {
+    Ok(users::Entity::find()
+        .filter(members_of(team_id))
+        .count(db.reader())
+        .await?)
+}
+
+fn search_condition(search: Option<&str>) -> Condition {
+    match search.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Condition::all(),
+        Some(text) => {
+            let pattern = format!(
+                "%{}%",
+                text.to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            let like = |column: users::Column| {
+                Expr::expr(Func::lower(Expr::col(column)))
+                    .like(LikeExpr::new(pattern.clone()).escape('\\'))
+            };
+            Condition::any()
+                .add(like(users::Column::DisplayName))
+                .add(like(users::Column::Email))
+                .add(like(users::Column::Subject))
+        }
+    }
+}
+
+/// People matching `search` in name, email or subject (managers and admins).
+pub async fn users(
+    db: &Db,
+    viewer: &Viewer,
+    search: Option<&str>,
+    page: &Page,
+) -> ApiResult<(Vec<users::Model>, PageInfoFlags)> {
+    require(viewer, Role::Manager, "list people")?;
+    let select = users::Entity::find().filter(search_condition(search));
+    paging::by_name(
+        db,
+        select,
+        users::Column::DisplayName,
+        users::Column::Id,
+        page,
+    )
+    .await
+}
+
+/// How many people match `search`.
+pub async fn count_users(db: &Db, search: Option<String>) -> ApiResult<u64> {
+    Ok(users::Entity::find()
+        .filter(search_condition(search.as_deref()))
+        .count(db.reader())
+        .await?)
+}

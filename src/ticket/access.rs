@@ -1,0 +1,226 @@
+//! Who may see and work which tickets: decided here, once, for every path.
+//!
+//! Requesters see their own tickets; agents see tickets in their teams' queues,
+//! tickets assigned to them and their own; managers, admins and integrations
+//! see all. A ticket outside the viewer's reach answers exactly like one that
+//! does not exist.
+
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::{Expr, ExprTrait},
+};
+
+use super::{model::Visibility, rules::workflow::Relation};
+use crate::{
+    auth::{Role, Viewer},
+    db::Db,
+    entity::{queues, team_members, tickets},
+    error::ApiResult,
+};
+
+/// The viewer's reach over tickets, loaded once per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// The viewer's user id.
+    pub user_id: i64,
+    /// The viewer's role.
+    pub role: Role,
+    /// Queues owned by the viewer's teams.
+    pub queue_ids: Vec<i64>,
+}
+
+impl Scope {
+    /// Loads the viewer's team queues.
+    #[tracing::instrument(skip_all, fields(user_id = viewer.user.id))]
+    pub async fn load(db: &Db, viewer: &Viewer) -> ApiResult<Self> {
+        // Only agents' reach depends on their teams.
+        if viewer.role != Role::Agent {
+            return Ok(Self {
+                user_id: viewer.user.id,
+                role: viewer.role,
+                queue_ids: Vec::new(),
+            });
+        }
+        let queue_ids = queues::Entity::find()
+            .select_only()
+            .column(queues::Column::Id)
+            .filter(
+                queues::Column::TeamId.in_subquery(
+                    sea_orm::sea_query::Query::select()
+                        .column(team_members::Column::TeamId)
+                        .from(team_members::Entity)
+                        .and_where(Expr::col(team_members::Column::UserId).eq(viewer.user.id))
+                        .to_owned(),
+                ),
+            )
+            .into_tuple::<i64>()
+            .all(db.reader())
+            .await?;
+        Ok(Self {
+            user_id: viewer.user.id,
+            role: viewer.role,
+            queue_ids,
+        })
+    }
+
+    /// Sees every ticket.
+    pub fn sees_all(&self) -> bool {
+        matches!(self.role, Role::Manager | Role::Admin | Role::Integration)
+    }
+
+    /// May write at all (`INTEGRATION` is read-only).
+    pub fn may_write(&self) -> bool {
+        self.role != Role::Integration
+    }
+
+    /// Is staff: reads internal comments and events of the tickets it sees.
+    pub fn is_staff(&self) -> bool {
+        self.role >= Role::Agent || self.role == Role::Integration
+    }
+
+    /// The SQL condition selecting the tickets this viewer may see.
+    pub fn visible(&self) -> Condition {
+        if self.sees_all() {
+            return Condition::all();
+        }
+        let own = Condition::any().add(tickets::Column::RequesterId.eq(self.user_id));
+        if self.role == Role::Agent {
+            own.add(tickets::Column::AssigneeId.eq(self.user_id))
+                .add(tickets::Column::QueueId.is_in(self.queue_ids.clone()))
+        } else {
+            own
+        }
+    }
+
+    /// True when this viewer may see `ticket`.
+    pub fn can_see(&self, ticket: &tickets::Model) -> bool {
+        self.sees_all()
+            || ticket.requester_id == self.user_id
+            || (self.role == Role::Agent && self.works(ticket))
+    }
+
+    /// The viewer is an agent of the ticket's queue's team, or its assignee.
+    pub fn works(&self, ticket: &tickets::Model) -> bool {
+        ticket.assignee_id == Some(self.user_id) || self.queue_ids.contains(&ticket.queue_id)
+    }
+
+    /// How the viewer relates to `ticket`, for the workflow rules.
+    pub fn relation(&self, ticket: &tickets::Model) -> Relation {
+        Relation {
+            role: self.role,
+            is_requester: ticket.requester_id == self.user_id,
+            works_ticket: self.works(ticket),
+        }
+    }
+
+    /// May work `ticket` as staff: edit every field, assign, move, add work notes.
+    pub fn may_work(&self, ticket: &tickets::Model) -> bool {
+        self.relation(ticket).is_staff()
+    }
+
+    /// Which comment and event visibilities this viewer reads on tickets it sees.
+    pub fn visibilities(&self) -> &'static [Visibility] {
+        if self.is_staff() {
+            &[Visibility::Public, Visibility::Internal]
+        } else {
+            &[Visibility::Public]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::ticket::model::{Level, Priority, Status, TicketKind};
+
+    fn scope(role: Role, queue_ids: Vec<i64>) -> Scope {
+        Scope {
+            user_id: 7,
+            role,
+            queue_ids,
+        }
+    }
+
+    fn ticket(requester_id: i64, assignee_id: Option<i64>, queue_id: i64) -> tickets::Model {
+        let now = Utc::now();
+        tickets::Model {
+            id: 1,
+            number: "INC0001001".into(),
+            kind: TicketKind::Incident,
+            title: "t".into(),
+            description: String::new(),
+            status: Status::New,
+            pending_reason: None,
+            impact: Level::Low,
+            urgency: Level::Low,
+            priority: Priority::Planning,
+            priority_rank: 4,
+            requester_id,
+            assignee_id,
+            queue_id,
+            version: 1,
+            resolution: None,
+            cancel_reason: None,
+            root_cause: None,
+            workaround: None,
+            known_error: false,
+            change_type: None,
+            risk: None,
+            planned_start: None,
+            planned_end: None,
+            response_target_seconds: 0,
+            resolution_target_seconds: 0,
+            response_due_at: now,
+            resolution_due_at: now,
+            responded_at: None,
+            resolved_at: None,
+            closed_at: None,
+            sla_stopped_at: None,
+            paused_since: None,
+            paused_seconds: 0,
+            idempotency_key: None,
+            idempotency_payload: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn requesters_see_their_own_tickets_only() {
+        let me = scope(Role::Requester, vec![3]);
+        assert!(me.can_see(&ticket(7, None, 1)));
+        assert!(
+            !me.can_see(&ticket(8, Some(7), 3)),
+            "team queues mean nothing to requesters"
+        );
+        assert!(!me.may_work(&ticket(7, None, 1)));
+        assert_eq!(me.visibilities(), &[Visibility::Public]);
+    }
+
+    #[test]
+    fn agents_see_their_queues_their_assignments_and_their_own() {
+        let me = scope(Role::Agent, vec![3]);
+        assert!(me.can_see(&ticket(8, None, 3)));
+        assert!(me.can_see(&ticket(8, Some(7), 9)));
+        assert!(me.can_see(&ticket(7, None, 9)));
+        assert!(!me.can_see(&ticket(8, None, 9)));
+        assert!(me.may_work(&ticket(8, None, 3)));
+        assert!(
+            !me.may_work(&ticket(7, None, 9)),
+            "an agent's own request is not theirs to work"
+        );
+    }
+
+    #[test]
+    fn managers_admins_and_integrations_see_everything_but_integrations_write_nothing() {
+        for role in [Role::Manager, Role::Admin, Role::Integration] {
+            assert!(scope(role, vec![]).can_see(&ticket(8, None, 9)), "{role:?}");
+        }
+        assert!(scope(Role::Manager, vec![]).may_work(&ticket(8, None, 9)));
+        let integration = scope(Role::Integration, vec![]);
+        assert!(!integration.may_write());
+        assert!(!integration.may_work(&ticket(8, None, 9)));
+    }
+}

@@ -1,0 +1,455 @@
+//! Reading tickets: one by id or number, filtered and ordered pages with
+//! keyset cursors, and a ticket's comments, history and links.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr},
+};
+use serde_json::{Value, json};
+
+use super::{
+    access::Scope,
+    model::{Priority, Status, TicketKind},
+};
+use crate::{
+    db::Db,
+    entity::{comments, ticket_events, ticket_links, tickets},
+    error::{ApiError, ApiResult},
+    graphql::connection::{Page, PageInfoFlags, encode_cursor},
+};
+
+/// Which tickets a list holds; empty lists and `None` do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    /// Any of these kinds.
+    pub kinds: Vec<TicketKind>,
+    /// Any of these statuses.
+    pub statuses: Vec<Status>,
+    /// Any of these priorities.
+    pub priorities: Vec<Priority>,
+    /// In any of these queues.
+    pub queue_ids: Vec<i64>,
+    /// Assigned to this user.
+    pub assignee_id: Option<i64>,
+    /// Requested by this user.
+    pub requester_id: Option<i64>,
+    /// Without (`true`) or with (`false`) an assignee.
+    pub unassigned: Option<bool>,
+    /// Breaching an SLA target (`true`) or not (`false`).
+    pub breached: Option<bool>,
+    /// Still open (`true`) or resolved, closed or cancelled (`false`).
+    pub open: Option<bool>,
+    /// Words in the title or description, case-insensitive.
+    pub search: Option<String>,
+    /// Created at or after.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_before: Option<DateTime<Utc>>,
+    /// Updated at or after.
+    pub updated_after: Option<DateTime<Utc>>,
+    /// Updated before.
+    pub updated_before: Option<DateTime<Utc>>,
+}
+
+/// The open statuses.
+pub const OPEN: [Status; 4] = [
+    Status::New,
+    Status::AwaitingApproval,
+    Status::InProgress,
+    Status::Pending,
+];
+
+/// SQL for "breaches an SLA target at `at`", matching `rules::sla::Clock::view`.
+pub fn breached_at(at: DateTime<Utc>) -> SimpleExpr {
+    let response = Func::coalesce([
+        Expr::col(tickets::Column::RespondedAt),
+        Expr::col(tickets::Column::SlaStoppedAt),
+        Expr::val(at),
+    ]);
+    let resolution = Func::coalesce([
+        Expr::col(tickets::Column::SlaStoppedAt),
+        Expr::col(tickets::Column::PausedSince),
+        Expr::val(at),
+    ]);
+    Expr::expr(response)
+        .gt(Expr::col(tickets::Column::ResponseDueAt))
+        .or(Expr::expr(resolution).gt(Expr::col(tickets::Column::ResolutionDueAt)))
+}
+
+impl TicketFilter {
+    /// The SQL condition for this filter, with breaches judged at `at`.
+    pub fn condition(&self, at: DateTime<Utc>) -> ApiResult<Condition> {
+        let mut condition = Condition::all();
+        if !self.kinds.is_empty() {
+            condition = condition.add(tickets::Column::Kind.is_in(self.kinds.clone()));
+        }
+        if !self.statuses.is_empty() {
+            condition = condition.add(tickets::Column::Status.is_in(self.statuses.clone()));
+        }
+        if !self.priorities.is_empty() {
+            condition = condition.add(tickets::Column::Priority.is_in(self.priorities.clone()));
+        }
+        if !self.queue_ids.is_empty() {
+            condition = condition.add(tickets::Column::QueueId.is_in(self.queue_ids.clone()));
+        }
+        if let Some(id) = self.assignee_id {
+            condition = condition.add(tickets::Column::AssigneeId.eq(id));
+        }
+        if let Some(id) = self.requester_id {
+            condition = condition.add(tickets::Column::RequesterId.eq(id));
+        }
+        match self.unassigned {
+            Some(true) => condition = condition.add(tickets::Column::AssigneeId.is_null()),
+            Some(false) => condition = condition.add(tickets::Column::AssigneeId.is_not_null()),
+            None => {}
+        }
+        match self.open {
+            Some(true) => condition = condition.add(tickets::Column::Status.is_in(OPEN)),
+            Some(false) => condition = condition.add(tickets::Column::Status.is_not_in(OPEN)),
+            None => {}
+        }
+        match self.breached {
+            Some(true) => condition = condition.add(breached_at(at)),
+            Some(false) => condition = condition.add(breached_at(at).not()),
+            None => {}
+        }
+        if let Some(search) = self
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            if search.chars().count() > 200 {
+                return Err(ApiError::bad_input(
+                    "search",
+                    "search text holds at most 200 characters",
+                ));
+            }
+            let pattern = format!("%{}%", escape_like(&search.to_lowercase()));
+            let like = |column: tickets::Column| {
+                Expr::expr(Func::lower(Expr::col(column)))
+                    .like(LikeExpr::new(pattern.clone()).escape('\\'))
+            };
+            condition = condition.add(
+                Condition::any()
+                    .add(like(tickets::Column::Title))
+                    .add(like(tickets::Column::Description)),
+            );
+        }
+        let ranges = [
+            (tickets::Column::CreatedAt, self.created_after, true),
+            (tickets::Column::CreatedAt, self.created_before, false),
+            (tickets::Column::UpdatedAt, self.updated_after, true),
+            (tickets::Column::UpdatedAt, self.updated_before, false),
+        ];
+        for (column, bound, lower) in ranges {
+            if let Some(bound) = bound {
+                condition = condition.add(if lower {
+                    column.gte(bound)
+                } else {
+                    column.lt(bound)
+                });
+            }
+        }
+        Ok(condition)
+    }
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// The orders a ticket list can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum TicketOrderField {
+    /// Priority (CRITICAL first), then resolution due time (soonest first),
+    /// then creation time, then id: the order agents work a queue in.
+    Importance,
+    /// Creation time, then id.
+    CreatedAt,
+    /// Last change, then id.
+    UpdatedAt,
+}
+
+/// An order and its direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TicketOrder {
+    /// The sort key.
+    pub field: TicketOrderField,
+    /// Ascending, or descending (every key column reversed).
+    pub descending: bool,
+}
+
+impl Default for TicketOrder {
+    fn default() -> Self {
+        Self {
+            field: TicketOrderField::Importance,
+            descending: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum KeyKind {
+    Int,
+    Time,
+}
+
+impl TicketOrder {
+    /// The name cursors of this order carry.
+    pub fn tag(&self) -> String {
+        let field = match self.field {
+            TicketOrderField::Importance => "IMPORTANCE",
+            TicketOrderField::CreatedAt => "CREATED_AT",
+            TicketOrderField::UpdatedAt => "UPDATED_AT",
+        };
+        format!("{field}_{}", if self.descending { "DESC" } else { "ASC" })
+    }
+
+    fn columns(&self) -> Vec<(tickets::Column, KeyKind)> {
+        use tickets::Column as C;
+        match self.field {
+            TicketOrderField::Importance => vec![
+                (C::PriorityRank, KeyKind::Int),
+                (C::ResolutionDueAt, KeyKind::Time),
+                (C::CreatedAt, KeyKind::Time),
+                (C::Id, KeyKind::Int),
+            ],
+            TicketOrderField::CreatedAt => {
+                vec![(C::CreatedAt, KeyKind::Time), (C::Id, KeyKind::Int)]
+            }
+            TicketOrderField::UpdatedAt => {
+                vec![(C::UpdatedAt, KeyKind::Time), (C::Id, KeyKind::Int)]
+            }
+        }
+    }
+
+    /// The cursor of `ticket` in this order.
+    pub fn cursor(&self, ticket: &tickets::Model) -> String {
+        let time = |t: DateTime<Utc>| json!(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+        let key = match self.field {
+            TicketOrderField::Importance => vec![
+                json!(ticket.priority_rank),
+                time(ticket.resolution_due_at),
+                time(ticket.created_at),
+                json!(ticket.id),
+            ],
+            TicketOrderField::CreatedAt => vec![time(ticket.created_at), json!(ticket.id)],
+            TicketOrderField::UpdatedAt => vec![time(ticket.updated_at), json!(ticket.id)],
+        };
+        encode_cursor(&self.tag(), key)
+    }
+
+    /// Rows strictly after (`forward`) or before the cursor key, in this order.
+    fn after(&self, key: &[Value], forward: bool, field: &str) -> ApiResult<SimpleExpr> {
+        let columns = self.columns();
+        let invalid = || ApiError::bad_input(field, "the cursor does not fit this list");
+        if key.len() != columns.len() {
+            return Err(invalid());
+        }
+        let mut values = Vec::with_capacity(key.len());
+        for ((_, kind), value) in columns.iter().zip(key) {
+            values.push(match kind {
+                KeyKind::Int => Expr::val(value.as_i64().ok_or_else(invalid)?),
+                KeyKind::Time => {
+                    let text = value.as_str().ok_or_else(invalid)?;
+                    let time = DateTime::parse_from_rfc3339(text).map_err(|_| invalid())?;
+                    Expr::val(time.with_timezone(&Utc))
+                }
+            });
+        }
+        let row = Expr::tuple(columns.iter().map(|(column, _)| Expr::col(*column)));
+        let key = Expr::tuple(values);
+        // Ascending and forward, or descending and backward: greater keys.
+        Ok(if forward != self.descending {
+            row.gt(key)
+        } else {
+            row.lt(key)
+        })
+    }
+}
+
+/// One page of the tickets matching `condition` that the viewer may see.
+pub async fn page(
+    db: &Db,
+    scope: &Scope,
+    condition: Condition,
+    order: TicketOrder,
+    page: &Page,
+    cursor_field: &str,
+) -> ApiResult<(Vec<tickets::Model>, PageInfoFlags)> {
+    let mut select = tickets::Entity::find()
+        .filter(scope.visible())
+        .filter(condition);
+    let forward = !page.backward;
+    if let Some(key) = &page.key {
+        select = select.filter(order.after(key, forward, cursor_field)?);
+    }
+    let direction = if forward != order.descending {
+        Order::Asc
+    } else {
+        Order::Desc
+    };
+    for (column, _) in order.columns() {
+        select = select.order_by(column, direction.clone());
+    }
+    let rows = select.limit(page.limit + 1).all(db.reader()).await?;
+    Ok(page.finish(rows))
+}
+
+/// How many tickets match `condition` among those the viewer may see.
+pub async fn count(db: &Db, scope: &Scope, condition: Condition) -> ApiResult<u64> {
+    Ok(tickets::Entity::find()
+        .filter(scope.visible())
+        .filter(condition)
+        .count(db.reader())
+        .await?)
+}
+
+/// A ticket by id, if the viewer may see it.
+pub async fn by_id(db: &Db, scope: &Scope, id: i64) -> ApiResult<Option<tickets::Model>> {
+    Ok(tickets::Entity::find_by_id(id)
+        .one(db.reader())
+        .await?
+        .filter(|t| scope.can_see(t)))
+}
+
+/// A ticket by its human number, if the viewer may see it.
+pub async fn by_number(db: &Db, scope: &Scope, number: &str) -> ApiResult<Option<tickets::Model>> {
+    Ok(tickets::Entity::find()
+        .filter(tickets::Column::Number.eq(number.trim().to_uppercase()))
+        .one(db.reader())
+        .await?
+        .filter(|t| scope.can_see(t)))
+}
+
+/// The comments of a ticket the viewer sees, oldest first, in pages.
+pub async fn comments(
+    db: &Db,
+    scope: &Scope,
+    ticket: &tickets::Model,
+    page: &Page,
+) -> ApiResult<(Vec<comments::Model>, PageInfoFlags, Condition)> {
+    let condition = Condition::all()
+        .add(comments::Column::TicketId.eq(ticket.id))
+        .add(comments::Column::Visibility.is_in(scope.visibilities().to_vec()));
+    let mut select = comments::Entity::find().filter(condition.clone());
+    if let Some(key) = &page.key {
+        let id = key
+            .first()
+            .and_then(Value::as_i64)
+            .ok_or_else(|| ApiError::bad_input("after", "the cursor does not fit this list"))?;
+        select = select.filter(if page.backward {
+            comments::Column::Id.lt(id)
+        } else {
+            comments::Column::Id.gt(id)
+        });
+    }
+    let rows = select
+        .order_by(
+            comments::Column::Id,
+            if page.backward {
+                Order::Desc
+            } else {
+                Order::Asc
+            },
+        )
+        .limit(page.limit + 1)
+        .all(db.reader())
+        .await?;
+    let (rows, flags) = page.finish(rows);
+    Ok((rows, flags, condition))
+}
+
+/// Counts comments matching `condition`.
+pub async fn count_comments(db: &Db, condition: Condition) -> ApiResult<u64> {
+    Ok(comments::Entity::find()
+        .filter(condition)
+        .count(db.reader())
+        .await?)
+}
+
+/// The events of a ticket the viewer sees, oldest first, in pages.
+pub async fn history(
+    db: &Db,
+    scope: &Scope,
+    ticket: &tickets::Model,
+    page: &Page,
+) -> ApiResult<(Vec<ticket_events::Model>, PageInfoFlags, Condition)> {
+    let condition = Condition::all()
+        .add(ticket_events::Column::TicketId.eq(ticket.id))
+        .add(ticket_events::Column::Visibility.is_in(scope.visibilities().to_vec()));
+    let mut select = ticket_events::Entity::find().filter(condition.clone());
+    if let Some(key) = &page.key {
+        let seq = key
+            .first()
+            .and_then(Value::as_i64)
+            .ok_or_else(|| ApiError::bad_input("after", "the cursor does not fit this list"))?;
+        select = select.filter(if page.backward {
+            ticket_events::Column::Seq.lt(seq)
+        } else {
+            ticket_events::Column::Seq.gt(seq)
+        });
+    }
+    let rows = select
+        .order_by(
+            ticket_events::Column::Seq,
+            if page.backward {
+                Order::Desc
+            } else {
+                Order::Asc
+            },
+        )
+        .limit(page.limit + 1)
+        .all(db.reader())
+        .await?;
+    let (rows, flags) = page.finish(rows);
+    Ok((rows, flags, condition))
+}
+
+/// Counts events matching `condition`.
+pub async fn count_events(db: &Db, condition: Condition) -> ApiResult<u64> {
+    Ok(ticket_events::Entity::find()
+        .filter(condition)
+        .count(db.reader())
+        .await?)
+}
+
+/// The tickets linked to `ticket` that the viewer may see, by number.
+pub async fn linked(
+    db: &Db,
+    scope: &Scope,
+    ticket: &tickets::Model,
+) -> ApiResult<Vec<tickets::Model>> {
+    let links = ticket_links::Entity::find()
+        .filter(
+            Condition::any()
+                .add(ticket_links::Column::FromTicketId.eq(ticket.id))
+                .add(ticket_links::Column::ToTicketId.eq(ticket.id)),
+        )
+        .all(db.reader())
+        .await?;
+    let ids: Vec<i64> = links
+        .iter()
+        .map(|l| {
+            if l.from_ticket_id == ticket.id {
+                l.to_ticket_id
+            } else {
+                l.from_ticket_id
+            }
+        })
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(tickets::Entity::find()
+        .filter(tickets::Column::Id.is_in(ids))
+        .filter(scope.visible())
+        .order_by_asc(tickets::Column::Number)
+        .all(db.reader())
+        .await?)
+}
