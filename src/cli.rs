@@ -14,7 +14,7 @@ use tokio::{
 
 use crate::{
     auth::{Claims, JwtKeys},
-    config::{Cli, Command, MigrateAction, Settings, TokenArgs},
+    config::{Cli, Command, MigrateAction, SeedArgs, Settings, TokenArgs},
     db::Db,
     graphql,
     startup::Application,
@@ -39,7 +39,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Healthcheck => healthcheck(cli.settings.http.listen).await,
+        Command::Seed(args) => seed(&cli.settings, &args).await,
     }
+}
+
+async fn seed(settings: &Settings, args: &SeedArgs) -> anyhow::Result<()> {
+    if !args.demo {
+        bail!("say what to load: `itsm seed --demo`");
+    }
+    let db = Db::connect(&settings.database).await?;
+    db.migrate().await?;
+    let summary = crate::seed::demo(&db, args.tickets).await?;
+    db.close().await;
+    println!(
+        "Loaded {} tickets and {} comments in {:.1} s.",
+        summary.tickets, summary.comments, summary.seconds
+    );
+    println!("Try it as an agent, a requester or a manager:");
+    println!("  itsm token --sub nina.network --role agent");
+    println!("  itsm token --sub rita.requester --role requester");
+    println!("  itsm token --sub mia.manager --role manager");
+    Ok(())
 }
 
 /// Asks the server listening on `address` for `/healthz`, so that a container

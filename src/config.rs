@@ -46,6 +46,19 @@ pub enum Command {
     Token(TokenArgs),
     /// Exit 0 when the server on `--listen` answers `/healthz` (for container health checks).
     Healthcheck,
+    /// Load data: `--demo` adds teams, queues, people and tickets to try the API on.
+    Seed(SeedArgs),
+}
+
+/// What `itsm seed` loads.
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// Load the demo data set (teams, queues, agents, requesters, tickets, comments).
+    #[arg(long)]
+    pub demo: bool,
+    /// How many demo tickets to create.
+    #[arg(long, default_value_t = 200)]
+    pub tickets: usize,
 }
 
 /// The migration actions of `itsm migrate`.

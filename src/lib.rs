@@ -14,6 +14,7 @@ pub mod graphql;
 pub mod http;
 pub mod paging;
 pub mod queue;
+pub mod seed;
 pub mod startup;
 pub mod team;
 pub mod telemetry;

@@ -3,12 +3,12 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, Condition};
+use sea_orm::Condition;
 
 use super::service::{self, QueueFields, Stats};
 use crate::{
     connection,
-    entity::{queues, tickets},
+    entity::queues,
     error::{ApiError, ApiResult},
     graphql::{
         ContextExt,
@@ -86,10 +86,9 @@ impl Queue {
         #[graphql(desc = "Tickets before the `before` cursor (at most 100).")] last: Option<i32>,
         #[graphql(desc = "A cursor from a previous page.")] before: Option<String>,
     ) -> ApiResult<TicketConnection> {
-        let base = Condition::all().add(tickets::Column::QueueId.eq(self.0.id));
         ticket_page(
             ctx,
-            base,
+            Some(self.0.id),
             filter,
             order_by,
             PageArgs {

@@ -4,6 +4,7 @@ use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, SqlErr,
     TransactionTrait,
+    sea_query::{Expr, Func, SimpleExpr},
 };
 
 use crate::{
@@ -176,38 +177,36 @@ pub struct Stats {
     pub by_priority: Vec<(Priority, u64)>,
 }
 
-/// Statistics of a queue, over the open tickets the viewer may see.
+/// Statistics of a queue, over the open tickets the viewer may see: one
+/// grouped scan of the queue's open tickets.
 pub async fn stats(db: &Db, scope: &Scope, queue_id: i64) -> ApiResult<Stats> {
-    let open = || {
-        tickets::Entity::find()
-            .filter(scope.visible())
-            .filter(tickets::Column::QueueId.eq(queue_id))
-            .filter(tickets::Column::Status.is_in(OPEN))
-    };
-    let counts: Vec<(Priority, i64)> = open()
+    let flag =
+        |condition: SimpleExpr| SimpleExpr::from(Func::sum(Expr::case(condition, 1).finally(0)));
+    let rows: Vec<(Priority, i64, Option<i64>, Option<i64>)> = tickets::Entity::find()
+        .filter(scope.visible_in_queue(queue_id))
+        .filter(tickets::Column::QueueId.eq(queue_id))
+        .filter(tickets::Column::Status.is_in(OPEN))
         .select_only()
         .column(tickets::Column::Priority)
-        .column_as(tickets::Column::Id.count(), "count")
+        .column_as(tickets::Column::Id.count(), "open")
+        .column_as(flag(tickets::Column::AssigneeId.is_null()), "unassigned")
+        .column_as(flag(breached_at(now())), "breached")
         .group_by(tickets::Column::Priority)
         .into_tuple()
         .all(db.reader())
         .await?;
-    let unassigned = open()
-        .filter(tickets::Column::AssigneeId.is_null())
-        .count(db.reader())
-        .await?;
-    let breached = open().filter(breached_at(now())).count(db.reader()).await?;
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
     let by_priority: Vec<(Priority, u64)> = Priority::ALL
         .iter()
         .map(|p| {
-            let n = counts.iter().find(|(q, _)| q == p).map_or(0, |(_, n)| *n);
-            (*p, u64::try_from(n).unwrap_or(0))
+            let open = rows.iter().find(|row| row.0 == *p).map_or(0, |row| row.1);
+            (*p, count(open))
         })
         .collect();
     Ok(Stats {
         open: by_priority.iter().map(|(_, n)| n).sum(),
-        unassigned,
-        breached,
+        unassigned: rows.iter().map(|row| count(row.2.unwrap_or(0))).sum(),
+        breached: rows.iter().map(|row| count(row.3.unwrap_or(0))).sum(),
         by_priority,
     })
 }

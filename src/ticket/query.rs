@@ -273,18 +273,17 @@ impl TicketOrder {
     }
 }
 
-/// One page of the tickets matching `condition` that the viewer may see.
+/// One page of the tickets matching `condition` among the `visible` ones
+/// (from [`Scope::visible`] or [`Scope::visible_in_queue`]).
 pub async fn page(
     db: &Db,
-    scope: &Scope,
+    visible: Condition,
     condition: Condition,
     order: TicketOrder,
     page: &Page,
     cursor_field: &str,
 ) -> ApiResult<(Vec<tickets::Model>, PageInfoFlags)> {
-    let mut select = tickets::Entity::find()
-        .filter(scope.visible())
-        .filter(condition);
+    let mut select = tickets::Entity::find().filter(visible).filter(condition);
     let forward = !page.backward;
     if let Some(key) = &page.key {
         select = select.filter(order.after(key, forward, cursor_field)?);
@@ -301,10 +300,10 @@ pub async fn page(
     Ok(page.finish(rows))
 }
 
-/// How many tickets match `condition` among those the viewer may see.
-pub async fn count(db: &Db, scope: &Scope, condition: Condition) -> ApiResult<u64> {
+/// How many tickets match `condition` among the `visible` ones.
+pub async fn count(db: &Db, visible: Condition, condition: Condition) -> ApiResult<u64> {
     Ok(tickets::Entity::find()
-        .filter(scope.visible())
+        .filter(visible)
         .filter(condition)
         .count(db.reader())
         .await?)

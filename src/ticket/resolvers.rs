@@ -3,6 +3,7 @@
 
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
+use sea_orm::ColumnTrait;
 
 use super::{
     access::Scope,
@@ -577,10 +578,10 @@ impl TicketOrderInput {
     }
 }
 
-/// Runs one page of a ticket list.
+/// Runs one page of a ticket list: all the viewer sees, or one queue's.
 pub async fn ticket_page(
     ctx: &Context<'_>,
-    base: sea_orm::Condition,
+    queue: Option<i64>,
     filter: Option<TicketFilterInput>,
     order_by: Option<TicketOrderInput>,
     args: PageArgs,
@@ -588,20 +589,34 @@ pub async fn ticket_page(
     let scope = ctx.scope().await?.clone();
     let db = ctx.db()?.clone();
     let filter = filter.unwrap_or_default().into_filter()?;
-    let condition = base.add(filter.condition(now())?);
+    let mut condition = filter.condition(now())?;
+    let visible = match queue {
+        Some(queue_id) => {
+            condition = condition.add(tickets::Column::QueueId.eq(queue_id));
+            scope.visible_in_queue(queue_id)
+        }
+        None => scope.visible(),
+    };
     let order = TicketOrderInput::into_order(order_by);
     let page = args.page(&order.tag())?;
     let cursor_field = if page.backward { "before" } else { "after" };
-    let (rows, flags) =
-        query::page(&db, &scope, condition.clone(), order, &page, cursor_field).await?;
+    let (rows, flags) = query::page(
+        &db,
+        visible.clone(),
+        condition.clone(),
+        order,
+        &page,
+        cursor_field,
+    )
+    .await?;
     prefetch(ctx, &scope, &rows).await?;
     let rows = rows
         .into_iter()
         .map(|t| (order.cursor(&t), Ticket(t)))
         .collect();
     let total = TotalCount::new(move || {
-        let (db, scope, condition) = (db.clone(), scope.clone(), condition.clone());
-        async move { query::count(&db, &scope, condition).await }
+        let (db, visible, condition) = (db.clone(), visible.clone(), condition.clone());
+        async move { query::count(&db, visible, condition).await }
     });
     Ok(TicketConnection::from_page(rows, flags, total))
 }
@@ -711,7 +726,7 @@ impl TicketQuery {
             last,
             before,
         };
-        ticket_page(ctx, sea_orm::Condition::all(), filter, order_by, args).await
+        ticket_page(ctx, None, filter, order_by, args).await
     }
 }
 

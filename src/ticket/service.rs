@@ -1163,3 +1163,30 @@ fn clean(value: Option<&str>) -> Option<String> {
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
 }
+
+/// Moves a new ticket's creation `by` into the past, with its SLA due times
+/// and its creation event. Only for demo data: real tickets are never aged.
+pub async fn backdate(db: &Db, id: i64, by: Duration) -> ApiResult<()> {
+    let txn = db.writer().begin().await?;
+    let ticket = tickets::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| not_found("id"))?;
+    let mut row: tickets::ActiveModel = ticket.clone().into();
+    row.created_at = Set(ticket.created_at - by);
+    row.updated_at = Set(ticket.updated_at - by);
+    row.response_due_at = Set(ticket.response_due_at - by);
+    row.resolution_due_at = Set(ticket.resolution_due_at - by);
+    row.update(&txn).await?;
+    crate::entity::ticket_events::Entity::update_many()
+        .col_expr(
+            crate::entity::ticket_events::Column::OccurredAt,
+            sea_orm::sea_query::Expr::val(ticket.created_at - by),
+        )
+        .filter(crate::entity::ticket_events::Column::TicketId.eq(id))
+        .filter(crate::entity::ticket_events::Column::Kind.eq(EventKind::Created))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(())
+}

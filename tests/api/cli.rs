@@ -19,6 +19,7 @@ use crate::helpers::{
 };
 
 crate::on_both_backends!(
+    seed_demo_loads_every_kind_priority_and_status,
     migrate_subcommands_apply_roll_back_and_report,
     internal_errors_are_logged_with_their_cause_and_request_id,
     no_migrate_leaves_the_schema_alone,
@@ -414,4 +415,49 @@ async fn no_migrate_leaves_the_schema_alone(backend: Backend) {
         "{}",
         stdout(&output)
     );
+}
+
+async fn seed_demo_loads_every_kind_priority_and_status(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let env = [("ITSM_DATABASE_URL", db.url.as_str())];
+    let output = run(db.dir(), &env, &["seed", "--demo"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("Loaded 200 tickets"),
+        "{}",
+        stdout(&output)
+    );
+    let conn = db.connect().await;
+    let distinct = |column: &str| format!("SELECT COUNT(DISTINCT {column}) FROM tickets");
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM tickets").await, 200);
+    assert_eq!(count(&conn, &distinct("kind")).await, 4);
+    assert_eq!(count(&conn, &distinct("priority")).await, 5);
+    assert_eq!(count(&conn, &distinct("status")).await, 7);
+    assert_eq!(count(&conn, &distinct("queue_id")).await, 5);
+    assert!(
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM comments WHERE visibility = 'INTERNAL'"
+        )
+        .await
+            > 0
+    );
+    assert!(
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM comments WHERE visibility = 'PUBLIC'"
+        )
+        .await
+            > 0
+    );
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM teams").await, 4);
+    let events = count(&conn, "SELECT COUNT(*) FROM ticket_events").await;
+    assert!(events > 400, "every change left an event: {events}");
+    // A second run adds tickets and reuses teams, queues and people.
+    let output = run(db.dir(), &env, &["seed", "--demo", "--tickets", "5"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM teams").await, 4);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM tickets").await, 205);
+    let refused = run(db.dir(), &env, &["seed"]);
+    assert!(!refused.status.success());
 }

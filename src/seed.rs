@@ -1,0 +1,508 @@
+//! `itsm seed --demo`: a realistic data set for trying the API and for
+//! benchmarks. Everything goes through the domain services, so numbers,
+//! events, SLAs and versions are exactly what real use would produce; only
+//! creation times are spread over the past days, so that queues hold old and
+//! new, breached and healthy tickets.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use crate::{
+    auth::{Claims, Role, Viewer},
+    db::Db,
+    entity::{queues, teams},
+    queue::service::{self as queue_service, QueueFields},
+    team::service as team_service,
+    ticket::{
+        access::Scope,
+        model::{ChangeType, Level, PendingReason, Status, TicketKind, Visibility},
+        rules::workflow::Move,
+        service::{self as tickets, Assignment, NewTicket},
+    },
+    user,
+};
+
+/// What `itsm seed --demo` loaded.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Tickets created.
+    pub tickets: usize,
+    /// Comments added.
+    pub comments: usize,
+    /// How long it took.
+    pub seconds: f64,
+}
+
+struct Person {
+    subject: &'static str,
+    name: &'static str,
+    role: Role,
+}
+
+const PEOPLE: &[Person] = &[
+    Person {
+        subject: "ada.admin",
+        name: "Ada Admin",
+        role: Role::Admin,
+    },
+    Person {
+        subject: "mia.manager",
+        name: "Mia Manager",
+        role: Role::Manager,
+    },
+    Person {
+        subject: "nina.network",
+        name: "Nina Network",
+        role: Role::Agent,
+    },
+    Person {
+        subject: "noah.network",
+        name: "Noah Network",
+        role: Role::Agent,
+    },
+    Person {
+        subject: "dora.desktop",
+        name: "Dora Desktop",
+        role: Role::Agent,
+    },
+    Person {
+        subject: "dave.desktop",
+        name: "Dave Desktop",
+        role: Role::Agent,
+    },
+    Person {
+        subject: "alex.apps",
+        name: "Alex Apps",
+        role: Role::Agent,
+    },
+    Person {
+        subject: "sam.servicedesk",
+        name: "Sam Servicedesk",
+        role: Role::Agent,
+    },
+    Person {
+        subject: "rita.requester",
+        name: "Rita Requester",
+        role: Role::Requester,
+    },
+    Person {
+        subject: "ivan.ito",
+        name: "Ivan Ito",
+        role: Role::Requester,
+    },
+    Person {
+        subject: "lena.larsen",
+        name: "Lena Larsen",
+        role: Role::Requester,
+    },
+    Person {
+        subject: "omar.okafor",
+        name: "Omar Okafor",
+        role: Role::Requester,
+    },
+    Person {
+        subject: "priya.patel",
+        name: "Priya Patel",
+        role: Role::Requester,
+    },
+    Person {
+        subject: "tom.tanaka",
+        name: "Tom Tanaka",
+        role: Role::Requester,
+    },
+    Person {
+        subject: "zoe.zhang",
+        name: "Zoe Zhang",
+        role: Role::Requester,
+    },
+    Person {
+        subject: "bruno.bianchi",
+        name: "Bruno Bianchi",
+        role: Role::Requester,
+    },
+    Person {
+        subject: "reporting.bot",
+        name: "Reporting Bot",
+        role: Role::Integration,
+    },
+];
+
+/// Teams: (name, description, members).
+const TEAMS: &[(&str, &str, &[&str])] = &[
+    ("Service Desk", "", &["sam.servicedesk"]),
+    (
+        "Network",
+        "Switches, routers, wifi and VPN.",
+        &["nina.network", "noah.network"],
+    ),
+    (
+        "Desktop Support",
+        "Laptops, desktops, printers and peripherals.",
+        &["dora.desktop", "dave.desktop"],
+    ),
+    (
+        "Applications",
+        "Business applications, email and collaboration.",
+        &["alex.apps"],
+    ),
+];
+
+/// Queues: (name, team).
+const QUEUES: &[(&str, &str)] = &[
+    ("Network", "Network"),
+    ("Desktop", "Desktop Support"),
+    ("Hardware Requests", "Desktop Support"),
+    ("Applications", "Applications"),
+];
+
+const INCIDENTS: &[&str] = &[
+    "VPN disconnects every few minutes",
+    "Wifi unavailable on floor 3",
+    "Laptop will not boot after update",
+    "Printer on floor 2 jams on every job",
+    "Cannot open shared mailbox",
+    "CRM shows a blank page after login",
+    "Monitor flickers on docking station",
+    "Video calls drop audio",
+    "Password reset email never arrives",
+    "Network drive mapped as read-only",
+    "Payroll export times out",
+    "Keyboard keys stick",
+    "Core switch reports packet loss",
+    "Badge reader at main entrance rejects badges",
+];
+
+const REQUESTS: &[&str] = &[
+    "New laptop for new starter",
+    "Access to the finance share",
+    "Second monitor",
+    "Install a diagramming tool",
+    "Mobile phone replacement",
+    "Guest wifi for a visitor workshop",
+    "New headset",
+];
+
+const PROBLEMS: &[&str] = &[
+    "Recurring VPN drops after gateway upgrade",
+    "Printer driver crashes print spooler",
+    "Mail sync fails for large mailboxes",
+];
+
+const CHANGES: &[&str] = &[
+    "Upgrade access point firmware",
+    "Patch database servers",
+    "Replace core switch line card",
+    "Roll out new laptop image",
+];
+
+const REPLIES: &[&str] = &[
+    "Thanks for reporting; we are looking into it.",
+    "Could you tell us when this started?",
+    "A fix has been applied; please check again.",
+    "We have ordered the part; it should arrive this week.",
+];
+
+const NOTES: &[&str] = &[
+    "Same symptoms as last week's outage.",
+    "Vendor case opened.",
+    "Probably linked to the firmware rollout.",
+    "Waiting for the change window.",
+];
+
+/// Loads the demo data set with `tickets` tickets.
+pub async fn demo(db: &Db, ticket_count: usize) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(2026);
+    let mut viewers = Vec::new();
+    for person in PEOPLE {
+        let claims = Claims {
+            subject: person.subject.into(),
+            email: Some(format!("{}@example.com", person.subject)),
+            name: Some(person.name.into()),
+            role: person.role,
+        };
+        let user = user::service::provision(db, &claims).await.map_err(api)?;
+        viewers.push(Viewer {
+            user,
+            role: person.role,
+        });
+    }
+    let find = |subject: &str| viewers.iter().find(|v| v.user.subject == subject).cloned();
+    let admin = find("ada.admin").context("admin")?;
+
+    for (name, description, members) in TEAMS {
+        let team = match teams::Entity::find()
+            .filter(teams::Column::Name.eq(*name))
+            .one(db.reader())
+            .await?
+        {
+            Some(team) => team,
+            None => team_service::create(db, &admin, name, Some(description))
+                .await
+                .map_err(api)?,
+        };
+        for member in *members {
+            let user = find(member).context("member")?;
+            team_service::add_member(db, &admin, team.id, user.user.id)
+                .await
+                .map_err(api)?;
+        }
+    }
+    let mut queue_ids = Vec::new();
+    for (name, team_name) in QUEUES {
+        let existing = queues::Entity::find()
+            .filter(queues::Column::Name.eq(*name))
+            .one(db.reader())
+            .await?;
+        let queue = match existing {
+            Some(queue) => queue,
+            None => {
+                let team = teams::Entity::find()
+                    .filter(teams::Column::Name.eq(*team_name))
+                    .one(db.reader())
+                    .await?
+                    .context("team")?;
+                let fields = QueueFields {
+                    name: Some((*name).into()),
+                    description: None,
+                    team_id: Some(team.id),
+                    is_default: None,
+                };
+                queue_service::create(db, &admin, fields)
+                    .await
+                    .map_err(api)?
+            }
+        };
+        queue_ids.push(queue);
+    }
+    let service_desk = queues::Entity::find()
+        .filter(queues::Column::IsDefault.eq(true))
+        .one(db.reader())
+        .await?
+        .context("default queue")?;
+    queue_ids.push(service_desk);
+
+    let requesters: Vec<Viewer> = viewers
+        .iter()
+        .filter(|v| v.role == Role::Requester)
+        .cloned()
+        .collect();
+    let manager = find("mia.manager").context("manager")?;
+    let manager_scope = Scope::load(db, &manager).await.map_err(api)?;
+    let levels = [Level::High, Level::Medium, Level::Low];
+    let mut summary = Summary::default();
+    for i in 0..ticket_count {
+        let roll = rng.random_range(0..100);
+        let kind = match roll {
+            0..60 => TicketKind::Incident,
+            60..80 => TicketKind::ServiceRequest,
+            80..90 => TicketKind::Problem,
+            _ => TicketKind::Change,
+        };
+        let queue = queue_ids.choose(&mut rng).context("queue")?;
+        let (author, title) = match kind {
+            TicketKind::Incident => (
+                requesters.choose(&mut rng).context("requester")?.clone(),
+                *INCIDENTS.choose(&mut rng).context("title")?,
+            ),
+            TicketKind::ServiceRequest => (
+                requesters.choose(&mut rng).context("requester")?.clone(),
+                *REQUESTS.choose(&mut rng).context("title")?,
+            ),
+            TicketKind::Problem => (
+                manager.clone(),
+                *PROBLEMS.choose(&mut rng).context("title")?,
+            ),
+            TicketKind::Change => (manager.clone(), *CHANGES.choose(&mut rng).context("title")?),
+        };
+        let scope = Scope::load(db, &author).await.map_err(api)?;
+        let mut new = NewTicket {
+            kind: Some(kind),
+            title: title.into(),
+            description: format!("{title}. Reported through the demo portal (#{i})."),
+            impact: levels.choose(&mut rng).copied(),
+            urgency: levels.choose(&mut rng).copied(),
+            queue_id: Some(queue.id),
+            ..NewTicket::default()
+        };
+        if kind == TicketKind::Change {
+            let start = crate::clock::now() + chrono::Duration::days(rng.random_range(1..30));
+            new.change_type = Some(
+                *[
+                    ChangeType::Standard,
+                    ChangeType::Normal,
+                    ChangeType::Emergency,
+                ]
+                .choose(&mut rng)
+                .context("type")?,
+            );
+            new.risk = levels.choose(&mut rng).copied();
+            new.planned_start = Some(start);
+            new.planned_end = Some(start + chrono::Duration::hours(rng.random_range(1..8)));
+        }
+        if kind == TicketKind::Problem && rng.random_bool(0.5) {
+            new.workaround = Some("Restart the affected service.".into());
+        }
+        let ticket = tickets::create(db, &scope, new).await.map_err(api)?;
+        // Spread creation over the last ten days.
+        tickets::backdate(
+            db,
+            ticket.id,
+            chrono::Duration::minutes(rng.random_range(0..14_400)),
+        )
+        .await
+        .map_err(api)?;
+        summary.tickets += 1;
+
+        // Agents of the queue's team work about three in four tickets.
+        let team_members: Vec<&Viewer> = viewers
+            .iter()
+            .filter(|v| v.role == Role::Agent && team_owns(queue, v))
+            .collect();
+        let Some(agent) = team_members.choose(&mut rng).copied().cloned() else {
+            continue;
+        };
+        let agent_scope = Scope::load(db, &agent).await.map_err(api)?;
+        let path = rng.random_range(0..100);
+        if path < 25 {
+            continue; // stays NEW
+        }
+        tickets::assign(
+            db,
+            &agent_scope,
+            ticket.id,
+            Assignment {
+                assignee_id: Some(Some(agent.user.id)),
+                queue_id: None,
+            },
+            None,
+        )
+        .await
+        .map_err(api)?;
+        if matches!(kind, TicketKind::Change | TicketKind::ServiceRequest) && path < 35 {
+            tickets::transition(
+                db,
+                &agent_scope,
+                ticket.id,
+                Status::AwaitingApproval,
+                Move::default(),
+                None,
+            )
+            .await
+            .map_err(api)?;
+            continue;
+        }
+        tickets::transition(
+            db,
+            &agent_scope,
+            ticket.id,
+            Status::InProgress,
+            Move::default(),
+            None,
+        )
+        .await
+        .map_err(api)?;
+        if rng.random_bool(0.6) {
+            tickets::comment(
+                db,
+                &agent_scope,
+                ticket.id,
+                REPLIES.choose(&mut rng).context("reply")?,
+                Visibility::Public,
+            )
+            .await
+            .map_err(api)?;
+            summary.comments += 1;
+        }
+        if rng.random_bool(0.4) {
+            tickets::comment(
+                db,
+                &agent_scope,
+                ticket.id,
+                NOTES.choose(&mut rng).context("note")?,
+                Visibility::Internal,
+            )
+            .await
+            .map_err(api)?;
+            summary.comments += 1;
+        }
+        match path {
+            35..55 => {} // in progress
+            55..65 => {
+                let reason = *[
+                    PendingReason::AwaitingCaller,
+                    PendingReason::AwaitingVendor,
+                    PendingReason::AwaitingChange,
+                ]
+                .choose(&mut rng)
+                .context("reason")?;
+                let carried = Move {
+                    pending_reason: Some(reason),
+                    ..Move::default()
+                };
+                tickets::transition(db, &agent_scope, ticket.id, Status::Pending, carried, None)
+                    .await
+                    .map_err(api)?;
+            }
+            65..95 => {
+                let carried = Move {
+                    resolution: Some("Fixed and confirmed with the requester.".into()),
+                    ..Move::default()
+                };
+                tickets::transition(db, &agent_scope, ticket.id, Status::Resolved, carried, None)
+                    .await
+                    .map_err(api)?;
+                if path >= 80 {
+                    tickets::transition(
+                        db,
+                        &manager_scope,
+                        ticket.id,
+                        Status::Closed,
+                        Move::default(),
+                        None,
+                    )
+                    .await
+                    .map_err(api)?;
+                }
+            }
+            _ => {
+                let carried = Move {
+                    reason: Some("Duplicate of an earlier ticket.".into()),
+                    ..Move::default()
+                };
+                tickets::transition(
+                    db,
+                    &agent_scope,
+                    ticket.id,
+                    Status::Cancelled,
+                    carried,
+                    None,
+                )
+                .await
+                .map_err(api)?;
+            }
+        }
+        if (i + 1) % 1000 == 0 {
+            tracing::info!(tickets = i + 1, "seeding");
+        }
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn team_owns(queue: &queues::Model, agent: &Viewer) -> bool {
+    let team_name = QUEUES
+        .iter()
+        .find(|(name, _)| *name == queue.name)
+        .map_or("Service Desk", |(_, team)| *team);
+    TEAMS.iter().any(|(name, _, members)| {
+        *name == team_name && members.contains(&agent.user.subject.as_str())
+    })
+}
+
+fn api(error: crate::error::ApiError) -> anyhow::Error {
+    anyhow::anyhow!("{error:?}")
+}
