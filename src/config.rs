@@ -201,6 +201,11 @@ pub struct HttpSettings {
     #[arg(long, env = "ITSM_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
     pub request_timeout: Duration,
 
+    /// Events buffered for subscribers that read slowly; one that falls further
+    /// behind is stopped and told to resume with `after`.
+    #[arg(long, env = "ITSM_WS_BUFFER", default_value_t = 4096, global = true)]
+    pub ws_buffer: usize,
+
     /// How long a WebSocket may stay open without a `connection_init`.
     #[arg(long, env = "ITSM_WS_INIT_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
     pub ws_init_timeout: Duration,

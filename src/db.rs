@@ -19,7 +19,8 @@ use std::{
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DbBackend,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr,
     sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 
@@ -33,17 +34,48 @@ pub struct Db {
     reader: DatabaseConnection,
     writer: DatabaseConnection,
     metrics: Arc<Metrics>,
+    signals: Arc<Signals>,
 }
 
-/// Counters over every SQL statement the service runs.
+/// In-process signals about committed changes.
+#[derive(Debug, Default)]
+pub struct Signals {
+    /// Woken after a transaction that wrote ticket events commits.
+    pub events: tokio::sync::Notify,
+    scopes: AtomicU64,
+}
+
+impl Signals {
+    /// Team membership changed somewhere: reach must be recomputed.
+    pub fn bump_scopes(&self) {
+        self.scopes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Changes whenever team membership changes.
+    pub fn scope_generation(&self) -> u64 {
+        self.scopes.load(Ordering::SeqCst)
+    }
+}
+
+/// Counters over every SQL statement the service runs: on behalf of requests,
+/// and in background tasks (the event pump, timers).
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Statements run while serving requests.
+    pub requests: Counters,
+    /// Statements run by background tasks.
+    pub background: Counters,
+}
+
+/// Statement counters of one kind of work.
+#[derive(Debug, Default)]
+pub struct Counters {
     statements: AtomicU64,
     failures: AtomicU64,
     micros: AtomicU64,
 }
 
-impl Metrics {
+impl Counters {
     fn observe(&self, info: &sea_orm::metric::Info<'_>) {
         self.statements.fetch_add(1, Ordering::Relaxed);
         if info.failed {
@@ -72,9 +104,19 @@ impl Metrics {
     }
 }
 
-fn observed(mut conn: DatabaseConnection, metrics: &Arc<Metrics>) -> DatabaseConnection {
+fn observed(
+    mut conn: DatabaseConnection,
+    metrics: &Arc<Metrics>,
+    background: bool,
+) -> DatabaseConnection {
     let metrics = metrics.clone();
-    conn.set_metric_callback(move |info| metrics.observe(info));
+    conn.set_metric_callback(move |info| {
+        if background {
+            metrics.background.observe(info);
+        } else {
+            metrics.requests.observe(info);
+        }
+    });
     conn
 }
 
@@ -88,11 +130,12 @@ impl Db {
                 .await
                 .context("could not connect to PostgreSQL")?;
             let metrics = Arc::default();
-            let pool = observed(pool, &metrics);
+            let pool = observed(pool, &metrics, false);
             return Ok(Self {
                 reader: pool.clone(),
                 writer: pool,
                 metrics,
+                signals: Arc::default(),
             });
         }
         tracing::Span::current().record("backend", "sqlite");
@@ -106,13 +149,14 @@ impl Db {
         let writer = Database::connect(sqlite_options(settings, 1, busy, false))
             .await
             .with_context(|| format!("could not open {}", settings.database_url))?;
-        let writer = observed(writer, &metrics);
+        let writer = observed(writer, &metrics, false);
         if settings.sqlite_path().is_none() {
             // Every connection to an in-memory database is a database of its own.
             return Ok(Self {
                 reader: writer.clone(),
                 writer,
                 metrics,
+                signals: Arc::default(),
             });
         }
         let reader = Database::connect(sqlite_options(
@@ -123,12 +167,47 @@ impl Db {
         ))
         .await
         .with_context(|| format!("could not open {} for reading", settings.database_url))?;
-        let reader = observed(reader, &metrics);
+        let reader = observed(reader, &metrics, false);
         Ok(Self {
             reader,
             writer,
             metrics,
+            signals: Arc::default(),
         })
+    }
+
+    /// The same database, with statements counted as background work.
+    pub fn background(&self) -> Self {
+        Self {
+            reader: observed(self.reader.clone(), &self.metrics, true),
+            writer: observed(self.writer.clone(), &self.metrics, true),
+            metrics: self.metrics.clone(),
+            signals: self.signals.clone(),
+        }
+    }
+
+    /// Signals about committed changes.
+    pub fn signals(&self) -> &Signals {
+        &self.signals
+    }
+
+    /// Commits a transaction that wrote ticket events, and wakes this
+    /// process's event pump. (Other replicas hear of it through `NOTIFY`.)
+    pub async fn commit(&self, txn: DatabaseTransaction) -> Result<(), DbErr> {
+        txn.commit().await?;
+        self.signals.events.notify_one();
+        Ok(())
+    }
+
+    /// Tells every replica that team membership changed.
+    pub async fn scopes_changed(&self) -> Result<(), DbErr> {
+        if self.backend() == DbBackend::Postgres {
+            self.writer
+                .execute_unprepared(&format!("NOTIFY {}", crate::events::pump::SCOPES_CHANNEL))
+                .await?;
+        }
+        self.signals.bump_scopes();
+        Ok(())
     }
 
     /// Statement counters.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod entity;
 pub mod error;
+pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod paging;

@@ -9,6 +9,7 @@ use crate::{
     auth::{Authenticator, JwtKeys, KeySource},
     config::Settings,
     db::Db,
+    events::{self, bus::EventBus},
     graphql::{self, Limits},
     http::{self, AppState},
 };
@@ -19,6 +20,7 @@ pub struct Application {
     router: axum::Router,
     db: Db,
     address: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -48,7 +50,9 @@ impl Application {
             max_depth: settings.graphql.graphql_max_depth,
             max_complexity: settings.graphql.graphql_max_complexity,
         };
-        let schema = graphql::build_schema(limits, db.clone(), settings.dev);
+        let bus = EventBus::new(settings.http.ws_buffer);
+        let tasks = events::pump::spawn(db.background(), bus.clone());
+        let schema = graphql::build_schema(limits, db.clone(), bus, settings.dev);
         let state = AppState {
             schema,
             db: db.clone(),
@@ -66,6 +70,7 @@ impl Application {
             router,
             db,
             address,
+            tasks,
         })
     }
 
@@ -89,6 +94,9 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await
             .context("server error")?;
+        for task in &self.tasks {
+            task.abort();
+        }
         self.db.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -15,7 +15,7 @@ use tokio::sync::OnceCell;
 use crate::{
     auth::Auth,
     db::Db,
-    entity::{comments, queues, teams, users},
+    entity::{comments, queues, teams, tickets, users},
     error::{ApiError, ApiResult},
     ticket::{access::Scope, model::Visibility},
 };
@@ -29,6 +29,9 @@ pub struct QueueKey(pub i64);
 /// A team by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TeamKey(pub i64);
+/// A ticket by id (callers check who may see it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TicketKey(pub i64);
 /// The comments of a ticket a viewer may read: internal ones too, or not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CommentsKey {
@@ -92,6 +95,22 @@ impl Loader<TeamKey> for DbLoader {
             .all(self.db.reader())
             .await?;
         Ok(rows.into_iter().map(|t| (TeamKey(t.id), t)).collect())
+    }
+}
+
+impl Loader<TicketKey> for DbLoader {
+    type Value = tickets::Model;
+    type Error = ApiError;
+
+    async fn load(
+        &self,
+        keys: &[TicketKey],
+    ) -> Result<HashMap<TicketKey, Self::Value>, Self::Error> {
+        let rows = tickets::Entity::find()
+            .filter(tickets::Column::Id.is_in(ids(keys, |k| k.0)))
+            .all(self.db.reader())
+            .await?;
+        Ok(rows.into_iter().map(|t| (TicketKey(t.id), t)).collect())
     }
 }
 
@@ -182,6 +201,16 @@ impl RequestState {
         }
     }
 
+    /// Forgets every cached relation, so the next lookups read afresh (for
+    /// long-lived subscriptions).
+    pub fn forget(&self) {
+        self.loader.clear::<UserKey>();
+        self.loader.clear::<QueueKey>();
+        self.loader.clear::<TeamKey>();
+        self.loader.clear::<TicketKey>();
+        self.loader.clear::<CommentsKey>();
+    }
+
     /// The viewer's scope, loaded on first use.
     pub async fn scope(&self, auth: &Auth) -> ApiResult<&Scope> {
         let viewer = auth.viewer()?;
@@ -223,7 +252,9 @@ impl async_graphql::extensions::Extension for RequestStateExtension {
         mut request: async_graphql::Request,
         next: async_graphql::extensions::NextPrepareRequest<'_>,
     ) -> async_graphql::ServerResult<async_graphql::Request> {
-        request.data.insert(RequestState::new(self.db.clone()));
+        request
+            .data
+            .insert(Arc::new(RequestState::new(self.db.clone())));
         next.run(ctx, request).await
     }
 }

@@ -16,7 +16,8 @@ pub use errors::{Limits, RequestId};
 use loaders::{RequestState, RequestStateFactory};
 
 use crate::{
-    auth::Auth, db::Db, error::ApiError, queue, team, ticket, ticket::access::Scope, user,
+    auth::Auth, db::Db, error::ApiError, events, events::bus::EventBus, queue, team, ticket,
+    ticket::access::Scope, user,
 };
 
 /// The service's schema type.
@@ -31,6 +32,7 @@ pub struct QueryRoot(
     ticket::resolvers::TicketQuery,
     queue::resolvers::QueueQuery,
     team::resolvers::TeamQuery,
+    events::resolvers::EventQuery,
 );
 
 /// Every mutation, merged from the domains.
@@ -45,7 +47,10 @@ pub struct MutationRoot(
 /// Every subscription field, merged from the domains.
 #[derive(MergedSubscription, Default)]
 #[graphql(name = "Subscription")]
-pub struct SubscriptionRoot(heartbeat::HeartbeatSubscription);
+pub struct SubscriptionRoot(
+    events::resolvers::EventSubscription,
+    heartbeat::HeartbeatSubscription,
+);
 
 fn builder(limits: Limits) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     Schema::build(
@@ -57,10 +62,11 @@ fn builder(limits: Limits) -> SchemaBuilder<QueryRoot, MutationRoot, Subscriptio
 }
 
 /// Builds the schema the server executes, with its limits and data.
-pub fn build_schema(limits: Limits, db: Db, development: bool) -> ItsmSchema {
+pub fn build_schema(limits: Limits, db: Db, bus: EventBus, development: bool) -> ItsmSchema {
     let mut builder = builder(limits)
         .extension(RequestStateFactory::new(db.clone()))
-        .data(db);
+        .data(db)
+        .data(bus);
     if !development {
         builder = builder.disable_suggestions();
     }
@@ -81,6 +87,8 @@ pub trait ContextExt {
     fn db(&self) -> Result<&Db, ApiError>;
     /// This request's loaders and caches.
     fn state(&self) -> Result<&RequestState, ApiError>;
+    /// A handle on this request's state that a stream may keep.
+    fn state_handle(&self) -> Result<std::sync::Arc<RequestState>, ApiError>;
     /// The viewer's reach over tickets; `UNAUTHENTICATED` when anonymous.
     fn scope(&self) -> impl std::future::Future<Output = Result<&Scope, ApiError>> + Send;
 }
@@ -98,7 +106,14 @@ impl ContextExt for Context<'_> {
     }
 
     fn state(&self) -> Result<&RequestState, ApiError> {
-        self.data_opt::<RequestState>()
+        self.data_opt::<std::sync::Arc<RequestState>>()
+            .map(std::convert::AsRef::as_ref)
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("request without state")))
+    }
+
+    fn state_handle(&self) -> Result<std::sync::Arc<RequestState>, ApiError> {
+        self.data_opt::<std::sync::Arc<RequestState>>()
+            .cloned()
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("request without state")))
     }
 

@@ -26,23 +26,42 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus metrics: SQL statements run, failed, and time spent in them.
+/// Prometheus metrics: SQL statements run and failed, and time spent in them,
+/// for requests and for background work (the event pump, timers).
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let metrics = state.db.metrics();
-    let body = format!(
-        "# HELP itsm_db_statements_total SQL statements executed.\n\
-         # TYPE itsm_db_statements_total counter\n\
-         itsm_db_statements_total {}\n\
-         # HELP itsm_db_statement_errors_total SQL statements that failed.\n\
-         # TYPE itsm_db_statement_errors_total counter\n\
-         itsm_db_statement_errors_total {}\n\
-         # HELP itsm_db_statement_seconds_total Time spent running SQL statements.\n\
-         # TYPE itsm_db_statement_seconds_total counter\n\
-         itsm_db_statement_seconds_total {:.6}\n",
-        metrics.statements(),
-        metrics.failures(),
-        metrics.seconds(),
-    );
+    let mut body = String::new();
+    let families: [(&str, &str, &str); 3] = [
+        (
+            "itsm_db_statements_total",
+            "SQL statements executed.",
+            "counter",
+        ),
+        (
+            "itsm_db_statement_errors_total",
+            "SQL statements that failed.",
+            "counter",
+        ),
+        (
+            "itsm_db_statement_seconds_total",
+            "Time spent running SQL statements.",
+            "counter",
+        ),
+    ];
+    for (index, (name, help, kind)) in families.into_iter().enumerate() {
+        body.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (source, counters) in [
+            ("requests", &metrics.requests),
+            ("background", &metrics.background),
+        ] {
+            let value = match index {
+                0 => counters.statements().to_string(),
+                1 => counters.failures().to_string(),
+                _ => format!("{:.6}", counters.seconds()),
+            };
+            body.push_str(&format!("{name}{{source=\"{source}\"}} {value}\n"));
+        }
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -161,6 +161,10 @@ pub async fn update(
         .await
         .map_err(taken)?;
     txn.commit().await?;
+    if fields.team_id.is_some() {
+        // A queue handed to another team changes who reaches its tickets.
+        db.scopes_changed().await?;
+    }
     Ok(queue)
 }
 

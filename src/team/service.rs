@@ -140,6 +140,7 @@ pub async fn add_member(
         .on_conflict_do_nothing()
         .exec_without_returning(db.writer())
         .await?;
+        db.scopes_changed().await?;
     }
     Ok((team, user))
 }
@@ -157,6 +158,7 @@ pub async fn remove_member(
     team_members::Entity::delete_by_id((team.id, user.id))
         .exec(db.writer())
         .await?;
+    db.scopes_changed().await?;
     Ok((team, user))
 }
 

@@ -121,6 +121,12 @@ pub async fn record<C: ConnectionTrait>(conn: &C, draft: Draft<'_>) -> ApiResult
     })
     .exec_without_returning(conn)
     .await?;
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // Delivered on commit, to every replica's event pump; repeats within
+        // one transaction are folded into one.
+        conn.execute_unprepared(&format!("NOTIFY {}", crate::events::pump::EVENTS_CHANNEL))
+            .await?;
+    }
     Ok(seq)
 }
 

@@ -23,7 +23,7 @@ use crate::{
     graphql::{
         ContextExt,
         connection::{PageArgs, TotalCount, encode_cursor},
-        loaders::{CommentsKey, QueueKey, TeamKey, UserKey},
+        loaders::{CommentsKey, QueueKey, TeamKey, TicketKey, UserKey},
         relay::{decode_id_of, encode_id},
     },
     queue::resolvers::Queue,
@@ -239,7 +239,7 @@ impl Ticket {
         let (rows, flags, condition) = query::history(&db, scope, &self.0, &page).await?;
         let rows = rows
             .into_iter()
-            .map(|e| (event_cursor(e.seq), TicketEvent(e)))
+            .map(|e| (event_cursor(e.seq), TicketEvent::lookup(e)))
             .collect();
         let total = TotalCount::new(move || {
             let (db, condition) = (db.clone(), condition.clone());
@@ -428,29 +428,74 @@ impl Comment {
 }
 
 /// One change to a ticket, from its append-only history.
-pub struct TicketEvent(pub ticket_events::Model);
+pub struct TicketEvent {
+    event: ticket_events::Model,
+    ticket: EventTicket,
+}
+
+enum EventTicket {
+    /// Already decided: the ticket, or nothing when the viewer may not see it.
+    Known(Option<Box<tickets::Model>>),
+    /// To be loaded and checked against the viewer.
+    Lookup,
+}
+
+impl TicketEvent {
+    /// An event whose ticket is loaded when asked for.
+    pub fn lookup(event: ticket_events::Model) -> Self {
+        Self {
+            event,
+            ticket: EventTicket::Lookup,
+        }
+    }
+
+    /// An event as a subscription delivered it.
+    pub fn delivered(delivered: crate::events::feed::Delivered) -> Self {
+        Self {
+            event: delivered.event,
+            ticket: EventTicket::Known(delivered.ticket.map(Box::new)),
+        }
+    }
+}
 
 /// One change to a ticket, from its append-only history.
 #[Object]
 impl TicketEvent {
     /// Where this event sits in the feed; resume after it with `after`.
     async fn cursor(&self) -> String {
-        event_cursor(self.0.seq)
+        event_cursor(self.event.seq)
     }
 
     /// The event's number: strictly increasing across all tickets.
     async fn seq(&self) -> i64 {
-        self.0.seq
+        self.event.seq
+    }
+
+    /// The ticket as the viewer may see it now; null when they no longer may
+    /// (a ticket that left the viewer's queue, say).
+    async fn ticket(&self, ctx: &Context<'_>) -> ApiResult<Option<Ticket>> {
+        match &self.ticket {
+            EventTicket::Known(ticket) => Ok(ticket.as_deref().cloned().map(Ticket)),
+            EventTicket::Lookup => {
+                let scope = ctx.scope().await?;
+                let ticket = ctx
+                    .state()?
+                    .loader
+                    .load_one(TicketKey(self.event.ticket_id))
+                    .await?;
+                Ok(ticket.filter(|t| scope.can_see(t)).map(Ticket))
+            }
+        }
     }
 
     /// What happened.
     async fn kind(&self) -> EventKind {
-        self.0.kind
+        self.event.kind
     }
 
     /// The fields that changed.
     async fn changes(&self) -> Vec<FieldChange> {
-        changes_of(&self.0)
+        changes_of(&self.event)
             .into_iter()
             .map(|c| FieldChange {
                 field: c.field,
@@ -462,7 +507,7 @@ impl TicketEvent {
 
     /// Who did it (null for the system).
     async fn actor(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
-        let Some(id) = self.0.actor_id else {
+        let Some(id) = self.event.actor_id else {
             return Ok(None);
         };
         Ok(ctx.state()?.loader.load_one(UserKey(id)).await?.map(User))
@@ -470,7 +515,7 @@ impl TicketEvent {
 
     /// When it happened.
     async fn occurred_at(&self) -> DateTime<Utc> {
-        self.0.occurred_at
+        self.event.occurred_at
     }
 }
 

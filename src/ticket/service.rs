@@ -165,7 +165,7 @@ pub async fn create(db: &Db, scope: &Scope, new: NewTicket) -> ApiResult<tickets
     .await;
     match created {
         Ok(ticket) => {
-            txn.commit().await?;
+            db.commit(txn).await?;
             Ok(ticket)
         }
         Err(ApiError::Conflict(_)) if key.is_some() => {
@@ -687,7 +687,7 @@ pub async fn update(
         Draft::new(&saved, scope.user_id, EventKind::Updated, &changes, at),
     )
     .await?;
-    txn.commit().await?;
+    db.commit(txn).await?;
     Ok(saved)
 }
 
@@ -775,7 +775,7 @@ pub async fn transition(
         ),
     )
     .await?;
-    txn.commit().await?;
+    db.commit(txn).await?;
     Ok(saved)
 }
 
@@ -932,7 +932,7 @@ pub async fn assign(
         )
         .await?;
     }
-    txn.commit().await?;
+    db.commit(txn).await?;
     Ok(saved)
 }
 
@@ -1012,7 +1012,7 @@ pub async fn comment(
         .visible_as(visibility),
     )
     .await?;
-    txn.commit().await?;
+    db.commit(txn).await?;
     Ok((comment, ticket))
 }
 
@@ -1041,7 +1041,7 @@ pub async fn link(
     }
     let at = now();
     link_rows(&txn, scope, &ticket, &other, at).await?;
-    txn.commit().await?;
+    db.commit(txn).await?;
     Ok((ticket, other))
 }
 
@@ -1187,6 +1187,6 @@ pub async fn backdate(db: &Db, id: i64, by: Duration) -> ApiResult<()> {
         .filter(crate::entity::ticket_events::Column::Kind.eq(EventKind::Created))
         .exec(&txn)
         .await?;
-    txn.commit().await?;
+    db.commit(txn).await?;
     Ok(())
 }

@@ -132,6 +132,18 @@ impl TestDatabase {
         }
     }
 
+    /// Another handle on the same database, for a second server; dropping it
+    /// leaves the database alone.
+    pub fn shared(other: &TestDatabase) -> Self {
+        let dir = std::env::temp_dir().join(format!("itsm-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self {
+            url: other.url.clone(),
+            dir,
+            postgres: None,
+        }
+    }
+
     /// A separate connection for the test to look at or tamper with the data.
     pub async fn connect(&self) -> DatabaseConnection {
         Database::connect(&self.url)
@@ -525,7 +537,7 @@ impl TestApp {
         self.ok(who, &query, json!({"input": input})).await["createIncident"]["ticket"].clone()
     }
 
-    /// The SQL statements the server has run so far, from `/metrics`.
+    /// The SQL statements the server has run for requests so far, from `/metrics`.
     pub async fn statements(&self) -> u64 {
         let text = self
             .client
@@ -537,7 +549,7 @@ impl TestApp {
             .await
             .expect("text");
         text.lines()
-            .find_map(|line| line.strip_prefix("itsm_db_statements_total "))
+            .find_map(|line| line.strip_prefix("itsm_db_statements_total{source=\"requests\"} "))
             .and_then(|n| n.trim().parse().ok())
             .expect("itsm_db_statements_total")
     }
@@ -571,4 +583,136 @@ pub async fn age_ticket(app: &TestApp, global_id: &str, hours: i64) {
     row.response_due_at = Set(ticket.response_due_at - shift);
     row.resolution_due_at = Set(ticket.resolution_due_at - shift);
     row.update(&conn).await.expect("age ticket");
+}
+
+/// A GraphQL WebSocket client speaking either protocol.
+pub struct WsClient(
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+);
+
+const WS_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl WsClient {
+    /// Connects to `/graphql` offering `protocol`.
+    pub async fn connect(app: &TestApp, protocol: &str) -> Self {
+        Self::connect_to(&app.ws_url(), protocol).await
+    }
+
+    /// Connects to a WebSocket URL offering `protocol`.
+    pub async fn connect_to(url: &str, protocol: &str) -> Self {
+        use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
+        let mut request = url.into_client_request().expect("request");
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_str(protocol).expect("header"),
+        );
+        let (stream, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("connected");
+        assert_eq!(
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok()),
+            Some(protocol)
+        );
+        Self(stream)
+    }
+
+    /// Connects with graphql-transport-ws and completes `connection_init`.
+    pub async fn signed_in(app: &TestApp, who: &Person) -> Self {
+        Self::signed_in_at(&app.ws_url(), &who.token).await
+    }
+
+    /// Like [`WsClient::signed_in`], at any server.
+    pub async fn signed_in_at(url: &str, token: &str) -> Self {
+        let mut ws = Self::connect_to(url, "graphql-transport-ws").await;
+        ws.send(json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}}))
+            .await;
+        let ack = ws.next().await;
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        ws
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        use futures_util::SinkExt;
+        self.0
+            .send(tokio_tungstenite::tungstenite::Message::text(
+                message.to_string(),
+            ))
+            .await
+            .expect("sent");
+    }
+
+    /// Starts operation `id` (graphql-transport-ws).
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({"id": id, "type": "subscribe", "payload": {"query": query, "variables": variables}}))
+            .await;
+    }
+
+    /// The next JSON message within `wait`, or `None`; pings are answered
+    /// and skipped. Fails on a close.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Value> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let message = match tokio::time::timeout(wait, self.0.next()).await {
+                Err(_) => return None,
+                Ok(message) => message.expect("stream open").expect("a frame"),
+            };
+            match message {
+                Message::Text(text) => {
+                    let value: Value = serde_json::from_str(&text).expect("json");
+                    if value["type"] == "ping" {
+                        self.send(json!({"type": "pong"})).await;
+                        continue;
+                    }
+                    if value["type"] == "ka" {
+                        continue;
+                    }
+                    return Some(value);
+                }
+                Message::Close(frame) => panic!("closed: {frame:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next JSON message; fails on a close or after ten seconds.
+    pub async fn next(&mut self) -> Value {
+        self.next_within(WS_TIMEOUT)
+            .await
+            .expect("a message in time")
+    }
+
+    /// The next `next` payload of operation `id`, skipping other operations.
+    pub async fn next_of(&mut self, id: &str) -> Value {
+        loop {
+            let message = self.next().await;
+            if message["id"] == id {
+                return message;
+            }
+        }
+    }
+
+    /// The close code the server ends the socket with, and the text messages
+    /// that came before it.
+    pub async fn close_code(&mut self) -> (u16, Vec<Value>) {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let mut texts = Vec::new();
+        loop {
+            let message = tokio::time::timeout(WS_TIMEOUT, self.0.next())
+                .await
+                .expect("a close in time");
+            match message {
+                Some(Ok(Message::Close(Some(frame)))) => return (frame.code.into(), texts),
+                Some(Ok(Message::Text(text))) => {
+                    texts.push(serde_json::from_str(&text).expect("json"));
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    }
 }

@@ -1,18 +1,11 @@
 //! GraphQL over WebSocket: both protocols, authentication in `connection_init`.
 
-use std::time::Duration;
-
-use futures_util::{SinkExt, StreamExt};
 use itsm::auth::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream, connect_async,
-    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
-};
+use tokio_tungstenite::{connect_async, tungstenite::client::IntoClientRequest};
 
-use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, WsClient as Client, spawn_app, spawn_app_with};
 
 crate::on_both_backends!(
     a_good_token_is_acknowledged_and_operations_run,
@@ -22,71 +15,6 @@ crate::on_both_backends!(
     a_socket_without_connection_init_is_closed_with_4408,
     an_upgrade_without_a_graphql_subprotocol_is_refused,
 );
-
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-struct Client(WebSocketStream<MaybeTlsStream<TcpStream>>);
-
-impl Client {
-    async fn connect(app: &TestApp, protocol: &str) -> Self {
-        let mut request = app.ws_url().into_client_request().expect("request");
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            HeaderValue::from_str(protocol).expect("header"),
-        );
-        let (stream, response) = connect_async(request).await.expect("connected");
-        assert_eq!(
-            response
-                .headers()
-                .get("sec-websocket-protocol")
-                .and_then(|v| v.to_str().ok()),
-            Some(protocol)
-        );
-        Self(stream)
-    }
-
-    async fn send(&mut self, message: Value) {
-        self.0
-            .send(Message::text(message.to_string()))
-            .await
-            .expect("sent");
-    }
-
-    /// The next JSON message; fails on a close.
-    async fn next(&mut self) -> Value {
-        loop {
-            let message = tokio::time::timeout(TIMEOUT, self.0.next())
-                .await
-                .expect("a message in time")
-                .expect("stream open")
-                .expect("a frame");
-            match message {
-                Message::Text(text) => return serde_json::from_str(&text).expect("json"),
-                Message::Close(frame) => panic!("closed: {frame:?}"),
-                _ => continue,
-            }
-        }
-    }
-
-    /// The close code the server ends the socket with; text messages before it
-    /// are returned too.
-    async fn close_code(&mut self) -> (u16, Vec<Value>) {
-        let mut texts = Vec::new();
-        loop {
-            let message = tokio::time::timeout(TIMEOUT, self.0.next())
-                .await
-                .expect("a close in time");
-            match message {
-                Some(Ok(Message::Close(Some(frame)))) => return (frame.code.into(), texts),
-                Some(Ok(Message::Text(text))) => {
-                    texts.push(serde_json::from_str(&text).expect("json"));
-                }
-                Some(Ok(_)) => continue,
-                other => panic!("expected a close frame, got {other:?}"),
-            }
-        }
-    }
-}
 
 fn init(token: &str) -> Value {
     json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})

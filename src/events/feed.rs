@@ -1,0 +1,335 @@
+//! Event feeds: which events a queue, ticket or requester stream carries, who
+//! may read each one, and the resumable stream that replays the log from a
+//! cursor and then continues live without gap or duplicate at the seam.
+
+use std::{collections::VecDeque, sync::Arc};
+
+use futures_util::{Stream, stream};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tokio::sync::broadcast::{Receiver, error::RecvError};
+
+use super::{
+    bus::{EventBus, Published},
+    pump::with_tickets,
+};
+use crate::{
+    auth::{Role, Viewer},
+    db::Db,
+    entity::{ticket_events, tickets},
+    error::{ApiError, ApiResult},
+    graphql::connection::{Page, PageInfoFlags, encode_cursor},
+    ticket::{access::Scope, model::Visibility},
+};
+
+/// Events replayed per query while catching up.
+const REPLAY_BATCH: u64 = 200;
+
+/// The cursor tag of event feeds.
+pub const SEQ: &str = "SEQ";
+
+/// The cursor of the event numbered `seq`.
+pub fn cursor(seq: i64) -> String {
+    encode_cursor(SEQ, vec![seq.into()])
+}
+
+/// Which events a stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    /// Events of tickets in (or leaving) a queue.
+    Queue(i64),
+    /// Events of one ticket.
+    Ticket(i64),
+    /// Events of the tickets one person requested.
+    Requester(i64),
+    /// Every event the viewer may read.
+    All,
+}
+
+impl Feed {
+    fn condition(self) -> Condition {
+        match self {
+            Self::Queue(id) => Condition::all().add(ticket_events::Column::QueueId.eq(id)),
+            Self::Ticket(id) => Condition::all().add(ticket_events::Column::TicketId.eq(id)),
+            Self::Requester(id) => Condition::all().add(ticket_events::Column::RequesterId.eq(id)),
+            Self::All => Condition::all(),
+        }
+    }
+
+    fn carries(self, event: &ticket_events::Model) -> bool {
+        match self {
+            Self::Queue(id) => event.queue_id == id,
+            Self::Ticket(id) => event.ticket_id == id,
+            Self::Requester(id) => event.requester_id == id,
+            Self::All => true,
+        }
+    }
+}
+
+/// May `scope` read this event? The rules of reading tickets, plus: a queue's
+/// agents read everything that happens in it, including tickets leaving it.
+pub fn may_read(scope: &Scope, event: &ticket_events::Model, ticket: &tickets::Model) -> bool {
+    if event.visibility == Visibility::Internal && !scope.is_staff() {
+        return false;
+    }
+    scope.can_see(ticket) || works_queue(scope, event.queue_id)
+}
+
+fn works_queue(scope: &Scope, queue_id: i64) -> bool {
+    scope.sees_all() || (scope.role == Role::Agent && scope.queue_ids.contains(&queue_id))
+}
+
+/// An event as one viewer receives it.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// The event.
+    pub event: ticket_events::Model,
+    /// Its ticket as it is now, if this viewer may see it.
+    pub ticket: Option<tickets::Model>,
+}
+
+fn deliver(scope: &Scope, published: &Published) -> Option<Delivered> {
+    if !may_read(scope, &published.event, &published.ticket) {
+        return None;
+    }
+    Some(Delivered {
+        event: published.event.clone(),
+        ticket: scope
+            .can_see(&published.ticket)
+            .then(|| published.ticket.clone()),
+    })
+}
+
+/// Checks that `viewer` may subscribe to `feed`. Ticket feeds answer
+/// `NOT_FOUND` for tickets the viewer may not see, exactly as for missing ones.
+pub async fn authorize(db: &Db, scope: &Scope, feed: Feed) -> ApiResult<()> {
+    match feed {
+        Feed::Queue(id) => {
+            if scope.role == Role::Requester {
+                return Err(ApiError::Forbidden(
+                    "requesters follow their own tickets with myTicketUpdates".into(),
+                ));
+            }
+            if crate::queue::service::get(db, id).await?.is_none() {
+                return Err(ApiError::NotFound("no queue with that `queueId`".into()));
+            }
+            Ok(())
+        }
+        Feed::Ticket(id) => match crate::ticket::query::by_id(db, scope, id).await? {
+            Some(_) => Ok(()),
+            None => Err(ApiError::NotFound("no ticket with that `ticketId`".into())),
+        },
+        Feed::Requester(_) | Feed::All => Ok(()),
+    }
+}
+
+/// Decodes an `after` cursor into a sequence number.
+pub fn after_seq(after: Option<&str>) -> ApiResult<Option<i64>> {
+    let Some(after) = after else {
+        return Ok(None);
+    };
+    let page = crate::graphql::connection::PageArgs {
+        first: Some(1),
+        after: Some(after.to_owned()),
+        last: None,
+        before: None,
+    }
+    .page(SEQ)?;
+    page.key
+        .and_then(|key| key.first().and_then(serde_json::Value::as_i64))
+        .map(Some)
+        .ok_or_else(|| ApiError::bad_input("after", "the cursor does not fit this feed"))
+}
+
+struct Follow {
+    db: Db,
+    viewer: Viewer,
+    scope: Scope,
+    generation: u64,
+    feed: Feed,
+    cursor: i64,
+    replaying: bool,
+    receiver: Receiver<Arc<Published>>,
+    pending: VecDeque<Arc<Published>>,
+    finished: bool,
+}
+
+impl Follow {
+    async fn fresh_scope(&mut self) -> ApiResult<()> {
+        let generation = self.db.signals().scope_generation();
+        if generation != self.generation {
+            self.scope = Scope::load(&self.db, &self.viewer).await?;
+            self.generation = generation;
+        }
+        Ok(())
+    }
+
+    async fn replay(&mut self) -> ApiResult<()> {
+        let events = ticket_events::Entity::find()
+            .filter(self.feed.condition())
+            .filter(ticket_events::Column::Seq.gt(self.cursor))
+            .order_by_asc(ticket_events::Column::Seq)
+            .limit(REPLAY_BATCH)
+            .all(self.db.reader())
+            .await?;
+        if events.is_empty() {
+            self.replaying = false;
+        }
+        self.pending.extend(
+            with_tickets(&self.db, events)
+                .await?
+                .into_iter()
+                .map(Arc::new),
+        );
+        Ok(())
+    }
+
+    async fn next(&mut self) -> Option<ApiResult<Delivered>> {
+        loop {
+            if self.finished {
+                return None;
+            }
+            if let Some(published) = self.pending.pop_front() {
+                let seq = published.event.seq;
+                if seq <= self.cursor || !self.feed.carries(&published.event) {
+                    continue;
+                }
+                self.cursor = seq;
+                if let Err(error) = self.fresh_scope().await {
+                    self.finished = true;
+                    return Some(Err(error));
+                }
+                if let Some(delivered) = deliver(&self.scope, &published) {
+                    return Some(Ok(delivered));
+                }
+                continue;
+            }
+            if self.replaying {
+                if let Err(error) = self.replay().await {
+                    self.finished = true;
+                    return Some(Err(error));
+                }
+                continue;
+            }
+            match self.receiver.recv().await {
+                Ok(published) => self.pending.push_back(published),
+                Err(RecvError::Lagged(_)) => {
+                    self.finished = true;
+                    return Some(Err(ApiError::Conflict(format!(
+                        "this subscription fell too far behind and was stopped; \
+                         subscribe again with after: \"{}\" to resume without losing events",
+                        cursor(self.cursor)
+                    ))));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+/// Follows `feed` for `viewer`: replays the log after `after` (when given),
+/// then continues live. Subscribing to the bus before reading the log, and
+/// skipping everything at or below the cursor, closes the seam.
+pub async fn follow(
+    db: Db,
+    bus: &EventBus,
+    viewer: Viewer,
+    feed: Feed,
+    after: Option<i64>,
+) -> ApiResult<impl Stream<Item = ApiResult<Delivered>> + use<>> {
+    let receiver = bus.subscribe();
+    let generation = db.signals().scope_generation();
+    let scope = Scope::load(&db, &viewer).await?;
+    authorize(&db, &scope, feed).await?;
+    let (cursor, replaying) = match after {
+        Some(seq) => (seq, true),
+        None => (latest(&db).await?, false),
+    };
+    let follow = Follow {
+        db,
+        viewer,
+        scope,
+        generation,
+        feed,
+        cursor,
+        replaying,
+        receiver,
+        pending: VecDeque::new(),
+        finished: false,
+    };
+    Ok(stream::unfold(follow, |mut follow| async move {
+        let item = follow.next().await?;
+        Some((item, follow))
+    }))
+}
+
+async fn latest(db: &Db) -> ApiResult<i64> {
+    let latest: Option<Option<i64>> = ticket_events::Entity::find()
+        .select_only()
+        .column_as(ticket_events::Column::Seq.max(), "latest")
+        .into_tuple()
+        .one(db.reader())
+        .await?;
+    Ok(latest.flatten().unwrap_or(0))
+}
+
+/// A page of the events the viewer may read, oldest first: the polling feed.
+pub async fn page(
+    db: &Db,
+    scope: &Scope,
+    feed: Feed,
+    page: &Page,
+) -> ApiResult<(Vec<ticket_events::Model>, PageInfoFlags)> {
+    let condition = readable(scope, feed);
+    let mut select = ticket_events::Entity::find().filter(condition);
+    if let Some(key) = &page.key {
+        let field = if page.backward { "before" } else { "after" };
+        let seq = key
+            .first()
+            .and_then(serde_json::Value::as_i64)
+            .ok_or_else(|| ApiError::bad_input(field, "the cursor does not fit this feed"))?;
+        select = select.filter(if page.backward {
+            ticket_events::Column::Seq.lt(seq)
+        } else {
+            ticket_events::Column::Seq.gt(seq)
+        });
+    }
+    let rows = if page.backward {
+        select.order_by_desc(ticket_events::Column::Seq)
+    } else {
+        select.order_by_asc(ticket_events::Column::Seq)
+    }
+    .limit(page.limit + 1)
+    .all(db.reader())
+    .await?;
+    Ok(page.finish(rows))
+}
+
+/// Counts the events the viewer may read in `feed`.
+pub async fn count(db: &Db, scope: &Scope, feed: Feed) -> ApiResult<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(ticket_events::Entity::find()
+        .filter(readable(scope, feed))
+        .count(db.reader())
+        .await?)
+}
+
+/// SQL for [`may_read`] over a feed.
+fn readable(scope: &Scope, feed: Feed) -> Condition {
+    let mut condition = feed
+        .condition()
+        .add(ticket_events::Column::Visibility.is_in(scope.visibilities().to_vec()));
+    if !scope.sees_all() {
+        let visible_tickets = sea_orm::sea_query::Query::select()
+            .column(tickets::Column::Id)
+            .from(tickets::Entity)
+            .cond_where(scope.visible())
+            .to_owned();
+        let mut reach =
+            Condition::any().add(ticket_events::Column::TicketId.in_subquery(visible_tickets));
+        if scope.role == Role::Agent {
+            reach = reach.add(ticket_events::Column::QueueId.is_in(scope.queue_ids.clone()));
+        }
+        condition = condition.add(reach);
+    }
+    condition
+}

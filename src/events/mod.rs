@@ -1,0 +1,9 @@
+//! Live updates: the event pump that reads committed ticket events from the
+//! log and fans them out in process, the PostgreSQL `LISTEN` bridge that
+//! wakes it when another replica commits, and the subscriptions and polling
+//! feed built on the log.
+
+pub mod bus;
+pub mod feed;
+pub mod pump;
+pub mod resolvers;

@@ -1,0 +1,160 @@
+//! The event pump and the PostgreSQL `LISTEN` bridge.
+//!
+//! The pump reads events committed after the last one it published, in
+//! sequence order, and publishes them on the bus. Sequence numbers are handed
+//! out in commit order (see `ticket::events`), so reading "everything after
+//! the last one" never skips an event that commits late. It wakes when this
+//! process commits events, when another replica's `NOTIFY` arrives, and every
+//! few seconds regardless, so a lost notification costs latency, never data.
+
+use std::{collections::HashMap, time::Duration};
+
+use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tokio::task::JoinHandle;
+
+use super::bus::{EventBus, Published};
+use crate::{
+    db::Db,
+    entity::{ticket_events, tickets},
+    error::ApiResult,
+};
+
+/// Events read per query.
+const BATCH: u64 = 500;
+/// How often the pump looks for events without being woken.
+const SAFETY_POLL: Duration = Duration::from_secs(2);
+/// The channel that wakes other replicas' pumps.
+pub const EVENTS_CHANNEL: &str = "itsm_events";
+/// The channel that tells other replicas team membership changed.
+pub const SCOPES_CHANNEL: &str = "itsm_scopes";
+
+/// Starts the pump (and, on PostgreSQL, the `LISTEN` bridge).
+pub fn spawn(db: Db, bus: EventBus) -> Vec<JoinHandle<()>> {
+    let mut tasks = vec![tokio::spawn(pump(db.clone(), bus))];
+    if db.backend() == DbBackend::Postgres {
+        tasks.push(tokio::spawn(listen(db)));
+    }
+    tasks
+}
+
+async fn latest_seq(db: &Db) -> ApiResult<i64> {
+    let latest: Option<Option<i64>> = ticket_events::Entity::find()
+        .select_only()
+        .column_as(ticket_events::Column::Seq.max(), "latest")
+        .into_tuple()
+        .one(db.reader())
+        .await?;
+    Ok(latest.flatten().unwrap_or(0))
+}
+
+/// Reads events after `after`, with their tickets, in sequence order.
+pub async fn read_after(db: &Db, after: i64, limit: u64) -> ApiResult<Vec<Published>> {
+    let events = ticket_events::Entity::find()
+        .filter(ticket_events::Column::Seq.gt(after))
+        .order_by_asc(ticket_events::Column::Seq)
+        .limit(limit)
+        .all(db.reader())
+        .await?;
+    with_tickets(db, events).await
+}
+
+/// Pairs events with their tickets (one query).
+pub async fn with_tickets(db: &Db, events: Vec<ticket_events::Model>) -> ApiResult<Vec<Published>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids: Vec<i64> = events.iter().map(|e| e.ticket_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let tickets: HashMap<i64, tickets::Model> = tickets::Entity::find()
+        .filter(tickets::Column::Id.is_in(ids))
+        .all(db.reader())
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t))
+        .collect();
+    Ok(events
+        .into_iter()
+        .filter_map(|event| {
+            let ticket = tickets.get(&event.ticket_id)?.clone();
+            Some(Published { event, ticket })
+        })
+        .collect())
+}
+
+async fn pump(db: Db, bus: EventBus) {
+    let mut last = loop {
+        match latest_seq(&db).await {
+            Ok(seq) => break seq,
+            Err(error) => {
+                tracing::warn!(?error, "event pump cannot read the log yet");
+                tokio::time::sleep(SAFETY_POLL).await;
+            }
+        }
+    };
+    tracing::debug!(last, "event pump started");
+    loop {
+        tokio::select! {
+            () = db.signals().events.notified() => {}
+            () = tokio::time::sleep(SAFETY_POLL) => {}
+        }
+        loop {
+            match read_after(&db, last, BATCH).await {
+                Ok(batch) => {
+                    let full = batch.len() as u64 == BATCH;
+                    for published in batch {
+                        last = published.event.seq;
+                        bus.publish(published);
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(?error, "event pump could not read the log");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn listen(db: Db) {
+    let pool = db.writer().get_postgres_connection_pool().clone();
+    loop {
+        let mut listener = match sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot LISTEN for other replicas' events; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(error) = listener.listen_all([EVENTS_CHANNEL, SCOPES_CHANNEL]).await {
+            tracing::warn!(%error, "LISTEN failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        // Whatever happened while not listening, the log has it.
+        db.signals().events.notify_one();
+        db.signals().bump_scopes();
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notification)) => match notification.channel() {
+                    SCOPES_CHANNEL => db.signals().bump_scopes(),
+                    _ => db.signals().events.notify_one(),
+                },
+                Ok(None) => {
+                    tracing::warn!("LISTEN connection lost; reconnecting and catching up");
+                    db.signals().events.notify_one();
+                    db.signals().bump_scopes();
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "LISTEN connection failed; reconnecting");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    break;
+                }
+            }
+        }
+    }
+}

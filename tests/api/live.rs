@@ -1,0 +1,482 @@
+//! Live updates: subscriptions over a real WebSocket client, the polling
+//! feed, resuming with `after`, and (on PostgreSQL) replicas and late commits.
+
+use std::time::Duration;
+
+use itsm::auth::Role;
+use sea_orm::{ConnectionTrait, TransactionTrait};
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::{
+        Backend, Person, Proxy, TestApp, TestDatabase, WsClient, postgres_socket, postgres_url,
+        spawn_app, spawn_on, spawn_on_url, via_proxy,
+    },
+    tickets::id_of,
+};
+
+crate::on_both_backends!(
+    a_queue_stream_sees_tickets_arrive_and_move_between_queues,
+    requesters_get_replies_but_never_work_notes,
+    subscribing_needs_the_right_to_read,
+    after_replays_exactly_the_missed_events_then_goes_live,
+    an_agent_removed_from_the_team_stops_receiving_its_queue,
+    the_event_feed_query_pages_what_the_viewer_may_read,
+);
+
+const EVENT: &str = "seq cursor kind changes { field from to } actor { id } occurredAt ticket { number queue { name } }";
+
+fn queue_updates() -> String {
+    format!(
+        "subscription($q: ID!, $after: String) {{ queueUpdates(queueId: $q, after: $after) {{ {EVENT} }} }}"
+    )
+}
+
+fn my_updates() -> String {
+    format!("subscription($after: String) {{ myTicketUpdates(after: $after) {{ {EVENT} }} }}")
+}
+
+/// The first error of an operation's `error` or `next` message.
+fn op_error(message: &Value) -> &Value {
+    if message["type"] == "error" {
+        &message["payload"][0]
+    } else {
+        &message["payload"]["errors"][0]
+    }
+}
+
+/// The next event delivered on operation `id`.
+async fn event(ws: &mut WsClient, id: &str, field: &str) -> Value {
+    let message = ws.next_of(id).await;
+    assert_eq!(message["type"], "next", "{message}");
+    assert!(message["payload"].get("errors").is_none(), "{message}");
+    message["payload"]["data"][field].clone()
+}
+
+struct Cast {
+    admin: Person,
+    rita: Person,
+    nina: Person,
+    omar: Person,
+    boss: Person,
+    network: String,
+    desktop: String,
+}
+
+async fn cast(app: &TestApp) -> Cast {
+    let admin = app.person("root", Role::Admin).await;
+    let rita = app.person("rita", Role::Requester).await;
+    let nina = app.person("nina", Role::Agent).await;
+    let omar = app.person("omar", Role::Agent).await;
+    let boss = app.person("boss", Role::Manager).await;
+    let (_, network) = app.team_with_queue(&admin, "Network", &[&nina]).await;
+    let (_, desktop) = app.team_with_queue(&admin, "Desktop", &[&omar]).await;
+    Cast {
+        admin,
+        rita,
+        nina,
+        omar,
+        boss,
+        network,
+        desktop,
+    }
+}
+
+async fn a_queue_stream_sees_tickets_arrive_and_move_between_queues(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let c = cast(&app).await;
+    let mut nina = WsClient::signed_in(&app, &c.nina).await;
+    nina.subscribe("q", &queue_updates(), json!({"q": c.network}))
+        .await;
+    let mut omar = WsClient::signed_in(&app, &c.omar).await;
+    omar.subscribe("q", &queue_updates(), json!({"q": c.desktop}))
+        .await;
+    // Let both subscriptions reach the bus before anything happens.
+    app.ok(&c.nina, "{ viewer { id } }", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let ticket = app
+        .incident(&c.rita, "Switch down", "HIGH", "HIGH", Some(&c.network))
+        .await;
+    let created = event(&mut nina, "q", "queueUpdates").await;
+    assert_eq!(created["kind"], "CREATED");
+    assert_eq!(created["ticket"]["number"], ticket["number"]);
+    assert_eq!(created["actor"]["id"], c.rita.id);
+
+    app.ok(
+        &c.boss,
+        "mutation($id: ID!, $q: ID!) { assignTicket(input: {id: $id, queueId: $q}) { ticket { id } } }",
+        json!({"id": ticket["id"], "q": c.desktop}),
+    )
+    .await;
+    let left = event(&mut nina, "q", "queueUpdates").await;
+    assert_eq!(left["kind"], "LEFT_QUEUE");
+    assert_eq!(
+        left["ticket"],
+        Value::Null,
+        "out of Nina's queue, out of her sight"
+    );
+    assert!(left["seq"].as_i64() > created["seq"].as_i64());
+    let entered = event(&mut omar, "q", "queueUpdates").await;
+    assert_eq!(entered["kind"], "ENTERED_QUEUE");
+    assert_eq!(entered["ticket"]["queue"]["name"], "Desktop");
+    assert_eq!(
+        entered["changes"][0],
+        json!({"field": "queue", "from": "Network", "to": "Desktop"})
+    );
+}
+
+async fn requesters_get_replies_but_never_work_notes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let c = cast(&app).await;
+    let ticket = app
+        .incident(&c.rita, "Mail down", "MEDIUM", "HIGH", Some(&c.network))
+        .await;
+    let mut phone = WsClient::signed_in(&app, &c.rita).await;
+    phone.subscribe("mine", &my_updates(), json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let add = "mutation($id: ID!, $b: String!, $v: Visibility!) { addComment(input: {ticketId: $id, body: $b, visibility: $v}) { comment { id } } }";
+    app.ok(
+        &c.nina,
+        add,
+        json!({"id": ticket["id"], "b": "Rebooting the mail server", "v": "INTERNAL"}),
+    )
+    .await;
+    app.ok(
+        &c.nina,
+        add,
+        json!({"id": ticket["id"], "b": "Should work again now", "v": "PUBLIC"}),
+    )
+    .await;
+    let first = event(&mut phone, "mine", "myTicketUpdates").await;
+    assert_eq!(first["kind"], "COMMENT_ADDED");
+    assert_eq!(first["actor"]["id"], c.nina.id);
+    // The work note came first but never arrived; the reply did.
+    let history = app
+        .ok(
+            &c.nina,
+            "query($id: ID!) { ticket(id: $id) { history { nodes { seq kind } } } }",
+            json!({"id": ticket["id"]}),
+        )
+        .await;
+    let seqs: Vec<i64> = history["ticket"]["history"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["kind"] == "COMMENT_ADDED")
+        .filter_map(|e| e["seq"].as_i64())
+        .collect();
+    assert_eq!(seqs.len(), 2);
+    assert_eq!(
+        first["seq"].as_i64(),
+        Some(seqs[1]),
+        "the public reply, not the note"
+    );
+    app.ok(&c.nina, "mutation($id: ID!) { transitionTicket(input: {id: $id, to: RESOLVED, resolution: \"done\"}) { ticket { id } } }", json!({"id": ticket["id"]})).await;
+    let resolved = event(&mut phone, "mine", "myTicketUpdates").await;
+    assert_eq!(resolved["kind"], "STATUS_CHANGED");
+    assert!(resolved.to_string().contains("RESOLVED"));
+    assert!(!resolved.to_string().contains("Rebooting"));
+}
+
+async fn subscribing_needs_the_right_to_read(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let c = cast(&app).await;
+    let ivan = app.person("ivan", Role::Requester).await;
+    let ticket = app.incident(&c.rita, "Private", "LOW", "LOW", None).await;
+    let mut ws = WsClient::signed_in(&app, &c.rita).await;
+    ws.subscribe("q", &queue_updates(), json!({"q": c.network}))
+        .await;
+    let refused = ws.next_of("q").await;
+    assert_eq!(
+        op_error(&refused)["extensions"]["code"],
+        "FORBIDDEN",
+        "{refused}"
+    );
+    assert_eq!(ws.next_of("q").await["type"], "complete");
+
+    let follow = format!("subscription($t: ID!) {{ ticketUpdates(ticketId: $t) {{ {EVENT} }} }}");
+    let mut other = WsClient::signed_in(&app, &ivan).await;
+    other
+        .subscribe("hidden", &follow, json!({"t": ticket["id"]}))
+        .await;
+    other
+        .subscribe("missing", &follow, json!({"t": "VGlja2V0Ojk5OTk5"}))
+        .await;
+    let hidden = other.next_of("hidden").await;
+    let missing = other.next_of("missing").await;
+    assert_eq!(
+        op_error(&hidden)["extensions"]["code"],
+        "NOT_FOUND",
+        "{hidden}"
+    );
+    assert_eq!(op_error(&hidden)["message"], op_error(&missing)["message"]);
+
+    let mut anonymous = WsClient::connect(&app, "graphql-transport-ws").await;
+    anonymous.send(json!({"type": "connection_init"})).await;
+    assert_eq!(anonymous.next().await["type"], "connection_ack");
+    anonymous.subscribe("mine", &my_updates(), json!({})).await;
+    let error = anonymous.next_of("mine").await;
+    assert_eq!(
+        op_error(&error)["extensions"]["code"],
+        "UNAUTHENTICATED",
+        "{error}"
+    );
+}
+
+async fn after_replays_exactly_the_missed_events_then_goes_live(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let c = cast(&app).await;
+    let mut phone = WsClient::signed_in(&app, &c.rita).await;
+    phone.subscribe("mine", &my_updates(), json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let first = app
+        .incident(&c.rita, "First", "LOW", "LOW", Some(&c.network))
+        .await;
+    let seen = event(&mut phone, "mine", "myTicketUpdates").await;
+    assert_eq!(seen["ticket"]["number"], first["number"]);
+    drop(phone); // a tunnel
+
+    let missed_a = app
+        .incident(&c.rita, "Second", "LOW", "LOW", Some(&c.network))
+        .await;
+    app.ok(&c.nina, "mutation($id: ID!) { transitionTicket(input: {id: $id, to: IN_PROGRESS}) { ticket { id } } }", json!({"id": missed_a["id"]})).await;
+    app.incident(&c.admin, "Not Rita's", "LOW", "LOW", Some(&c.network))
+        .await;
+
+    let mut phone = WsClient::signed_in(&app, &c.rita).await;
+    phone
+        .subscribe("mine", &my_updates(), json!({"after": seen["cursor"]}))
+        .await;
+    let replayed_1 = event(&mut phone, "mine", "myTicketUpdates").await;
+    let replayed_2 = event(&mut phone, "mine", "myTicketUpdates").await;
+    assert_eq!(
+        (
+            replayed_1["kind"].as_str(),
+            replayed_1["ticket"]["number"].as_str()
+        ),
+        (Some("CREATED"), missed_a["number"].as_str())
+    );
+    assert_eq!(replayed_2["kind"], "STATUS_CHANGED");
+    let live = app
+        .incident(&c.rita, "Third", "LOW", "LOW", Some(&c.network))
+        .await;
+    let next = event(&mut phone, "mine", "myTicketUpdates").await;
+    assert_eq!(
+        next["ticket"]["number"], live["number"],
+        "live after the replay, nothing repeated"
+    );
+    assert!(
+        phone
+            .next_within(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "and nothing more"
+    );
+
+    let bad = WsClient::signed_in(&app, &c.rita).await;
+    let mut bad = bad;
+    bad.subscribe("x", &my_updates(), json!({"after": "not-a-cursor"}))
+        .await;
+    let error = bad.next_of("x").await;
+    assert_eq!(op_error(&error)["extensions"]["field"], "after", "{error}");
+}
+
+async fn an_agent_removed_from_the_team_stops_receiving_its_queue(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let c = cast(&app).await;
+    let mut nina = WsClient::signed_in(&app, &c.nina).await;
+    nina.subscribe("q", &queue_updates(), json!({"q": c.network}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.incident(&c.rita, "Before", "LOW", "LOW", Some(&c.network))
+        .await;
+    assert_eq!(
+        event(&mut nina, "q", "queueUpdates").await["ticket"]["number"],
+        "INC0001001"
+    );
+
+    let team = app
+        .ok(&c.admin, "{ teams { nodes { id name } } }", json!({}))
+        .await;
+    let network_team = team["teams"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["name"] == "Network")
+        .map(|t| t["id"].clone())
+        .unwrap_or_default();
+    app.ok(&c.admin, "mutation($t: ID!, $u: ID!) { removeTeamMember(input: {teamId: $t, userId: $u}) { team { id } } }", json!({"t": network_team, "u": c.nina.id})).await;
+    app.incident(&c.rita, "After", "LOW", "LOW", Some(&c.network))
+        .await;
+    // Her own ticket in that queue is still hers to see, and marks the spot.
+    let own = app
+        .incident(&c.nina, "Nina's own", "LOW", "LOW", Some(&c.network))
+        .await;
+    let next = event(&mut nina, "q", "queueUpdates").await;
+    assert_eq!(
+        next["ticket"]["number"], own["number"],
+        "the ticket created after her removal never arrived"
+    );
+}
+
+async fn the_event_feed_query_pages_what_the_viewer_may_read(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let c = cast(&app).await;
+    let robot = app.person("robot", Role::Integration).await;
+    let mine = app
+        .incident(&c.rita, "Mine", "LOW", "LOW", Some(&c.network))
+        .await;
+    app.incident(&c.boss, "Not mine", "LOW", "LOW", Some(&c.desktop))
+        .await;
+    app.ok(&c.nina, "mutation($id: ID!) { addComment(input: {ticketId: $id, body: \"note\", visibility: INTERNAL}) { comment { id } } }", json!({"id": mine["id"]})).await;
+    let feed = "query($after: String, $first: Int) { ticketEvents(after: $after, first: $first) { totalCount nodes { seq kind ticket { number } } pageInfo { hasNextPage endCursor } } }";
+    let all = app.ok(&robot, feed, json!({"first": 2})).await["ticketEvents"].clone();
+    assert_eq!(all["totalCount"], 3);
+    assert_eq!(all["pageInfo"]["hasNextPage"], true);
+    let rest = app
+        .ok(
+            &robot,
+            feed,
+            json!({"first": 10, "after": all["pageInfo"]["endCursor"]}),
+        )
+        .await["ticketEvents"]
+        .clone();
+    assert_eq!(rest["nodes"].as_array().map(Vec::len), Some(1));
+    let rita = app.ok(&c.rita, feed, json!({})).await["ticketEvents"].clone();
+    assert_eq!(
+        rita["totalCount"], 1,
+        "her own ticket's public events only: {rita}"
+    );
+    assert_eq!(rita["nodes"][0]["ticket"]["number"], mine["number"]);
+    let filtered = app
+        .ok(
+            &robot,
+            "query($q: ID!) { ticketEvents(queueId: $q) { totalCount } }",
+            json!({"q": c.desktop}),
+        )
+        .await;
+    assert_eq!(filtered["ticketEvents"]["totalCount"], 1);
+}
+
+/// Two servers share one PostgreSQL database: a change made through one
+/// reaches a subscriber on the other, also after the listening connection
+/// was cut and came back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_events_through_postgres() {
+    let Some(admin_url) = postgres_url() else {
+        return;
+    };
+    let db = TestDatabase::create(Backend::Postgres).await;
+    let proxy = Proxy::start(postgres_socket(&admin_url)).await;
+    let url = via_proxy(&db.url, proxy.address);
+    let second_db = TestDatabase::shared(&db);
+    let a = spawn_on_url(db, &url, &["--db-acquire-timeout", "2s"]).await;
+    let b = spawn_on(second_db, &[]).await;
+    let c = cast(&b).await;
+    let token = a.token("nina", Role::Agent);
+    let mut nina = WsClient::signed_in_at(&a.ws_url(), &token).await;
+    nina.subscribe("q", &queue_updates(), json!({"q": c.network}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let first = b
+        .incident(&c.rita, "Made on B", "HIGH", "LOW", Some(&c.network))
+        .await;
+    let seen = event(&mut nina, "q", "queueUpdates").await;
+    assert_eq!(seen["ticket"]["number"], first["number"]);
+
+    // A's connections to PostgreSQL, its LISTEN connection included, break.
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.restore();
+    let second = b
+        .incident(
+            &c.rita,
+            "Made on B while A reconnects",
+            "HIGH",
+            "LOW",
+            Some(&c.network),
+        )
+        .await;
+    let seen = event(&mut nina, "q", "queueUpdates").await;
+    assert_eq!(seen["ticket"]["number"], second["number"]);
+}
+
+/// The transaction holding event N commits after the one that would hold
+/// N + 1 started: numbers are handed out in commit order, so the later writer
+/// waits, and subscribers receive N, then N + 1, nothing skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_commit_is_never_skipped() {
+    if postgres_url().is_none() {
+        return;
+    }
+    let app = spawn_app(Backend::Postgres).await;
+    let c = cast(&app).await;
+    let ticket = app
+        .incident(&c.rita, "Slow writer", "LOW", "LOW", Some(&c.network))
+        .await;
+    let mut nina = WsClient::signed_in(&app, &c.nina).await;
+    nina.subscribe("q", &queue_updates(), json!({"q": c.network}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A slow writer takes the next number and holds its transaction open.
+    let conn = app.db.connect().await;
+    let slow = conn.begin().await.expect("begin");
+    let row = slow
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "UPDATE counters SET value = value + 1 WHERE name = 'EVENT' RETURNING value",
+        ))
+        .await
+        .expect("take a number")
+        .expect("a row");
+    let held: i64 = row.try_get_by_index(0).expect("number");
+    let key = id_of(ticket["id"].as_str().unwrap_or_default());
+    slow.execute_unprepared(&format!(
+        "INSERT INTO ticket_events (seq, ticket_id, queue_id, requester_id, actor_id, kind, visibility, changes, occurred_at) \
+         SELECT {held}, id, queue_id, requester_id, NULL, 'UPDATED', 'PUBLIC', '[{{\"field\":\"slow\",\"from\":null,\"to\":\"yes\"}}]', now() FROM tickets WHERE id = {key}"
+    ))
+    .await
+    .expect("held event");
+    slow.execute_unprepared("NOTIFY itsm_events")
+        .await
+        .expect("notify");
+
+    // Meanwhile a normal write starts; it needs the next number and waits.
+    let writer = {
+        let token = c.boss.token.clone();
+        let client = app.client.clone();
+        let url = app.url("/graphql");
+        let id = ticket["id"].clone();
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"query": "mutation($id: ID!) { transitionTicket(input: {id: $id, to: IN_PROGRESS}) { ticket { id } } }", "variables": {"id": id}}))
+                .send()
+                .await
+                .expect("sent")
+                .status()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !writer.is_finished(),
+        "the second writer waits for the first to commit"
+    );
+    assert!(
+        nina.next_within(Duration::from_millis(300)).await.is_none(),
+        "nothing is published out of order"
+    );
+
+    slow.commit().await.expect("commit");
+    let first = event(&mut nina, "q", "queueUpdates").await;
+    let second = event(&mut nina, "q", "queueUpdates").await;
+    assert_eq!(first["seq"].as_i64(), Some(held));
+    assert_eq!(first["changes"][0]["field"], "slow");
+    assert_eq!(second["seq"].as_i64(), Some(held + 1));
+    assert_eq!(second["kind"], "STATUS_CHANGED");
+    assert!(writer.await.expect("joined").is_success());
+}
