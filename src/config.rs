@@ -206,6 +206,19 @@ pub struct HttpSettings {
     #[arg(long, env = "ITSM_WS_BUFFER", default_value_t = 4096, global = true)]
     pub ws_buffer: usize,
 
+    /// Most subscriptions one WebSocket may run at once; more get an error.
+    #[arg(
+        long,
+        env = "ITSM_WS_MAX_SUBSCRIPTIONS",
+        default_value_t = 100,
+        global = true
+    )]
+    pub ws_max_subscriptions: usize,
+
+    /// How often the server pings an open WebSocket (protocol-level ping or `ka`).
+    #[arg(long, env = "ITSM_WS_KEEPALIVE", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub ws_keepalive: Duration,
+
     /// How long a WebSocket may stay open without a `connection_init`.
     #[arg(long, env = "ITSM_WS_INIT_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
     pub ws_init_timeout: Duration,

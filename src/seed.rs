@@ -228,6 +228,7 @@ pub async fn demo(db: &Db, ticket_count: usize) -> anyhow::Result<Summary> {
         viewers.push(Viewer {
             user,
             role: person.role,
+            expires_at: None,
         });
     }
     let find = |subject: &str| viewers.iter().find(|v| v.user.subject == subject).cloned();

@@ -21,6 +21,7 @@ pub struct Application {
     db: Db,
     address: SocketAddr,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -53,12 +54,14 @@ impl Application {
         let bus = EventBus::new(settings.http.ws_buffer);
         let tasks = events::pump::spawn(db.background(), bus.clone());
         let schema = graphql::build_schema(limits, db.clone(), bus, settings.dev);
+        let (shutdown, shutdown_watch) = tokio::sync::watch::channel(false);
         let state = AppState {
             schema,
             db: db.clone(),
             authenticator: Authenticator::new(Arc::new(keys), db.clone()),
             settings: Arc::new(settings.http.clone()),
             max_batch: settings.graphql.graphql_max_batch,
+            shutdown: shutdown_watch,
         };
         let router = http::router(state);
         let listener = TcpListener::bind(settings.http.listen)
@@ -71,6 +74,7 @@ impl Application {
             db,
             address,
             tasks,
+            shutdown,
         })
     }
 
@@ -90,6 +94,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.address, "listening on http://{}", self.address);
+        let sockets = self.shutdown;
+        let shutdown = async move {
+            shutdown.await;
+            // WebSockets are not HTTP requests the server waits for: tell them.
+            let _ = sockets.send(true);
+        };
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await

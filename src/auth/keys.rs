@@ -190,6 +190,12 @@ impl JwtKeys {
 
     /// Checks a token and reads its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        self.verify_with_expiry(token).map(|(claims, _)| claims)
+    }
+
+    /// Checks a token; returns its claims and when it stops being accepted
+    /// (`exp` plus the leeway), in seconds since the epoch.
+    pub fn verify_with_expiry(&self, token: &str) -> Result<(Claims, Option<u64>), TokenError> {
         let data = jsonwebtoken::decode::<Map<String, Value>>(
             token.trim(),
             &self.decoding,
@@ -211,13 +217,18 @@ impl JwtKeys {
                 .filter(|s| !s.is_empty())
                 .map(|s| s.chars().take(max).collect::<String>())
         };
-        Ok(Claims {
+        let expires_at = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .map(|exp| exp.saturating_add(self.validation.leeway));
+        let claims = Claims {
             subject,
             email: text("email", MAX_EMAIL_CHARS),
             name: text("name", MAX_NAME_CHARS)
                 .or_else(|| text("preferred_username", MAX_NAME_CHARS)),
             role: Role::from_claims(&claims, self.role_claim.as_deref()),
-        })
+        };
+        Ok((claims, expires_at))
     }
 
     /// Signs a token for `claims` that expires after `ttl`.

@@ -43,6 +43,9 @@ pub struct Viewer {
     pub user: users::Model,
     /// The role from the token.
     pub role: Role,
+    /// When the token stops being valid (its `exp` plus the allowed leeway),
+    /// in seconds since the epoch; a WebSocket closes then.
+    pub expires_at: Option<u64>,
 }
 
 /// Why authentication failed.
@@ -80,9 +83,9 @@ impl Authenticator {
 
     /// Checks a bare token and provisions its user.
     pub async fn from_token(&self, token: &str) -> Result<Auth, AuthError> {
-        let claims = self
+        let (claims, expires_at) = self
             .keys
-            .verify(token)
+            .verify_with_expiry(token)
             .map_err(|e| AuthError::Rejected(e.to_string()))?;
         let user = user::service::provision(&self.db, &claims)
             .await
@@ -90,6 +93,7 @@ impl Authenticator {
         Ok(Auth::Viewer(Viewer {
             user,
             role: claims.role,
+            expires_at,
         }))
     }
 }

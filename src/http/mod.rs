@@ -38,6 +38,8 @@ pub struct AppState {
     pub settings: Arc<HttpSettings>,
     /// Most operations in one batched request.
     pub max_batch: usize,
+    /// Turns true when the server starts shutting down.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

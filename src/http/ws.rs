@@ -2,14 +2,19 @@
 //! legacy `graphql-ws` (subscriptions-transport-ws) protocol.
 //!
 //! The token travels in the `connection_init` payload
-//! (`{"Authorization": "Bearer …"}`); no token means an anonymous connection,
-//! a bad one closes the socket with 4403. A socket that sends no
-//! `connection_init` in time is closed with 4408.
+//! (`{"Authorization": "Bearer …"}`); no token means an anonymous connection.
+//! Close codes: 4403 for a bad token, and when the token expires while the
+//! socket is open; 4408 when no `connection_init` arrives in time; 4401 for an
+//! operation sent before the handshake; 4409 for an operation id already in
+//! use; 1001 when the server shuts down. Past the per-socket cap, a new
+//! operation gets an `error` of its own. The server pings (`ping`, or `ka` on
+//! the legacy protocol) at the keep-alive interval.
 
 use std::{
+    collections::HashSet,
     str::FromStr,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -19,6 +24,7 @@ use async_graphql::{
     Data,
     http::{WebSocket as GraphQLWebSocket, WebSocketProtocols, WsMessage},
 };
+use axum::body::Bytes;
 use axum::{
     extract::{
         FromRequestParts, Request, WebSocketUpgrade,
@@ -27,19 +33,28 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use futures_util::{SinkExt, StreamExt, future};
-use serde_json::Value;
+use futures_util::{SinkExt, StreamExt, stream};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::{AppState, error_response, request_id};
-use crate::{auth::AuthError, graphql::RequestId};
+use crate::{
+    auth::{Auth, AuthError},
+    graphql::RequestId,
+};
 
-/// Close code for a refused `connection_init` (graphql-transport-ws: Forbidden).
+/// Close code for a refused `connection_init`, and for a token that expired
+/// while the socket was open (graphql-ws clients reconnect on it).
 pub const CLOSE_FORBIDDEN: u16 = 4403;
+/// Close code for an operation sent before the handshake completed.
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 /// Close code for a missing `connection_init`.
 pub const CLOSE_INIT_TIMEOUT: u16 = 4408;
-/// How often the server pings an idle socket, so proxies keep it open.
-const PING_EVERY: Duration = Duration::from_secs(30);
+/// Close code for an operation id already in use.
+pub const CLOSE_DUPLICATE: u16 = 4409;
+/// Close code when the server shuts down.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
 
 /// Answers the upgrade request with the subprotocol the client offered.
 pub async fn upgrade(state: AppState, request: Request) -> Response {
@@ -73,23 +88,25 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
 }
 
 async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols, id: String) {
-    let (mut sink, stream) = socket.split();
-    let input = stream
-        .take_while(|message| future::ready(message.is_ok()))
-        .filter_map(|message| {
-            future::ready(match message {
-                Ok(message @ (Message::Text(_) | Message::Binary(_))) => Some(message.into_data()),
-                _ => None,
-            })
-        });
+    let (mut sink, mut source) = socket.split();
+    // Client messages reach async-graphql only after the guard has seen them.
+    let (to_graphql, from_client) = mpsc::channel::<Bytes>(16);
+    let input = stream::unfold(from_client, |mut receiver| async move {
+        receiver.recv().await.map(|bytes| (bytes, receiver))
+    });
 
     let refused = Arc::new(AtomicBool::new(false));
+    let session = Arc::new(Mutex::new(None::<u64>));
     let authenticator = state.authenticator.clone();
     let refused_by_init = refused.clone();
+    let session_of_init = session.clone();
     let on_init = move |payload: Value| async move {
         let header = authorization(&payload);
         match authenticator.from_authorization(header.as_deref()).await {
             Ok(auth) => {
+                if let (Auth::Viewer(viewer), Ok(mut ends)) = (&auth, session_of_init.lock()) {
+                    *ends = viewer.expires_at;
+                }
                 let mut data = Data::default();
                 data.insert(auth);
                 Ok(data)
@@ -112,16 +129,48 @@ async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols,
         .on_connection_init(on_init);
     futures_util::pin_mut!(messages);
 
+    let mut guard = Guard::new(protocol, state.settings.ws_max_subscriptions);
     let init_deadline = tokio::time::sleep(state.settings.ws_init_timeout);
     tokio::pin!(init_deadline);
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.tick().await;
-    let mut acknowledged = false;
+    // Far in the future until a token with an expiry is accepted.
+    let expiry = tokio::time::sleep(Duration::from_secs(365 * 24 * 3600));
+    tokio::pin!(expiry);
+    let mut expiry_armed = false;
+    let mut keepalive =
+        tokio::time::interval(state.settings.ws_keepalive.max(Duration::from_millis(100)));
+    keepalive.tick().await;
+    let mut shutdown = state.shutdown.clone();
     let close = loop {
         tokio::select! {
+            incoming = source.next() => match incoming {
+                Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
+                    let bytes = message.into_data();
+                    match guard.inspect(&bytes) {
+                        Verdict::Forward => {
+                            if to_graphql.send(bytes).await.is_err() {
+                                break None;
+                            }
+                        }
+                        Verdict::Reply(reply) => {
+                            if sink.send(Message::Text(reply.to_string().into())).await.is_err() {
+                                return;
+                            }
+                        }
+                        Verdict::Close(code, reason) => break Some((code, reason)),
+                    }
+                }
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break None,
+                Some(Ok(_)) => {}
+            },
             message = messages.next() => match message {
                 Some(WsMessage::Text(text)) => {
-                    acknowledged |= text.contains("\"connection_ack\"");
+                    guard.sent(&text);
+                    if !expiry_armed && guard.acknowledged {
+                        expiry_armed = true;
+                        if let Some(at) = session.lock().ok().and_then(|ends| *ends) {
+                            expiry.as_mut().reset(deadline_at(at));
+                        }
+                    }
                     if sink.send(Message::Text(text.into())).await.is_err() {
                         return;
                     }
@@ -129,13 +178,19 @@ async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols,
                 Some(WsMessage::Close(code, reason)) => break Some((code, reason)),
                 None => break None,
             },
-            () = &mut init_deadline, if !acknowledged => {
+            () = &mut init_deadline, if !guard.acknowledged => {
                 break Some((CLOSE_INIT_TIMEOUT, "Connection initialisation timeout".into()));
             }
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+            () = &mut expiry, if expiry_armed => {
+                break Some((CLOSE_FORBIDDEN, "Forbidden: token expired".into()));
+            }
+            _ = keepalive.tick() => {
+                if sink.send(Message::Text(guard.keepalive().into())).await.is_err() {
                     return;
                 }
+            }
+            _ = shutdown.changed() => {
+                break Some((CLOSE_GOING_AWAY, "Server shutting down".into()));
             }
         }
     };
@@ -149,6 +204,115 @@ async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols,
         reason: reason.into(),
     };
     let _ = sink.send(Message::Close(Some(frame))).await;
+}
+
+/// The tokio instant at which `epoch_seconds` arrives.
+fn deadline_at(epoch_seconds: u64) -> tokio::time::Instant {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let left = Duration::from_secs(epoch_seconds).saturating_sub(now);
+    tokio::time::Instant::now() + left
+}
+
+/// What to do with one client message.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// Pass it to the GraphQL engine.
+    Forward,
+    /// Answer it here (an operation refused on its own).
+    Reply(Value),
+    /// Close the socket.
+    Close(u16, String),
+}
+
+/// Enforces the parts of the protocols async-graphql leaves open: nothing
+/// before the handshake, unique operation ids, and a cap on operations.
+#[derive(Debug)]
+struct Guard {
+    protocol: WebSocketProtocols,
+    limit: usize,
+    acknowledged: bool,
+    active: HashSet<String>,
+}
+
+impl Guard {
+    fn new(protocol: WebSocketProtocols, limit: usize) -> Self {
+        Self {
+            protocol,
+            limit,
+            acknowledged: false,
+            active: HashSet::new(),
+        }
+    }
+
+    fn modern(&self) -> bool {
+        self.protocol == WebSocketProtocols::GraphQLWS
+    }
+
+    fn inspect(&mut self, bytes: &[u8]) -> Verdict {
+        let Ok(message) = serde_json::from_slice::<Value>(bytes) else {
+            return Verdict::Forward;
+        };
+        let kind = message["type"].as_str().unwrap_or_default();
+        let id = message["id"].as_str().unwrap_or_default().to_owned();
+        match kind {
+            "subscribe" | "start" => {
+                if !self.acknowledged {
+                    return Verdict::Close(CLOSE_UNAUTHORIZED, "Unauthorized".into());
+                }
+                if self.active.contains(&id) {
+                    return Verdict::Close(
+                        CLOSE_DUPLICATE,
+                        format!("Subscriber for {id} already exists"),
+                    );
+                }
+                if self.active.len() >= self.limit {
+                    let error = json!([{
+                        "message": format!("at most {} operations may run on one connection; complete one first", self.limit),
+                        "extensions": {"code": "RATE_LIMITED"}
+                    }]);
+                    let payload = if self.modern() {
+                        error
+                    } else {
+                        json!({"errors": error})
+                    };
+                    return Verdict::Reply(json!({"id": id, "type": "error", "payload": payload}));
+                }
+                self.active.insert(id);
+                Verdict::Forward
+            }
+            "complete" | "stop" => {
+                self.active.remove(&id);
+                Verdict::Forward
+            }
+            _ => Verdict::Forward,
+        }
+    }
+
+    /// Notes what the server sent: the handshake, and finished operations.
+    fn sent(&mut self, text: &str) {
+        let Ok(message) = serde_json::from_str::<Value>(text) else {
+            return;
+        };
+        match message["type"].as_str().unwrap_or_default() {
+            "connection_ack" => self.acknowledged = true,
+            "complete" | "error" => {
+                if let Some(id) = message["id"].as_str() {
+                    self.active.remove(id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn keepalive(&self) -> String {
+        if self.modern() {
+            json!({"type": "ping"}).to_string()
+        } else {
+            json!({"type": "ka"}).to_string()
+        }
+    }
 }
 
 /// The `Authorization` entry of a `connection_init` payload, with the key

@@ -276,6 +276,26 @@ impl TestApp {
         })
     }
 
+    /// A token for `subject` that expires after `seconds`.
+    pub fn short_token(&self, subject: &str, role: Role, seconds: u64) -> String {
+        let claims = Claims {
+            subject: subject.into(),
+            email: None,
+            name: None,
+            role,
+        };
+        self.keys
+            .mint(&claims, Duration::from_secs(seconds))
+            .expect("mint a token")
+    }
+
+    /// Starts shutting the server down, as SIGTERM would.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+
     pub fn token_for(&self, claims: &Claims) -> String {
         self.keys
             .mint(claims, Duration::from_secs(600))
@@ -619,6 +639,25 @@ impl WsClient {
         Self(stream)
     }
 
+    /// Connects with a tiny receive buffer, so that a client that stops
+    /// reading soon makes the server's writes wait.
+    pub async fn connect_slow(app: &TestApp, protocol: &str) -> Self {
+        use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("small buffer");
+        let stream = socket.connect(app.address).await.expect("connect");
+        let mut request = app.ws_url().into_client_request().expect("request");
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_str(protocol).expect("header"),
+        );
+        let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+        let (stream, _) = tokio_tungstenite::client_async(request, stream)
+            .await
+            .expect("handshake");
+        Self(stream)
+    }
+
     /// Connects with graphql-transport-ws and completes `connection_init`.
     pub async fn signed_in(app: &TestApp, who: &Person) -> Self {
         Self::signed_in_at(&app.ws_url(), &who.token).await
@@ -648,6 +687,23 @@ impl WsClient {
     pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
         self.send(json!({"id": id, "type": "subscribe", "payload": {"query": query, "variables": variables}}))
             .await;
+    }
+
+    /// The next JSON message within `wait`, pings and keep-alives included.
+    pub async fn raw_within(&mut self, wait: Duration) -> Option<Value> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let message = match tokio::time::timeout(wait, self.0.next()).await {
+                Err(_) => return None,
+                Ok(message) => message.expect("stream open").expect("a frame"),
+            };
+            match message {
+                Message::Text(text) => return Some(serde_json::from_str(&text).expect("json")),
+                Message::Close(frame) => panic!("closed: {frame:?}"),
+                _ => continue,
+            }
+        }
     }
 
     /// The next JSON message within `wait`, or `None`; pings are answered

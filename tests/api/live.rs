@@ -22,6 +22,7 @@ crate::on_both_backends!(
     after_replays_exactly_the_missed_events_then_goes_live,
     an_agent_removed_from_the_team_stops_receiving_its_queue,
     the_event_feed_query_pages_what_the_viewer_may_read,
+    a_subscriber_that_stops_reading_is_cut_off_and_resumes_without_loss,
 );
 
 const EVENT: &str = "seq cursor kind changes { field from to } actor { id } occurredAt ticket { number queue { name } }";
@@ -200,10 +201,10 @@ async fn subscribing_needs_the_right_to_read(backend: Backend) {
     other
         .subscribe("hidden", &follow, json!({"t": ticket["id"]}))
         .await;
+    let hidden = other.next_of("hidden").await;
     other
         .subscribe("missing", &follow, json!({"t": "VGlja2V0Ojk5OTk5"}))
         .await;
-    let hidden = other.next_of("hidden").await;
     let missing = other.next_of("missing").await;
     assert_eq!(
         op_error(&hidden)["extensions"]["code"],
@@ -479,4 +480,129 @@ async fn a_late_commit_is_never_skipped() {
     assert_eq!(second["seq"].as_i64(), Some(held + 1));
     assert_eq!(second["kind"], "STATUS_CHANGED");
     assert!(writer.await.expect("joined").is_success());
+}
+
+/// Events written straight into the log, bypassing the API, to produce many
+/// large ones quickly; returns the first and last sequence numbers.
+async fn flood(app: &TestApp, ticket_id: i64, count: i64, size: usize) -> (i64, i64) {
+    let conn = app.db.connect().await;
+    let backend = conn.get_database_backend();
+    let txn = conn.begin().await.expect("begin");
+    let row = txn
+        .query_one_raw(sea_orm::Statement::from_string(
+            backend,
+            format!(
+                "UPDATE counters SET value = value + {count} WHERE name = 'EVENT' RETURNING value"
+            ),
+        ))
+        .await
+        .expect("numbers")
+        .expect("a row");
+    let last: i64 = row.try_get_by_index(0).expect("number");
+    let first = last - count + 1;
+    let filler = "x".repeat(size);
+    txn.execute_unprepared(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {count} - 1) \
+         INSERT INTO ticket_events (seq, ticket_id, queue_id, requester_id, actor_id, kind, visibility, changes, occurred_at) \
+         SELECT {first} + n.i, t.id, t.queue_id, t.requester_id, NULL, 'UPDATED', 'PUBLIC', \
+                '[{{\"field\":\"flood\",\"from\":null,\"to\":\"{filler}\"}}]', t.created_at \
+         FROM n, tickets t WHERE t.id = {ticket_id}"
+    ))
+    .await
+    .expect("flood");
+    if backend == sea_orm::DbBackend::Postgres {
+        txn.execute_unprepared("NOTIFY itsm_events")
+            .await
+            .expect("notify");
+    }
+    txn.commit().await.expect("commit");
+    (first, last)
+}
+
+async fn a_subscriber_that_stops_reading_is_cut_off_and_resumes_without_loss(backend: Backend) {
+    let app = crate::helpers::spawn_app_with(backend, &["--ws-buffer", "16"]).await;
+    let c = cast(&app).await;
+    let ticket = app
+        .incident(&c.rita, "Busy ticket", "LOW", "LOW", Some(&c.network))
+        .await;
+    let mut slow = WsClient::connect_slow(&app, "graphql-transport-ws").await;
+    slow.send(json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {}", c.nina.token)}}))
+        .await;
+    assert_eq!(slow.next().await["type"], "connection_ack");
+    let light = "subscription($q: ID!, $after: String) { queueUpdates(queueId: $q, after: $after) { seq cursor } }";
+    slow.subscribe("q", light, json!({"q": c.network})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let total = 6000;
+    let (first, last) = flood(
+        &app,
+        id_of(ticket["id"].as_str().unwrap_or_default()),
+        total,
+        2000,
+    )
+    .await;
+    // The client reads nothing while the server fills the socket and falls behind.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let mut delivered = Vec::new();
+    let stop = loop {
+        let message = slow.next_of("q").await;
+        if message["type"] == "complete" {
+            panic!(
+                "completed without an error after {} events",
+                delivered.len()
+            );
+        }
+        if let Some(error) = message["payload"]["errors"].get(0) {
+            break error.clone();
+        }
+        delivered.push(
+            message["payload"]["data"]["queueUpdates"]["seq"]
+                .as_i64()
+                .unwrap_or_default(),
+        );
+    };
+    assert_eq!(
+        slow.next_of("q").await["type"],
+        "complete",
+        "the subscription ended"
+    );
+    assert!(
+        delivered.len() < total as usize,
+        "it was cut off: {}",
+        delivered.len()
+    );
+    assert!(
+        delivered.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order, no gaps before the cut"
+    );
+    let message = stop["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("after:"), "{message}");
+    let resume = message
+        .split('"')
+        .nth(1)
+        .expect("a cursor in the message")
+        .to_owned();
+
+    // Resuming from the cursor delivers exactly the rest.
+    let mut ws = WsClient::signed_in(&app, &c.nina).await;
+    ws.subscribe("again", light, json!({"q": c.network, "after": resume}))
+        .await;
+    let mut rest = Vec::new();
+    while rest.last().copied().unwrap_or(0) < last {
+        let message = ws.next_of("again").await;
+        assert!(message["payload"].get("errors").is_none(), "{message}");
+        rest.push(
+            message["payload"]["data"]["queueUpdates"]["seq"]
+                .as_i64()
+                .unwrap_or_default(),
+        );
+    }
+    let mut all: Vec<i64> = delivered.iter().copied().filter(|s| *s >= first).collect();
+    all.extend(rest);
+    assert_eq!(
+        all,
+        (first..=last).collect::<Vec<i64>>(),
+        "every event exactly once"
+    );
 }

@@ -14,7 +14,108 @@ crate::on_both_backends!(
     the_legacy_graphql_ws_protocol_works_too,
     a_socket_without_connection_init_is_closed_with_4408,
     an_upgrade_without_a_graphql_subprotocol_is_refused,
+    an_operation_before_the_handshake_closes_with_4401,
+    a_duplicate_operation_id_closes_with_4409,
+    operations_past_the_cap_get_an_error_of_their_own,
+    the_server_keeps_idle_sockets_alive,
+    an_expiring_token_closes_the_socket_with_4403,
+    shutting_down_closes_sockets_with_1001,
 );
+
+const BEAT: &str = "subscription { heartbeat(intervalSeconds: 60) { seq } }";
+
+fn subscribe(id: &str, query: &str) -> Value {
+    json!({"id": id, "type": "subscribe", "payload": {"query": query}})
+}
+
+async fn an_operation_before_the_handshake_closes_with_4401(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut ws = Client::connect(&app, "graphql-transport-ws").await;
+    ws.send(subscribe("1", BEAT)).await;
+    let (code, _) = ws.close_code().await;
+    assert_eq!(code, 4401);
+}
+
+async fn a_duplicate_operation_id_closes_with_4409(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut ws = Client::connect(&app, "graphql-transport-ws").await;
+    ws.send(init(&app.token("dup", Role::Agent))).await;
+    assert_eq!(ws.next().await["type"], "connection_ack");
+    ws.send(subscribe("same", BEAT)).await;
+    assert_eq!(ws.next().await["payload"]["data"]["heartbeat"]["seq"], 1);
+    ws.send(subscribe("same", BEAT)).await;
+    let (code, _) = ws.close_code().await;
+    assert_eq!(code, 4409);
+}
+
+async fn operations_past_the_cap_get_an_error_of_their_own(backend: Backend) {
+    let app = spawn_app_with(backend, &["--ws-max-subscriptions", "2"]).await;
+    let mut ws = Client::connect(&app, "graphql-transport-ws").await;
+    ws.send(init(&app.token("busy", Role::Agent))).await;
+    assert_eq!(ws.next().await["type"], "connection_ack");
+    ws.send(subscribe("a", BEAT)).await;
+    ws.send(subscribe("b", BEAT)).await;
+    let mut started = vec![ws.next().await["id"].clone(), ws.next().await["id"].clone()];
+    started.sort_by_key(ToString::to_string);
+    assert_eq!(started, vec![json!("a"), json!("b")]);
+    ws.send(subscribe("c", BEAT)).await;
+    let refused = ws.next_of("c").await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "RATE_LIMITED");
+    // Completing one makes room; the socket stayed open all along.
+    ws.send(json!({"id": "a", "type": "complete"})).await;
+    ws.send(subscribe("d", BEAT)).await;
+    assert_eq!(ws.next_of("d").await["type"], "next");
+}
+
+async fn the_server_keeps_idle_sockets_alive(backend: Backend) {
+    let app = spawn_app_with(backend, &["--ws-keepalive", "1s"]).await;
+    for (protocol, kind) in [("graphql-transport-ws", "ping"), ("graphql-ws", "ka")] {
+        let mut ws = Client::connect(&app, protocol).await;
+        ws.send(init(&app.token("idle", Role::Requester))).await;
+        assert_eq!(ws.next().await["type"], "connection_ack");
+        let beat = ws.raw_within(std::time::Duration::from_secs(3)).await;
+        assert_eq!(
+            beat.map(|b| b["type"].clone()),
+            Some(json!(kind)),
+            "{protocol}"
+        );
+    }
+}
+
+async fn an_expiring_token_closes_the_socket_with_4403(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        &[
+            "--jwt-secret",
+            crate::helpers::TEST_SECRET,
+            "--jwt-leeway",
+            "0",
+        ],
+    )
+    .await;
+    let mut ws = Client::connect(&app, "graphql-transport-ws").await;
+    ws.send(init(&app.short_token("brief", Role::Agent, 2)))
+        .await;
+    assert_eq!(ws.next().await["type"], "connection_ack");
+    ws.send(subscribe("1", BEAT)).await;
+    let started = std::time::Instant::now();
+    let (code, _) = ws.close_code().await;
+    assert_eq!(code, 4403);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+async fn shutting_down_closes_sockets_with_1001(backend: Backend) {
+    let mut app = spawn_app(backend).await;
+    let mut ws = Client::connect(&app, "graphql-transport-ws").await;
+    ws.send(init(&app.token("late", Role::Agent))).await;
+    assert_eq!(ws.next().await["type"], "connection_ack");
+    ws.send(subscribe("1", BEAT)).await;
+    ws.next_of("1").await;
+    app.begin_shutdown();
+    let (code, _) = ws.close_code().await;
+    assert_eq!(code, 1001);
+}
 
 fn init(token: &str) -> Value {
     json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})
