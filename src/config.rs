@@ -155,6 +155,10 @@ pub struct DatabaseSettings {
     #[arg(long, env = "ITSM_SQLITE_BUSY_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
     pub sqlite_busy_timeout: Duration,
 
+    /// How often SLA warnings and breaches are looked for.
+    #[arg(long, env = "ITSM_SLA_SWEEP", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub sla_sweep: Duration,
+
     /// Do not apply pending migrations when `serve` starts.
     #[arg(long, env = "ITSM_NO_MIGRATE", global = true)]
     pub no_migrate: bool,
@@ -370,7 +374,7 @@ impl FromStr for Secret {
     }
 }
 
-/// Parses `90`, `90s`, `15m`, `8h` or `7d` into a duration.
+/// Parses `90`, `90s`, `250ms`, `15m`, `8h` or `7d` into a duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -381,13 +385,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("`{text}` is not a duration such as 30s, 15m, 8h or 7d"))?;
     let seconds = match unit.trim() {
+        "ms" => return Ok(Duration::from_millis(number)),
         "" | "s" => Some(number),
         "m" => number.checked_mul(60),
         "h" => number.checked_mul(3600),
         "d" => number.checked_mul(86_400),
         other => {
             return Err(format!(
-                "unknown unit `{other}` in `{text}`: use s, m, h or d"
+                "unknown unit `{other}` in `{text}`: use ms, s, m, h or d"
             ));
         }
     };
@@ -411,6 +416,7 @@ mod tests {
         assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(parse_duration("8h"), Ok(Duration::from_secs(28_800)));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
     }
 
     #[test]

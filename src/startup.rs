@@ -52,7 +52,11 @@ impl Application {
             max_complexity: settings.graphql.graphql_max_complexity,
         };
         let bus = EventBus::new(settings.http.ws_buffer);
-        let tasks = events::pump::spawn(db.background(), bus.clone());
+        let mut tasks = events::pump::spawn(db.background(), bus.clone());
+        tasks.push(events::sla::spawn(
+            db.background(),
+            settings.database.sla_sweep,
+        ));
         let schema = graphql::build_schema(limits, db.clone(), bus, settings.dev);
         let (shutdown, shutdown_watch) = tokio::sync::watch::channel(false);
         let state = AppState {

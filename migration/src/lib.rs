@@ -21,6 +21,7 @@ fn seed_error(error: impl std::fmt::Display) -> DbErr {
 mod m20261128_000001_create_users;
 mod m20261129_000002_create_teams_and_queues;
 mod m20261129_000003_create_tickets;
+mod m20261129_000004_add_sla_alerts;
 
 /// Applies this crate's migrations in order.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_create_users::Migration),
             Box::new(m20261129_000002_create_teams_and_queues::Migration),
             Box::new(m20261129_000003_create_tickets::Migration),
+            Box::new(m20261129_000004_add_sla_alerts::Migration),
         ]
     }
 }

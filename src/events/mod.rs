@@ -7,3 +7,4 @@ pub mod bus;
 pub mod feed;
 pub mod pump;
 pub mod resolvers;
+pub mod sla;

@@ -93,6 +93,19 @@ impl<'a> Draft<'a> {
         }
     }
 
+    /// An event the service itself raises (no actor).
+    pub fn system(
+        ticket: &'a tickets::Model,
+        kind: EventKind,
+        changes: &'a [Change],
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            actor_id: None,
+            ..Self::new(ticket, 0, kind, changes, at)
+        }
+    }
+
     /// The same event, in another queue.
     pub fn in_queue(self, queue_id: i64) -> Self {
         Self { queue_id, ..self }

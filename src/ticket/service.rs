@@ -240,6 +240,12 @@ async fn insert_ticket(
         resolution_target_seconds: Set(targets.resolution.num_seconds()),
         response_due_at: Set(clock.response_due()),
         resolution_due_at: Set(clock.resolution_due()),
+        response_warn_at: Set(Some(clock.response_warning())),
+        resolution_warn_at: Set(Some(clock.resolution_warning())),
+        response_warned: Set(false),
+        response_breach_noted: Set(false),
+        resolution_warned: Set(false),
+        resolution_breach_noted: Set(false),
         responded_at: Set(None),
         resolved_at: Set(None),
         closed_at: Set(None),
@@ -425,6 +431,8 @@ fn store_clock(ticket: &mut tickets::Model, clock: &Clock) {
     ticket.resolution_target_seconds = clock.targets.resolution.num_seconds();
     ticket.response_due_at = clock.response_due();
     ticket.resolution_due_at = clock.resolution_due();
+    ticket.response_warn_at = Some(clock.response_warning());
+    ticket.resolution_warn_at = Some(clock.resolution_warning());
     ticket.responded_at = clock.responded_at;
     ticket.sla_stopped_at = clock.stopped_at;
     ticket.paused_since = clock.paused_since;
@@ -1177,6 +1185,8 @@ pub async fn backdate(db: &Db, id: i64, by: Duration) -> ApiResult<()> {
     row.updated_at = Set(ticket.updated_at - by);
     row.response_due_at = Set(ticket.response_due_at - by);
     row.resolution_due_at = Set(ticket.resolution_due_at - by);
+    row.response_warn_at = Set(ticket.response_warn_at.map(|t| t - by));
+    row.resolution_warn_at = Set(ticket.resolution_warn_at.map(|t| t - by));
     row.update(&txn).await?;
     crate::entity::ticket_events::Entity::update_many()
         .col_expr(

@@ -588,6 +588,11 @@ pub fn code(error: &Value) -> Option<&str> {
 /// Moves a ticket's timeline `hours` into the past, as if it had been created
 /// that long ago: creation time and both SLA due times shift together.
 pub async fn age_ticket(app: &TestApp, global_id: &str, hours: i64) {
+    age_ticket_by(app, global_id, chrono::Duration::hours(hours)).await;
+}
+
+/// [`age_ticket`] by any span.
+pub async fn age_ticket_by(app: &TestApp, global_id: &str, shift: chrono::Duration) {
     use itsm::entity::tickets;
     use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
     let conn = app.db.connect().await;
@@ -597,11 +602,12 @@ pub async fn age_ticket(app: &TestApp, global_id: &str, hours: i64) {
         .await
         .expect("read ticket")
         .expect("ticket exists");
-    let shift = chrono::Duration::hours(hours);
     let mut row: tickets::ActiveModel = ticket.clone().into();
     row.created_at = Set(ticket.created_at - shift);
     row.response_due_at = Set(ticket.response_due_at - shift);
     row.resolution_due_at = Set(ticket.resolution_due_at - shift);
+    row.response_warn_at = Set(ticket.response_warn_at.map(|t| t - shift));
+    row.resolution_warn_at = Set(ticket.resolution_warn_at.map(|t| t - shift));
     row.update(&conn).await.expect("age ticket");
 }
 

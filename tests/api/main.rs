@@ -12,6 +12,7 @@ mod live;
 mod nplus1;
 mod queues;
 mod schema;
+mod sla;
 mod tickets;
 mod websocket;
 mod workflow;

@@ -57,6 +57,17 @@ impl Clock {
         self.created_at + self.targets.resolution + Duration::seconds(self.paused_seconds)
     }
 
+    /// When the first-response warning is due: at 75 % of the target.
+    pub fn response_warning(&self) -> DateTime<Utc> {
+        self.created_at + self.targets.response * 3 / 4
+    }
+
+    /// When the resolution warning is due: at 75 % of the target, moved
+    /// later by finished pauses like the due time itself.
+    pub fn resolution_warning(&self) -> DateTime<Utc> {
+        self.resolution_due() - self.targets.resolution / 4
+    }
+
     /// Records the first response at `at` (later responses change nothing).
     pub fn respond(&mut self, at: DateTime<Utc>) {
         self.responded_at.get_or_insert(at);
@@ -238,6 +249,20 @@ mod tests {
         clock.restart(t(1000));
         assert_eq!(clock.resolution_due(), t(480 + 60 + 840));
         assert!(!clock.view(t(1000)).resolution_breached);
+    }
+
+    #[test]
+    fn warnings_fall_at_three_quarters_of_each_target() {
+        let mut clock = Clock::start(t(0), high());
+        assert_eq!(clock.response_warning(), t(45));
+        assert_eq!(clock.resolution_warning(), t(360));
+        clock.pause(t(60));
+        clock.resume(t(120));
+        assert_eq!(
+            clock.resolution_warning(),
+            t(420),
+            "pauses move the warning too"
+        );
     }
 
     #[test]
