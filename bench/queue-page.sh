@@ -44,5 +44,5 @@ done
 
 token=$(target/release/itsm token --sub "$viewer" --role agent --ttl 1h)
 echo "== measuring as $viewer"
-target/release/itsm-bench --url "http://127.0.0.1:$port/graphql" --token "$token" \
+target/release/itsm-bench queue-page --url "http://127.0.0.1:$port/graphql" --token "$token" \
   --concurrency "$concurrency" --page 50 --duration "$duration" --warmup 5

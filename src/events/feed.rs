@@ -78,24 +78,23 @@ fn works_queue(scope: &Scope, queue_id: i64) -> bool {
     scope.sees_all() || (scope.role == Role::Agent && scope.queue_ids.contains(&queue_id))
 }
 
-/// An event as one viewer receives it.
+/// An event as one viewer receives it. Shared, not copied, between the
+/// subscribers that receive it.
 #[derive(Debug, Clone)]
 pub struct Delivered {
-    /// The event.
-    pub event: ticket_events::Model,
-    /// Its ticket as it is now, if this viewer may see it.
-    pub ticket: Option<tickets::Model>,
+    /// The event and its ticket.
+    pub published: Arc<Published>,
+    /// Whether this viewer may see the ticket now.
+    pub shows_ticket: bool,
 }
 
-fn deliver(scope: &Scope, published: &Published) -> Option<Delivered> {
+fn deliver(scope: &Scope, published: &Arc<Published>) -> Option<Delivered> {
     if !may_read(scope, &published.event, &published.ticket) {
         return None;
     }
     Some(Delivered {
-        event: published.event.clone(),
-        ticket: scope
-            .can_see(&published.ticket)
-            .then(|| published.ticket.clone()),
+        published: published.clone(),
+        shows_ticket: scope.can_see(&published.ticket),
     })
 }
 

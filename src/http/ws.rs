@@ -84,6 +84,9 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
     let span = tracing::info_span!("websocket", request_id = %id, protocol = protocol.sec_websocket_protocol());
     upgrade
         .protocols([protocol.sec_websocket_protocol()])
+        // Client messages are small: start small, and cap them like HTTP bodies.
+        .read_buffer_size(16 * 1024)
+        .max_message_size(state.settings.max_body_bytes)
         .on_upgrade(move |socket| serve(socket, state, protocol, id).instrument(span))
 }
 

@@ -428,32 +428,28 @@ impl Comment {
 }
 
 /// One change to a ticket, from its append-only history.
-pub struct TicketEvent {
-    event: ticket_events::Model,
-    ticket: EventTicket,
-}
-
-enum EventTicket {
-    /// Already decided: the ticket, or nothing when the viewer may not see it.
-    Known(Option<Box<tickets::Model>>),
-    /// To be loaded and checked against the viewer.
-    Lookup,
+pub enum TicketEvent {
+    /// Read from the log; the ticket is loaded, and checked, when asked for.
+    Lookup(ticket_events::Model),
+    /// Delivered by a subscription, which already decided about the ticket.
+    Delivered(crate::events::feed::Delivered),
 }
 
 impl TicketEvent {
     /// An event whose ticket is loaded when asked for.
     pub fn lookup(event: ticket_events::Model) -> Self {
-        Self {
-            event,
-            ticket: EventTicket::Lookup,
-        }
+        Self::Lookup(event)
     }
 
     /// An event as a subscription delivered it.
     pub fn delivered(delivered: crate::events::feed::Delivered) -> Self {
-        Self {
-            event: delivered.event,
-            ticket: EventTicket::Known(delivered.ticket.map(Box::new)),
+        Self::Delivered(delivered)
+    }
+
+    fn event(&self) -> &ticket_events::Model {
+        match self {
+            Self::Lookup(event) => event,
+            Self::Delivered(delivered) => &delivered.published.event,
         }
     }
 }
@@ -463,25 +459,27 @@ impl TicketEvent {
 impl TicketEvent {
     /// Where this event sits in the feed; resume after it with `after`.
     async fn cursor(&self) -> String {
-        event_cursor(self.event.seq)
+        event_cursor(self.event().seq)
     }
 
     /// The event's number: strictly increasing across all tickets.
     async fn seq(&self) -> i64 {
-        self.event.seq
+        self.event().seq
     }
 
     /// The ticket as the viewer may see it now; null when they no longer may
     /// (a ticket that left the viewer's queue, say).
     async fn ticket(&self, ctx: &Context<'_>) -> ApiResult<Option<Ticket>> {
-        match &self.ticket {
-            EventTicket::Known(ticket) => Ok(ticket.as_deref().cloned().map(Ticket)),
-            EventTicket::Lookup => {
+        match self {
+            Self::Delivered(delivered) => Ok(delivered
+                .shows_ticket
+                .then(|| Ticket(delivered.published.ticket.clone()))),
+            Self::Lookup(event) => {
                 let scope = ctx.scope().await?;
                 let ticket = ctx
                     .state()?
                     .loader
-                    .load_one(TicketKey(self.event.ticket_id))
+                    .load_one(TicketKey(event.ticket_id))
                     .await?;
                 Ok(ticket.filter(|t| scope.can_see(t)).map(Ticket))
             }
@@ -490,12 +488,12 @@ impl TicketEvent {
 
     /// What happened.
     async fn kind(&self) -> EventKind {
-        self.event.kind
+        self.event().kind
     }
 
     /// The fields that changed.
     async fn changes(&self) -> Vec<FieldChange> {
-        changes_of(&self.event)
+        changes_of(self.event())
             .into_iter()
             .map(|c| FieldChange {
                 field: c.field,
@@ -507,7 +505,7 @@ impl TicketEvent {
 
     /// Who did it (null for the system).
     async fn actor(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
-        let Some(id) = self.event.actor_id else {
+        let Some(id) = self.event().actor_id else {
             return Ok(None);
         };
         Ok(ctx.state()?.loader.load_one(UserKey(id)).await?.map(User))
@@ -515,7 +513,7 @@ impl TicketEvent {
 
     /// When it happened.
     async fn occurred_at(&self) -> DateTime<Utc> {
-        self.event.occurred_at
+        self.event().occurred_at
     }
 }
 

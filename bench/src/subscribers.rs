@@ -1,0 +1,401 @@
+//! `itsm-bench subscribers`: opens many WebSocket subscriptions to one queue,
+//! then changes a ticket in that queue at a steady pace and measures, for
+//! every subscriber and every change, the time from the event's timestamp
+//! (taken inside the writing transaction, just before commit) to receipt.
+//! It counts events lost, repeated or out of order, and reads the server's
+//! CPU time and resident memory from /proc.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::{
+    connect_async_with_config,
+    tungstenite::{
+        Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
+    },
+};
+
+/// Measure event delivery to many concurrent subscribers.
+#[derive(Debug, Args)]
+pub struct Subscribers {
+    /// The GraphQL endpoint (HTTP); the WebSocket URL is derived from it.
+    #[arg(long, default_value = "http://127.0.0.1:8080/graphql")]
+    url: String,
+    /// Token of the subscribing viewer (an agent of the queue).
+    #[arg(long)]
+    token: String,
+    /// Token of the viewer who changes the ticket (a manager).
+    #[arg(long)]
+    writer_token: String,
+    /// How many subscriptions to hold open.
+    #[arg(long, default_value_t = 1000)]
+    subscribers: usize,
+    /// How many ticket changes to make.
+    #[arg(long, default_value_t = 30)]
+    events: usize,
+    /// Milliseconds between changes.
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
+    /// Connections opened at once while ramping up.
+    #[arg(long, default_value_t = 200)]
+    connect_concurrency: usize,
+    /// Seconds to wait for the last deliveries.
+    #[arg(long, default_value_t = 30)]
+    drain_secs: u64,
+    /// The server's process id, to read its CPU time and memory.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+const SUBSCRIPTION: &str =
+    "subscription($q: ID!) { queueUpdates(queueId: $q) { seq kind occurredAt } }";
+
+/// What one subscriber received: (sequence number, latency in microseconds).
+type Received = Vec<(i64, i64)>;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    cpu_seconds: f64,
+    rss_kib: u64,
+}
+
+fn usage(pid: Option<u32>) -> Usage {
+    let Some(pid) = pid else {
+        return Usage::default();
+    };
+    usage_of(&pid.to_string())
+}
+
+fn usage_of(pid: &str) -> Usage {
+    // Scheduler run time of every thread, in nanoseconds: precise where the
+    // tick-sampled times in /proc/<pid>/stat miss short bursts.
+    let cpu_nanos: u64 = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(Result::ok)
+                .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+                .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or_default();
+    #[allow(clippy::cast_precision_loss)]
+    let cpu_seconds = cpu_nanos as f64 / 1e9;
+    let rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or_default();
+    Usage {
+        cpu_seconds,
+        rss_kib,
+    }
+}
+
+async fn graphql(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let response: Value = client
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?
+        .json()
+        .await?;
+    if let Some(errors) = response.get("errors") {
+        bail!("GraphQL errors: {errors}");
+    }
+    Ok(response["data"].clone())
+}
+
+/// The viewer's fullest queue and one ticket in it.
+async fn target(client: &reqwest::Client, args: &Subscribers) -> anyhow::Result<(String, String)> {
+    let data = graphql(
+        client,
+        &args.url,
+        &args.token,
+        json!({"query": "{ queues(first: 100) { nodes { id tickets(first: 1) { totalCount nodes { id } } } } }"}),
+    )
+    .await?;
+    let queue = data["queues"]["nodes"]
+        .as_array()
+        .context("no queues")?
+        .iter()
+        .max_by_key(|q| q["tickets"]["totalCount"].as_i64().unwrap_or(0))
+        .context("the viewer sees no queue")?;
+    let queue_id = queue["id"].as_str().context("queue id")?.to_owned();
+    let ticket_id = queue["tickets"]["nodes"][0]["id"]
+        .as_str()
+        .context("the queue holds no ticket")?
+        .to_owned();
+    Ok((queue_id, ticket_id))
+}
+
+fn ws_url(url: &str) -> String {
+    url.replacen("http://", "ws://", 1)
+        .replacen("https://", "wss://", 1)
+}
+
+/// Opens one subscription; returns once it is subscribed, with a task that
+/// collects deliveries until `expected` arrive or the socket closes.
+async fn subscribe(
+    url: &str,
+    token: &str,
+    queue: &str,
+    expected: usize,
+    done: Arc<AtomicUsize>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<Received>> {
+    let mut request = url.into_client_request()?;
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let (mut socket, _) = connect_async_with_config(request, Some(config), true).await?;
+    let init =
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}});
+    socket.send(Message::text(init.to_string())).await?;
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) if text.contains("connection_ack") => break,
+            Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_))) => {}
+            other => bail!("no connection_ack: {other:?}"),
+        }
+    }
+    let subscribe = json!({"id": "q", "type": "subscribe", "payload": {"query": SUBSCRIPTION, "variables": {"q": queue}}});
+    socket.send(Message::text(subscribe.to_string())).await?;
+    Ok(tokio::spawn(async move {
+        let mut received: Received = Vec::with_capacity(expected);
+        while received.len() < expected {
+            let next = tokio::select! {
+                next = socket.next() => next,
+                _ = stop.changed() => break,
+            };
+            let Some(Ok(message)) = next else {
+                break;
+            };
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let arrived = SystemTime::now();
+            let Ok(value) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            if value["type"] == "ping" {
+                let _ = socket
+                    .send(Message::text(json!({"type": "pong"}).to_string()))
+                    .await;
+                continue;
+            }
+            if value["type"] != "next" {
+                if value["type"] == "complete" || value["type"] == "error" {
+                    break;
+                }
+                continue;
+            }
+            let event = &value["payload"]["data"]["queueUpdates"];
+            let Some(seq) = event["seq"].as_i64() else {
+                break; // an error payload ends the measurement for this one
+            };
+            let latency = event["occurredAt"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| {
+                    let occurred: SystemTime = t.with_timezone(&chrono::Utc).into();
+                    arrived
+                        .duration_since(occurred)
+                        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+                })
+                .unwrap_or(i64::MAX);
+            received.push((seq, latency));
+        }
+        done.fetch_add(1, Ordering::Relaxed);
+        let _ = socket.close(None).await;
+        received
+    }))
+}
+
+fn percentile(sorted: &[i64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    #[allow(clippy::cast_precision_loss)]
+    let micros = sorted[rank.min(sorted.len()) - 1] as f64;
+    micros / 1000.0
+}
+
+/// Runs the subscriber benchmark.
+pub async fn run(args: Subscribers) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let (queue, ticket) = target(&client, &args).await?;
+    let ws = ws_url(&args.url);
+    let before = usage(args.server_pid);
+    let own_before = usage_of("self");
+
+    // Ramp up.
+    let ramp = Instant::now();
+    let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
+    let done = Arc::new(AtomicUsize::new(0));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut opening = Vec::with_capacity(args.subscribers);
+    for _ in 0..args.subscribers {
+        let gate = gate.clone();
+        let (ws, token, queue, done) =
+            (ws.clone(), args.token.clone(), queue.clone(), done.clone());
+        let stopping = stopping.clone();
+        let expected = args.events;
+        opening.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await?;
+            subscribe(&ws, &token, &queue, expected, done, stopping).await
+        }));
+    }
+    let mut readers = Vec::with_capacity(args.subscribers);
+    let mut failed_to_open = 0;
+    for task in opening {
+        match task.await? {
+            Ok(reader) => readers.push(reader),
+            Err(error) => {
+                failed_to_open += 1;
+                if failed_to_open == 1 {
+                    eprintln!("a subscription failed to open: {error:#}");
+                }
+            }
+        }
+    }
+    let ramp_seconds = ramp.elapsed().as_secs_f64();
+    // Let the last subscriptions reach the server's event bus.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let held = usage(args.server_pid);
+    let own_held = usage_of("self");
+
+    // The stream of changes: one title edit, so one UPDATED event, each.
+    let mut version = graphql(
+        &client,
+        &args.url,
+        &args.writer_token,
+        json!({"query": "query($id: ID!) { ticket(id: $id) { version } }", "variables": {"id": ticket}}),
+    )
+    .await?["ticket"]["version"]
+        .as_i64()
+        .context("version")?;
+    let edit = "mutation($id: ID!, $v: Int!, $title: String!) { updateTicket(input: {id: $id, expectedVersion: $v, title: $title}) { ticket { version } } }";
+    let started = Instant::now();
+    for i in 0..args.events {
+        let variables =
+            json!({"id": ticket, "v": version, "title": format!("Benchmark change {i}")});
+        let data = graphql(
+            &client,
+            &args.url,
+            &args.writer_token,
+            json!({"query": edit, "variables": variables}),
+        )
+        .await?;
+        version = data["updateTicket"]["ticket"]["version"]
+            .as_i64()
+            .context("version")?;
+        let next = Duration::from_millis(args.interval_ms.saturating_mul(i as u64 + 1));
+        if let Some(wait) = next.checked_sub(started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    let drain = Instant::now();
+    while done.load(Ordering::Relaxed) < readers.len()
+        && drain.elapsed() < Duration::from_secs(args.drain_secs)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stream_seconds = started.elapsed().as_secs_f64();
+    let after = usage(args.server_pid);
+    let own_after = usage_of("self");
+    let _ = stop.send(true);
+
+    let mut latencies = Vec::new();
+    let mut lost = 0usize;
+    let mut repeated = 0usize;
+    let mut out_of_order = 0usize;
+    for reader in readers {
+        let received = reader.await.unwrap_or_default();
+        lost += args.events.saturating_sub(received.len());
+        let mut seen = std::collections::HashSet::new();
+        for window in received.windows(2) {
+            if window[1].0 <= window[0].0 {
+                out_of_order += 1;
+            }
+        }
+        for (seq, latency) in received {
+            if !seen.insert(seq) {
+                repeated += 1;
+            }
+            latencies.push(latency);
+        }
+    }
+    latencies.sort_unstable();
+    let subscribers = args.subscribers - failed_to_open;
+    println!(
+        "subscribers: {subscribers} held ({failed_to_open} failed to open), ramp-up {ramp_seconds:.1} s"
+    );
+    println!(
+        "changes:     {} at one per {} ms; {} deliveries expected, {} received",
+        args.events,
+        args.interval_ms,
+        subscribers * args.events,
+        latencies.len()
+    );
+    println!(
+        "latency:     p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms  (event timestamp to receipt)",
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 99.0),
+        percentile(&latencies, 100.0)
+    );
+    println!("lost:        {lost}   repeated: {repeated}   out of order: {out_of_order}");
+    if args.server_pid.is_some() {
+        let per_subscriber =
+            held.rss_kib.saturating_sub(before.rss_kib) as f64 / subscribers.max(1) as f64;
+        let cpu = after.cpu_seconds - held.cpu_seconds;
+        println!(
+            "server:      RSS {} MiB idle -> {} MiB holding them ({per_subscriber:.1} KiB per subscriber)",
+            before.rss_kib / 1024,
+            held.rss_kib / 1024
+        );
+        println!(
+            "             CPU {cpu:.1} s over {stream_seconds:.1} s of changes ({:.0} % of one core; {:.1} µs per delivery)",
+            100.0 * cpu / stream_seconds,
+            1e6 * cpu / (latencies.len().max(1) as f64)
+        );
+    }
+    println!(
+        "client:      CPU {:.1} s during the changes, RSS {} MiB (this load generator shares the machine)",
+        own_after.cpu_seconds - own_held.cpu_seconds,
+        own_after.rss_kib.max(own_before.rss_kib) / 1024
+    );
+    if lost + repeated + out_of_order + failed_to_open > 0 {
+        bail!(
+            "{lost} lost, {repeated} repeated, {out_of_order} out of order, {failed_to_open} failed to open"
+        );
+    }
+    Ok(())
+}
