@@ -115,6 +115,26 @@ impl Served {
         false
     }
 
+    async fn graphql_with(
+        &self,
+        query: &str,
+        variables: &Value,
+        token: &str,
+        request_id: &str,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.url("/graphql"))
+            .bearer_auth(token)
+            .header("x-request-id", request_id)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("sent");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     async fn graphql(&self, query: &str, token: &str, request_id: &str) -> (StatusCode, Value) {
         let response = self
             .client
@@ -460,4 +480,61 @@ async fn seed_demo_loads_every_kind_priority_and_status(backend: Backend) {
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM tickets").await, 205);
     let refused = run(db.dir(), &env, &["seed"]);
     assert!(!refused.status.success());
+}
+
+/// Two server processes share one PostgreSQL database: a subscriber on each
+/// receives what is changed through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_share_live_updates_through_postgres() {
+    if postgres_url().is_none() {
+        return;
+    }
+    let db = TestDatabase::create(Backend::Postgres).await;
+    let env = [
+        ("ITSM_DATABASE_URL", db.url.as_str()),
+        ("ITSM_JWT_SECRET", TEST_SECRET),
+    ];
+    let dir = db.dir().clone();
+    let other = Served::start(&dir, &env, &[]);
+    let app = crate::helpers::spawn_on(TestDatabase::shared(&db), &[]).await;
+    let rita = app.person("rita", Role::Requester).await;
+    let query = "subscription { myTicketUpdates { kind ticket { title } } }";
+
+    // Subscribe in this process, change through the other one.
+    let mut here = crate::helpers::WsClient::signed_in(&app, &rita).await;
+    here.subscribe("mine", query, json!({})).await;
+    // And the other way round.
+    let there_url = format!("ws://{}/graphql", other.address);
+    let mut there = crate::helpers::WsClient::signed_in_at(&there_url, &rita.token).await;
+    there.subscribe("mine", query, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let create = "mutation($t: String!) { createIncident(input: {title: $t, impact: LOW, urgency: LOW}) { ticket { id } } }";
+    let (status, body) = other
+        .graphql_with(
+            create,
+            &json!({"t": "Made in the other process"}),
+            &rita.token,
+            "two-1",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let seen = here.next_of("mine").await;
+    assert_eq!(
+        seen["payload"]["data"]["myTicketUpdates"]["ticket"]["title"],
+        "Made in the other process"
+    );
+    let seen = there.next_of("mine").await;
+    assert_eq!(
+        seen["payload"]["data"]["myTicketUpdates"]["ticket"]["title"],
+        "Made in the other process"
+    );
+
+    app.incident(&rita, "Made in this process", "LOW", "LOW", None)
+        .await;
+    let seen = there.next_of("mine").await;
+    assert_eq!(
+        seen["payload"]["data"]["myTicketUpdates"]["ticket"]["title"],
+        "Made in this process"
+    );
 }
