@@ -717,6 +717,18 @@ pub async fn transition(
     check_version(&before, expected_version)?;
     workflow::check(before.status, to, &carried, &scope.relation(&before))
         .map_err(|refusal| refused(before.status, to, refusal))?;
+    if carried.pending_reason.is_some() && to != Status::Pending {
+        return Err(ApiError::bad_input(
+            "pendingReason",
+            "a pendingReason goes with a move to PENDING",
+        ));
+    }
+    if carried.resolution.is_some() && to != Status::Resolved {
+        return Err(ApiError::bad_input(
+            "resolution",
+            "a resolution goes with a move to RESOLVED",
+        ));
+    }
     for (field, text) in [
         ("reason", &carried.reason),
         ("resolution", &carried.resolution),

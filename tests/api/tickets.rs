@@ -161,6 +161,21 @@ async fn priority_and_sla_targets_follow_impact_and_urgency(backend: Backend) {
         )
         .await;
     assert_eq!(code(&refused), Some("FORBIDDEN"));
+    // Fields of other kinds are refused by name.
+    for (field, value) in [
+        ("changeType", json!("NORMAL")),
+        ("rootCause", json!("x")),
+        ("plannedEnd", json!("2027-01-01T00:00:00Z")),
+    ] {
+        let mut input = json!({"id": ticket["id"], "expectedVersion": 3});
+        input[field] = value;
+        let error = app.fails(&boss, UPDATE, json!({"input": input})).await;
+        assert_eq!(
+            (code(&error), error_field(&error)),
+            (Some("BAD_USER_INPUT"), Some(field)),
+            "{error}"
+        );
+    }
 }
 
 async fn a_stale_expected_version_conflicts_and_writes_nothing(backend: Backend) {

@@ -151,6 +151,14 @@ async fn moves_need_their_reasons(backend: Backend) {
         .await;
     let id = &ticket["id"];
     for (input, field) in [
+        (
+            json!({"to": "IN_PROGRESS", "pendingReason": "AWAITING_CALLER"}),
+            "pendingReason",
+        ),
+        (
+            json!({"to": "IN_PROGRESS", "resolution": "done"}),
+            "resolution",
+        ),
         (json!({"to": "PENDING"}), "pendingReason"),
         (json!({"to": "RESOLVED", "resolution": "   "}), "resolution"),
         (json!({"to": "CANCELLED"}), "reason"),
