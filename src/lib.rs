@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod lifecycle;
 pub mod paging;
 pub mod queue;
 pub mod seed;

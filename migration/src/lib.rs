@@ -22,6 +22,7 @@ mod m20261128_000001_create_users;
 mod m20261129_000002_create_teams_and_queues;
 mod m20261129_000003_create_tickets;
 mod m20261129_000004_add_sla_alerts;
+mod m20261129_000005_create_services;
 
 /// Applies this crate's migrations in order.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_create_teams_and_queues::Migration),
             Box::new(m20261129_000003_create_tickets::Migration),
             Box::new(m20261129_000004_add_sla_alerts::Migration),
+            Box::new(m20261129_000005_create_services::Migration),
         ]
     }
 }

@@ -2,6 +2,8 @@
 
 pub mod comments;
 pub mod queues;
+pub mod service_stage_moves;
+pub mod services;
 pub mod sla_policies;
 pub mod team_members;
 pub mod teams;

@@ -24,6 +24,7 @@ pub struct Model {
     pub requester_id: i64,
     pub assignee_id: Option<i64>,
     pub queue_id: i64,
+    pub service_id: Option<i64>,
     pub version: i32,
     pub resolution: Option<String>,
     pub cancel_reason: Option<String>,

@@ -15,7 +15,7 @@ use tokio::sync::OnceCell;
 use crate::{
     auth::Auth,
     db::Db,
-    entity::{comments, queues, teams, tickets, users},
+    entity::{comments, queues, services, teams, tickets, users},
     error::{ApiError, ApiResult},
     ticket::{access::Scope, model::Visibility},
 };
@@ -29,6 +29,9 @@ pub struct QueueKey(pub i64);
 /// A team by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TeamKey(pub i64);
+/// A service by id (callers check who may see it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ServiceKey(pub i64);
 /// A ticket by id (callers check who may see it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TicketKey(pub i64);
@@ -95,6 +98,22 @@ impl Loader<TeamKey> for DbLoader {
             .all(self.db.reader())
             .await?;
         Ok(rows.into_iter().map(|t| (TeamKey(t.id), t)).collect())
+    }
+}
+
+impl Loader<ServiceKey> for DbLoader {
+    type Value = services::Model;
+    type Error = ApiError;
+
+    async fn load(
+        &self,
+        keys: &[ServiceKey],
+    ) -> Result<HashMap<ServiceKey, Self::Value>, Self::Error> {
+        let rows = services::Entity::find()
+            .filter(services::Column::Id.is_in(ids(keys, |k| k.0)))
+            .all(self.db.reader())
+            .await?;
+        Ok(rows.into_iter().map(|s| (ServiceKey(s.id), s)).collect())
     }
 }
 
@@ -208,6 +227,7 @@ impl RequestState {
         self.loader.clear::<QueueKey>();
         self.loader.clear::<TeamKey>();
         self.loader.clear::<TicketKey>();
+        self.loader.clear::<ServiceKey>();
         self.loader.clear::<CommentsKey>();
     }
 

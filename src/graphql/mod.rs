@@ -16,8 +16,8 @@ pub use errors::{Limits, RequestId};
 use loaders::{RequestState, RequestStateFactory};
 
 use crate::{
-    auth::Auth, db::Db, error::ApiError, events, events::bus::EventBus, queue, team, ticket,
-    ticket::access::Scope, user,
+    auth::Auth, db::Db, error::ApiError, events, events::bus::EventBus, lifecycle, queue, team,
+    ticket, ticket::access::Scope, user,
 };
 
 /// The service's schema type.
@@ -33,6 +33,7 @@ pub struct QueryRoot(
     queue::resolvers::QueueQuery,
     team::resolvers::TeamQuery,
     events::resolvers::EventQuery,
+    lifecycle::resolvers::LifecycleQuery,
 );
 
 /// Every mutation, merged from the domains.
@@ -42,6 +43,7 @@ pub struct MutationRoot(
     ticket::resolvers::TicketMutation,
     queue::resolvers::QueueMutation,
     team::resolvers::TeamMutation,
+    lifecycle::resolvers::LifecycleMutation,
 );
 
 /// Every subscription field, merged from the domains.

@@ -6,6 +6,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use super::ContextExt;
 use crate::{
     error::{ApiError, ApiResult},
+    lifecycle::{self, resolvers::Service},
     queue::{self, resolvers::Queue},
     team::{self, resolvers::Team},
     ticket::{self, resolvers::Ticket},
@@ -26,6 +27,8 @@ pub enum Node {
     Queue(Queue),
     /// A team.
     Team(Team),
+    /// A service in the portfolio.
+    Service(Service),
 }
 
 /// The global id of the `kind` row with primary key `id`.
@@ -85,6 +88,9 @@ impl NodeQuery {
             "Team" => team::service::get(db, key)
                 .await?
                 .map(|t| Node::Team(Team(t))),
+            "Service" => lifecycle::portfolio::get(db, viewer, key)
+                .await?
+                .map(|s| Node::Service(Service(s))),
             _ => None,
         })
     }

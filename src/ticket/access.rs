@@ -171,6 +171,7 @@ mod tests {
             requester_id,
             assignee_id,
             queue_id,
+            service_id: None,
             version: 1,
             resolution: None,
             cancel_reason: None,

@@ -29,6 +29,8 @@ macro_rules! vocabulary {
     };
 }
 
+pub(crate) use vocabulary;
+
 vocabulary! {
     /// What a ticket is about.
     TicketKind {

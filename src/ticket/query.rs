@@ -31,6 +31,8 @@ pub struct TicketFilter {
     pub priorities: Vec<Priority>,
     /// In any of these queues.
     pub queue_ids: Vec<i64>,
+    /// About any of these services.
+    pub service_ids: Vec<i64>,
     /// Assigned to this user.
     pub assignee_id: Option<i64>,
     /// Requested by this user.
@@ -93,6 +95,9 @@ impl TicketFilter {
         }
         if !self.queue_ids.is_empty() {
             condition = condition.add(tickets::Column::QueueId.is_in(self.queue_ids.clone()));
+        }
+        if !self.service_ids.is_empty() {
+            condition = condition.add(tickets::Column::ServiceId.is_in(self.service_ids.clone()));
         }
         if let Some(id) = self.assignee_id {
             condition = condition.add(tickets::Column::AssigneeId.eq(id));

@@ -23,7 +23,7 @@ use crate::{
     graphql::{
         ContextExt,
         connection::{PageArgs, TotalCount, encode_cursor},
-        loaders::{CommentsKey, QueueKey, TeamKey, TicketKey, UserKey},
+        loaders::{CommentsKey, QueueKey, ServiceKey, TeamKey, TicketKey, UserKey},
         relay::{decode_id_of, encode_id},
     },
     queue::resolvers::Queue,
@@ -159,6 +159,22 @@ impl Ticket {
         queue
             .map(Queue)
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("queue missing")))
+    }
+
+    /// The service the ticket concerns, if it names one the viewer may see.
+    async fn service(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<crate::lifecycle::resolvers::Service>> {
+        let Some(id) = self.0.service_id else {
+            return Ok(None);
+        };
+        let scope = ctx.scope().await?;
+        let service = ctx.state()?.loader.load_one(ServiceKey(id)).await?;
+        let visible = service.filter(|s| {
+            scope.role != crate::auth::Role::Requester || crate::lifecycle::portfolio::is_live(s)
+        });
+        Ok(visible.map(crate::lifecycle::resolvers::Service))
     }
 
     /// Response and resolution targets, as of now.
@@ -539,6 +555,8 @@ pub struct TicketFilterInput {
     pub priorities: Option<Vec<Priority>>,
     /// In any of these queues.
     pub queue_ids: Option<Vec<ID>>,
+    /// About any of these services.
+    pub service_ids: Option<Vec<ID>>,
     /// Assigned to this user.
     pub assignee_id: Option<ID>,
     /// Requested by this user.
@@ -575,6 +593,12 @@ impl TicketFilterInput {
                 .unwrap_or_default()
                 .iter()
                 .map(|id| decode_id_of("Queue", id, "queueIds"))
+                .collect::<ApiResult<_>>()?,
+            service_ids: self
+                .service_ids
+                .unwrap_or_default()
+                .iter()
+                .map(|id| decode_id_of("Service", id, "serviceIds"))
                 .collect::<ApiResult<_>>()?,
             assignee_id: user(self.assignee_id, "assigneeId")?,
             requester_id: user(self.requester_id, "requesterId")?,
@@ -778,6 +802,8 @@ impl TicketQuery {
 pub struct CreateIncidentInput {
     /// One line, 1 to 200 characters.
     pub title: String,
+    /// The service it concerns.
+    pub service_id: Option<ID>,
     /// What happened.
     #[graphql(default)]
     pub description: String,
@@ -796,6 +822,8 @@ pub struct CreateIncidentInput {
 pub struct CreateProblemInput {
     /// One line, 1 to 200 characters.
     pub title: String,
+    /// The service it concerns.
+    pub service_id: Option<ID>,
     /// What is known.
     #[graphql(default)]
     pub description: String,
@@ -823,6 +851,8 @@ pub struct CreateProblemInput {
 pub struct CreateChangeInput {
     /// One line, 1 to 200 characters.
     pub title: String,
+    /// The service it concerns.
+    pub service_id: Option<ID>,
     /// What will be done.
     #[graphql(default)]
     pub description: String,
@@ -960,6 +990,11 @@ fn queue_id(id: Option<ID>) -> ApiResult<Option<i64>> {
         .transpose()
 }
 
+fn service_id(id: Option<ID>) -> ApiResult<Option<i64>> {
+    id.map(|id| decode_id_of("Service", &id, "serviceId"))
+        .transpose()
+}
+
 fn ticket_ids(ids: &[ID], field: &str) -> ApiResult<Vec<i64>> {
     ids.iter()
         .map(|id| decode_id_of("Ticket", id, field))
@@ -987,6 +1022,7 @@ impl TicketMutation {
             impact: Some(input.impact),
             urgency: Some(input.urgency),
             queue_id: queue_id(input.queue_id)?,
+            service_id: service_id(input.service_id)?,
             idempotency_key: input.idempotency_key,
             ..NewTicket::default()
         };
@@ -1010,6 +1046,7 @@ impl TicketMutation {
             impact: Some(input.impact),
             urgency: Some(input.urgency),
             queue_id: queue_id(input.queue_id)?,
+            service_id: service_id(input.service_id)?,
             idempotency_key: input.idempotency_key,
             root_cause: input.root_cause,
             workaround: input.workaround,
@@ -1037,6 +1074,7 @@ impl TicketMutation {
             impact: Some(input.impact),
             urgency: Some(input.urgency),
             queue_id: queue_id(input.queue_id)?,
+            service_id: service_id(input.service_id)?,
             idempotency_key: input.idempotency_key,
             change_type: Some(input.change_type),
             risk: Some(input.risk),

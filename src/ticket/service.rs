@@ -69,6 +69,8 @@ pub struct NewTicket {
     pub planned_end: Option<DateTime<Utc>>,
     /// Tickets to link: a problem's incidents, a change's related tickets.
     pub linked_ids: Vec<i64>,
+    /// The service the ticket concerns.
+    pub service_id: Option<i64>,
 }
 
 /// Field edits; `None` leaves a field alone.
@@ -206,6 +208,10 @@ async fn insert_ticket(
         None => default_queue(txn).await?,
     };
     let linked = linked_tickets(txn, scope, kind, &new.linked_ids).await?;
+    let service = match new.service_id {
+        Some(id) => Some(crate::lifecycle::portfolio::for_ticket(txn, scope.role, id).await?),
+        None => None,
+    };
     let priority = priority(impact, urgency);
     let targets = targets(txn, priority).await?;
     let number = kind.number(events::next_counter(txn, kind.as_str()).await?);
@@ -226,6 +232,7 @@ async fn insert_ticket(
         requester_id: Set(scope.user_id),
         assignee_id: Set(None),
         queue_id: Set(queue.id),
+        service_id: Set(service.as_ref().map(|s| s.id)),
         version: Set(1),
         resolution: Set(None),
         cancel_reason: Set(None),
@@ -364,7 +371,7 @@ fn fingerprint(
         "rootCause": new.root_cause, "workaround": new.workaround, "knownError": new.known_error,
         "changeType": new.change_type, "risk": new.risk,
         "plannedStart": new.planned_start, "plannedEnd": new.planned_end,
-        "linked": new.linked_ids,
+        "linked": new.linked_ids, "serviceId": new.service_id,
     })
     .to_string()
 }

@@ -8,6 +8,7 @@ mod cli;
 mod comments;
 mod graphql;
 mod health;
+mod lifecycle;
 mod live;
 mod nplus1;
 mod queues;
