@@ -26,6 +26,8 @@ pub enum ApiError {
         /// What is wrong, for the client.
         message: String,
     },
+    /// Several inputs are invalid at once (a form's answers): `(field, message)`.
+    BadUserInputs(Vec<(String, String)>),
     /// The write conflicts with the current state (stale version, duplicate key).
     Conflict(String),
     /// Too many requests; try later.
@@ -44,7 +46,7 @@ impl ApiError {
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
-            Self::BadUserInput { .. } => "BAD_USER_INPUT",
+            Self::BadUserInput { .. } | Self::BadUserInputs(_) => "BAD_USER_INPUT",
             Self::Conflict(_) => "CONFLICT",
             Self::RateLimited => "RATE_LIMITED",
             Self::Internal(_) => "INTERNAL",

@@ -4,6 +4,7 @@
 //! integration tests drive directly.
 
 pub mod auth;
+pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -23,6 +23,7 @@ mod m20261129_000002_create_teams_and_queues;
 mod m20261129_000003_create_tickets;
 mod m20261129_000004_add_sla_alerts;
 mod m20261129_000005_create_services;
+mod m20261129_000006_create_catalog;
 
 /// Applies this crate's migrations in order.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000003_create_tickets::Migration),
             Box::new(m20261129_000004_add_sla_alerts::Migration),
             Box::new(m20261129_000005_create_services::Migration),
+            Box::new(m20261129_000006_create_catalog::Migration),
         ]
     }
 }

@@ -1,5 +1,6 @@
 //! sea-orm entities, one file per table. Only domain services use them.
 
+pub mod catalog_items;
 pub mod comments;
 pub mod queues;
 pub mod service_stage_moves;

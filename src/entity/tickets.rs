@@ -25,6 +25,9 @@ pub struct Model {
     pub assignee_id: Option<i64>,
     pub queue_id: i64,
     pub service_id: Option<i64>,
+    pub catalog_item_id: Option<i64>,
+    /// JSON object of the request form's answers.
+    pub request_answers: Option<String>,
     pub version: i32,
     pub resolution: Option<String>,
     pub cancel_reason: Option<String>,

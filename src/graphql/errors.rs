@@ -75,6 +75,14 @@ impl From<ApiError> for async_graphql::Error {
             | ApiError::NotFound(message)
             | ApiError::Conflict(message) => (message, None),
             ApiError::BadUserInput { field, message } => (message, field),
+            ApiError::BadUserInputs(mut problems) => {
+                if problems.is_empty() {
+                    ("invalid input".to_owned(), None)
+                } else {
+                    let (field, message) = problems.remove(0);
+                    (message, Some(field))
+                }
+            }
             ApiError::RateLimited => ("too many requests; try again later".to_owned(), None),
             ApiError::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "internal error");
@@ -88,6 +96,35 @@ impl From<ApiError> for async_graphql::Error {
             }
         })
     }
+}
+
+/// Turns an error into the resolver's error; when several inputs are wrong at
+/// once, each becomes an error of its own in the response, in order, so every
+/// problem is reported with its `extensions.field`.
+pub fn report(ctx: &async_graphql::Context<'_>, error: ApiError) -> async_graphql::Error {
+    if let ApiError::BadUserInputs(mut problems) = error {
+        // The resolver's own error comes last in the response.
+        let last = problems.pop();
+        let path: Vec<async_graphql::PathSegment> = ctx
+            .path_node
+            .map(|node| {
+                node.to_string_vec()
+                    .into_iter()
+                    .map(async_graphql::PathSegment::Field)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (field, message) in problems {
+            let mut extra = ServerError::new(message, Some(ctx.item.pos));
+            extra.path.clone_from(&path);
+            let extensions = extra.extensions.get_or_insert_with(Default::default);
+            extensions.set("code", "BAD_USER_INPUT");
+            extensions.set("field", field.as_str());
+            ctx.add_error(extra);
+        }
+        return ApiError::BadUserInputs(last.into_iter().collect()).into();
+    }
+    error.into()
 }
 
 /// Adds limits and error classification to every request and subscription.

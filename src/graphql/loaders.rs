@@ -15,7 +15,7 @@ use tokio::sync::OnceCell;
 use crate::{
     auth::Auth,
     db::Db,
-    entity::{comments, queues, services, teams, tickets, users},
+    entity::{catalog_items, comments, queues, services, teams, tickets, users},
     error::{ApiError, ApiResult},
     ticket::{access::Scope, model::Visibility},
 };
@@ -29,6 +29,9 @@ pub struct QueueKey(pub i64);
 /// A team by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TeamKey(pub i64);
+/// A catalog item by id (callers check who may see it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CatalogItemKey(pub i64);
 /// A service by id (callers check who may see it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ServiceKey(pub i64);
@@ -98,6 +101,25 @@ impl Loader<TeamKey> for DbLoader {
             .all(self.db.reader())
             .await?;
         Ok(rows.into_iter().map(|t| (TeamKey(t.id), t)).collect())
+    }
+}
+
+impl Loader<CatalogItemKey> for DbLoader {
+    type Value = catalog_items::Model;
+    type Error = ApiError;
+
+    async fn load(
+        &self,
+        keys: &[CatalogItemKey],
+    ) -> Result<HashMap<CatalogItemKey, Self::Value>, Self::Error> {
+        let rows = catalog_items::Entity::find()
+            .filter(catalog_items::Column::Id.is_in(ids(keys, |k| k.0)))
+            .all(self.db.reader())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|i| (CatalogItemKey(i.id), i))
+            .collect())
     }
 }
 
@@ -228,6 +250,7 @@ impl RequestState {
         self.loader.clear::<TeamKey>();
         self.loader.clear::<TicketKey>();
         self.loader.clear::<ServiceKey>();
+        self.loader.clear::<CatalogItemKey>();
         self.loader.clear::<CommentsKey>();
     }
 

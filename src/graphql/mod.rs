@@ -16,8 +16,8 @@ pub use errors::{Limits, RequestId};
 use loaders::{RequestState, RequestStateFactory};
 
 use crate::{
-    auth::Auth, db::Db, error::ApiError, events, events::bus::EventBus, lifecycle, queue, team,
-    ticket, ticket::access::Scope, user,
+    auth::Auth, catalog, db::Db, error::ApiError, events, events::bus::EventBus, lifecycle, queue,
+    team, ticket, ticket::access::Scope, user,
 };
 
 /// The service's schema type.
@@ -34,6 +34,7 @@ pub struct QueryRoot(
     team::resolvers::TeamQuery,
     events::resolvers::EventQuery,
     lifecycle::resolvers::LifecycleQuery,
+    catalog::resolvers::CatalogQuery,
 );
 
 /// Every mutation, merged from the domains.
@@ -44,6 +45,7 @@ pub struct MutationRoot(
     queue::resolvers::QueueMutation,
     team::resolvers::TeamMutation,
     lifecycle::resolvers::LifecycleMutation,
+    catalog::resolvers::CatalogMutation,
 );
 
 /// Every subscription field, merged from the domains.

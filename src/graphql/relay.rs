@@ -5,6 +5,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use super::ContextExt;
 use crate::{
+    catalog::{self, resolvers::CatalogItem},
     error::{ApiError, ApiResult},
     lifecycle::{self, resolvers::Service},
     queue::{self, resolvers::Queue},
@@ -29,6 +30,8 @@ pub enum Node {
     Team(Team),
     /// A service in the portfolio.
     Service(Service),
+    /// A catalog item.
+    CatalogItem(CatalogItem),
 }
 
 /// The global id of the `kind` row with primary key `id`.
@@ -91,6 +94,9 @@ impl NodeQuery {
             "Service" => lifecycle::portfolio::get(db, viewer, key)
                 .await?
                 .map(|s| Node::Service(Service(s))),
+            "CatalogItem" => catalog::service::get(db.reader(), viewer.role, key)
+                .await?
+                .map(|i| Node::CatalogItem(CatalogItem(i))),
             _ => None,
         })
     }

@@ -172,6 +172,8 @@ mod tests {
             assignee_id,
             queue_id,
             service_id: None,
+            catalog_item_id: None,
+            request_answers: None,
             version: 1,
             resolution: None,
             cancel_reason: None,

@@ -23,7 +23,7 @@ use crate::{
     graphql::{
         ContextExt,
         connection::{PageArgs, TotalCount, encode_cursor},
-        loaders::{CommentsKey, QueueKey, ServiceKey, TeamKey, TicketKey, UserKey},
+        loaders::{CatalogItemKey, CommentsKey, QueueKey, ServiceKey, TeamKey, TicketKey, UserKey},
         relay::{decode_id_of, encode_id},
     },
     queue::resolvers::Queue,
@@ -175,6 +175,35 @@ impl Ticket {
             scope.role != crate::auth::Role::Requester || crate::lifecycle::portfolio::is_live(s)
         });
         Ok(visible.map(crate::lifecycle::resolvers::Service))
+    }
+
+    /// The catalog item requested, for requests made from the catalog.
+    async fn catalog_item(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<crate::catalog::resolvers::CatalogItem>> {
+        let Some(id) = self.0.catalog_item_id else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .state()?
+            .loader
+            .load_one(CatalogItemKey(id))
+            .await?
+            .map(crate::catalog::resolvers::CatalogItem))
+    }
+
+    /// The request form as answered, in form order, typed; null for tickets
+    /// not made from the catalog.
+    async fn request_form(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<Vec<crate::catalog::resolvers::RequestAnswer>>> {
+        let (Some(id), Some(answers)) = (self.0.catalog_item_id, &self.0.request_answers) else {
+            return Ok(None);
+        };
+        let item = ctx.state()?.loader.load_one(CatalogItemKey(id)).await?;
+        Ok(item.map(|item| crate::catalog::resolvers::request_form(&item, answers)))
     }
 
     /// Response and resolution targets, as of now.

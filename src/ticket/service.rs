@@ -71,6 +71,10 @@ pub struct NewTicket {
     pub linked_ids: Vec<i64>,
     /// The service the ticket concerns.
     pub service_id: Option<i64>,
+    /// The catalog item requested.
+    pub catalog_item_id: Option<i64>,
+    /// The request form's answers, as JSON.
+    pub request_answers: Option<String>,
 }
 
 /// Field edits; `None` leaves a field alone.
@@ -233,6 +237,8 @@ async fn insert_ticket(
         assignee_id: Set(None),
         queue_id: Set(queue.id),
         service_id: Set(service.as_ref().map(|s| s.id)),
+        catalog_item_id: Set(new.catalog_item_id),
+        request_answers: Set(new.request_answers.clone()),
         version: Set(1),
         resolution: Set(None),
         cancel_reason: Set(None),
@@ -372,6 +378,7 @@ fn fingerprint(
         "changeType": new.change_type, "risk": new.risk,
         "plannedStart": new.planned_start, "plannedEnd": new.planned_end,
         "linked": new.linked_ids, "serviceId": new.service_id,
+        "catalogItemId": new.catalog_item_id, "answers": new.request_answers,
     })
     .to_string()
 }

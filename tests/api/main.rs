@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod catalog;
 mod cli;
 mod comments;
 mod graphql;
