@@ -27,6 +27,7 @@ use crate::{
     team::service::require,
     ticket::{
         access::Scope,
+        fulfilment::Plan,
         model::{Level, TicketKind},
         service::{self as tickets_service, NewTicket},
     },
@@ -528,6 +529,15 @@ pub async fn submit(db: &Db, scope: &Scope, submission: Submission) -> ApiResult
         service_id: Some(item.service_id),
         catalog_item_id: Some(item.id),
         request_answers: Some(json(&answers)?),
+        plan: Plan {
+            approvers: match item.approval_rule {
+                ApprovalRule::None => None,
+                ApprovalRule::AnyManager => Some(None),
+                ApprovalRule::Approvers => Some(Some(approvers_of(&item))),
+            },
+            mode: Some(item.approval_mode),
+            tasks: tasks_of(&item),
+        },
         ..NewTicket::default()
     };
     tickets_service::create(db, scope, new).await

@@ -1,11 +1,13 @@
 //! sea-orm entities, one file per table. Only domain services use them.
 
+pub mod approvals;
 pub mod catalog_items;
 pub mod comments;
 pub mod queues;
 pub mod service_stage_moves;
 pub mod services;
 pub mod sla_policies;
+pub mod tasks;
 pub mod team_members;
 pub mod teams;
 pub mod ticket_events;

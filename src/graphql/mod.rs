@@ -35,6 +35,7 @@ pub struct QueryRoot(
     events::resolvers::EventQuery,
     lifecycle::resolvers::LifecycleQuery,
     catalog::resolvers::CatalogQuery,
+    ticket::fulfilment_resolvers::FulfilmentQuery,
 );
 
 /// Every mutation, merged from the domains.
@@ -46,6 +47,7 @@ pub struct MutationRoot(
     team::resolvers::TeamMutation,
     lifecycle::resolvers::LifecycleMutation,
     catalog::resolvers::CatalogMutation,
+    ticket::fulfilment_resolvers::FulfilmentMutation,
 );
 
 /// Every subscription field, merged from the domains.

@@ -3,6 +3,8 @@
 
 pub mod access;
 pub mod events;
+pub mod fulfilment;
+pub mod fulfilment_resolvers;
 pub mod model;
 pub mod query;
 pub mod resolvers;

@@ -214,6 +214,36 @@ vocabulary! {
         SlaWarning = "SLA_WARNING",
         /// An SLA target was missed.
         SlaBreached = "SLA_BREACHED",
+        /// An approval was asked for.
+        ApprovalRequested = "APPROVAL_REQUESTED",
+        /// An approver decided.
+        ApprovalDecided = "APPROVAL_DECIDED",
+        /// A fulfilment task changed.
+        TaskUpdated = "TASK_UPDATED",
+    }
+}
+
+vocabulary! {
+    /// Where an approval stands.
+    ApprovalState {
+        /// Waiting for the approver.
+        Pending = "PENDING",
+        /// Approved.
+        Approved = "APPROVED",
+        /// Rejected, with a comment.
+        Rejected = "REJECTED",
+    }
+}
+
+vocabulary! {
+    /// Where a fulfilment task stands.
+    TaskStatus {
+        /// To do.
+        Open = "OPEN",
+        /// Done.
+        Done = "DONE",
+        /// Not needed, with a reason.
+        Skipped = "SKIPPED",
     }
 }
 

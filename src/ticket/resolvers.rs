@@ -206,6 +206,27 @@ impl Ticket {
         Ok(item.map(|item| crate::catalog::resolvers::request_form(&item, answers)))
     }
 
+    /// The approvals that gate this ticket, oldest first.
+    async fn approvals(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Vec<super::fulfilment_resolvers::Approval>> {
+        let rows = super::fulfilment::approvals_of(ctx.db()?, self.0.id).await?;
+        Ok(rows
+            .into_iter()
+            .map(super::fulfilment_resolvers::Approval)
+            .collect())
+    }
+
+    /// The fulfilment tasks, in order.
+    async fn tasks(&self, ctx: &Context<'_>) -> ApiResult<Vec<super::fulfilment_resolvers::Task>> {
+        let rows = super::fulfilment::tasks_of(ctx.db()?, self.0.id).await?;
+        Ok(rows
+            .into_iter()
+            .map(super::fulfilment_resolvers::Task)
+            .collect())
+    }
+
     /// Response and resolution targets, as of now.
     async fn sla(&self) -> Sla {
         Sla(service::clock(&self.0).view(now()), self.0.resolved_at)

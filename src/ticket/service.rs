@@ -75,6 +75,8 @@ pub struct NewTicket {
     pub catalog_item_id: Option<i64>,
     /// The request form's answers, as JSON.
     pub request_answers: Option<String>,
+    /// Approvals and fulfilment tasks.
+    pub plan: super::fulfilment::Plan,
 }
 
 /// Field edits; `None` leaves a field alone.
@@ -117,6 +119,18 @@ pub struct Assignment {
 #[tracing::instrument(skip_all, fields(viewer = scope.user_id))]
 pub async fn create(db: &Db, scope: &Scope, new: NewTicket) -> ApiResult<tickets::Model> {
     let kind = new.kind.unwrap_or(TicketKind::Incident);
+    let mut new = new;
+    if kind == TicketKind::Change
+        && matches!(
+            new.change_type,
+            Some(ChangeType::Normal | ChangeType::Emergency)
+        )
+        && !new.plan.needs_approval()
+    {
+        // Normal and emergency changes need a manager's approval before work
+        // starts; standard changes are pre-approved.
+        new.plan.approvers = Some(None);
+    }
     if !scope.may_write() {
         return Err(ApiError::Forbidden("integrations are read-only".into()));
     }
@@ -227,7 +241,11 @@ async fn insert_ticket(
         kind: Set(kind),
         title: Set(title),
         description: Set(description),
-        status: Set(Status::New),
+        status: Set(if new.plan.needs_approval() {
+            Status::AwaitingApproval
+        } else {
+            Status::New
+        }),
         pending_reason: Set(None),
         impact: Set(impact),
         urgency: Set(urgency),
@@ -290,6 +308,7 @@ async fn insert_ticket(
         Draft::new(&ticket, scope.user_id, EventKind::Created, &changes, at),
     )
     .await?;
+    super::fulfilment::start(txn, scope.user_id, &ticket, &new.plan, at).await?;
     for other in linked {
         link_rows(txn, scope, &ticket, &other, at).await?;
     }
@@ -440,7 +459,7 @@ pub fn clock(ticket: &tickets::Model) -> Clock {
     }
 }
 
-fn store_clock(ticket: &mut tickets::Model, clock: &Clock) {
+pub(crate) fn store_clock(ticket: &mut tickets::Model, clock: &Clock) {
     ticket.response_target_seconds = clock.targets.response.num_seconds();
     ticket.resolution_target_seconds = clock.targets.resolution.num_seconds();
     ticket.response_due_at = clock.response_due();
@@ -454,7 +473,7 @@ fn store_clock(ticket: &mut tickets::Model, clock: &Clock) {
 }
 
 /// Loads a ticket the viewer may see, inside `txn`; `NOT_FOUND` otherwise.
-async fn load(
+pub(crate) async fn load(
     txn: &DatabaseTransaction,
     scope: &Scope,
     id: i64,
@@ -467,7 +486,7 @@ async fn load(
         .ok_or_else(|| not_found(field))
 }
 
-fn not_found(field: &str) -> ApiError {
+pub(crate) fn not_found(field: &str) -> ApiError {
     ApiError::NotFound(format!("no ticket with that `{field}`"))
 }
 
@@ -483,7 +502,7 @@ fn check_version(ticket: &tickets::Model, expected: Option<i32>) -> ApiResult<()
 
 /// Writes `after` over `before`, bumping the version, only if nobody else
 /// changed the ticket meanwhile.
-async fn save(
+pub(crate) async fn save(
     txn: &DatabaseTransaction,
     before: &tickets::Model,
     mut after: tickets::Model,
@@ -731,6 +750,24 @@ pub async fn transition(
     check_version(&before, expected_version)?;
     workflow::check(before.status, to, &carried, &scope.relation(&before))
         .map_err(|refusal| refused(before.status, to, refusal))?;
+    if before.status == Status::AwaitingApproval
+        && to == Status::InProgress
+        && super::fulfilment::awaiting(&txn, before.id).await?
+    {
+        return Err(ApiError::bad_input(
+            "to",
+            "the ticket awaits approval: an approver decides it with decideApproval",
+        ));
+    }
+    if to == Status::Resolved {
+        let open = super::fulfilment::open_tasks(&txn, before.id).await?;
+        if open > 0 {
+            return Err(ApiError::bad_input(
+                "to",
+                format!("{open} fulfilment task(s) are still open: complete or skip them first"),
+            ));
+        }
+    }
     if carried.pending_reason.is_some() && to != Status::Pending {
         return Err(ApiError::bad_input(
             "pendingReason",
@@ -1181,7 +1218,7 @@ fn title(value: &str, field: &str) -> ApiResult<String> {
     Ok(value.to_owned())
 }
 
-fn long_text(value: &str, field: &str) -> ApiResult<String> {
+pub(crate) fn long_text(value: &str, field: &str) -> ApiResult<String> {
     if value.chars().count() > MAX_TEXT {
         return Err(ApiError::bad_input(
             field,
@@ -1191,7 +1228,7 @@ fn long_text(value: &str, field: &str) -> ApiResult<String> {
     Ok(value.trim().to_owned())
 }
 
-fn clean(value: Option<&str>) -> Option<String> {
+pub(crate) fn clean(value: Option<&str>) -> Option<String> {
     value
         .map(str::trim)
         .filter(|v| !v.is_empty())

@@ -455,6 +455,21 @@ pub struct Person {
     pub id: String,
 }
 
+impl Person {
+    /// The subject the person signed in with (read from their token).
+    pub fn token_subject(&self) -> String {
+        use base64::Engine;
+        let payload = self.token.split('.').nth(1).unwrap_or_default();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap_or_default();
+        serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|claims| claims["sub"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
 /// Fields tests read back from tickets.
 pub const TICKET_FIELDS: &str = "id number kind title status priority impact urgency version \
     createdAt queue { id name } assignee { id } requester { id } \

@@ -1,0 +1,494 @@
+//! Approvals and fulfilment tasks: the engine that gates requests (and
+//! normal or emergency changes) until approved, and then turns a catalog
+//! item's task template into ordered tasks on the ticket.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
+};
+
+use super::{
+    access::Scope,
+    events::{self, Change, Draft},
+    model::{ApprovalState, EventKind, Status, TaskStatus},
+    service::{clean, clock, load, long_text, save, store_clock},
+};
+use crate::{
+    auth::{Role, Viewer},
+    catalog::{
+        model::{ApprovalMode, TaskTemplate},
+        service as catalog,
+    },
+    clock::now,
+    db::Db,
+    entity::{approvals, catalog_items, tasks, tickets, users},
+    error::{ApiError, ApiResult},
+};
+
+/// What a new ticket needs before and during fulfilment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Who must approve first: `Some(None)` any manager, `Some(Some(ids))`
+    /// the named approvers; `None` nobody.
+    pub approvers: Option<Option<Vec<i64>>>,
+    /// With named approvers: one or all of them.
+    pub mode: Option<ApprovalMode>,
+    /// The fulfilment steps, created once approved (at once without approval).
+    pub tasks: Vec<TaskTemplate>,
+}
+
+impl Plan {
+    /// True when the ticket waits for approval first.
+    pub fn needs_approval(&self) -> bool {
+        self.approvers.is_some()
+    }
+}
+
+/// Sets up approvals (or tasks) for a ticket just created, in its transaction.
+pub async fn start(
+    txn: &DatabaseTransaction,
+    actor: i64,
+    ticket: &tickets::Model,
+    plan: &Plan,
+    at: DateTime<Utc>,
+) -> ApiResult<()> {
+    match &plan.approvers {
+        Some(approvers) => {
+            let mode = plan.mode.unwrap_or(ApprovalMode::Any);
+            let rows: Vec<Option<i64>> = match approvers {
+                None => vec![None],
+                Some(ids) => ids.iter().copied().map(Some).collect(),
+            };
+            for approver in &rows {
+                approvals::Entity::insert(approvals::ActiveModel {
+                    id: NotSet,
+                    ticket_id: Set(ticket.id),
+                    approver_id: Set(*approver),
+                    mode: Set(mode),
+                    state: Set(ApprovalState::Pending),
+                    decided_by: Set(None),
+                    comment: Set(None),
+                    decided_at: Set(None),
+                    created_at: Set(at),
+                })
+                .exec_without_returning(txn)
+                .await?;
+            }
+            let who = match approvers {
+                None => "any manager".to_owned(),
+                Some(ids) => {
+                    let names: Vec<String> = users::Entity::find()
+                        .filter(users::Column::Id.is_in(ids.clone()))
+                        .all(txn)
+                        .await?
+                        .into_iter()
+                        .map(|u| u.display_name)
+                        .collect();
+                    format!(
+                        "{} of {}",
+                        if mode == ApprovalMode::All {
+                            "all"
+                        } else {
+                            "one"
+                        },
+                        names.join(", ")
+                    )
+                }
+            };
+            let changes = [Change::new("approval", None, Some(who))];
+            events::record(
+                txn,
+                Draft::new(ticket, actor, EventKind::ApprovalRequested, &changes, at),
+            )
+            .await?;
+        }
+        None => create_tasks(txn, actor, ticket, &plan.tasks, at).await?,
+    }
+    Ok(())
+}
+
+async fn create_tasks(
+    txn: &DatabaseTransaction,
+    actor: i64,
+    ticket: &tickets::Model,
+    templates: &[TaskTemplate],
+    at: DateTime<Utc>,
+) -> ApiResult<()> {
+    if templates.is_empty() {
+        return Ok(());
+    }
+    for (position, template) in templates.iter().enumerate() {
+        tasks::Entity::insert(tasks::ActiveModel {
+            id: NotSet,
+            ticket_id: Set(ticket.id),
+            position: Set(i32::try_from(position).unwrap_or(i32::MAX) + 1),
+            title: Set(template.title.clone()),
+            queue_id: Set(template.queue_id),
+            assignee_id: Set(None),
+            status: Set(TaskStatus::Open),
+            note: Set(None),
+            completed_by: Set(None),
+            completed_at: Set(None),
+            created_at: Set(at),
+            updated_at: Set(at),
+        })
+        .exec_without_returning(txn)
+        .await?;
+    }
+    let titles: Vec<&str> = templates.iter().map(|t| t.title.as_str()).collect();
+    let changes = [Change::new("tasks", None, Some(titles.join(" → ")))];
+    events::record(
+        txn,
+        Draft::new(ticket, actor, EventKind::TaskUpdated, &changes, at),
+    )
+    .await?;
+    Ok(())
+}
+
+/// May `viewer` decide `approval`?
+pub fn designated(viewer: &Viewer, approval: &approvals::Model) -> bool {
+    match approval.approver_id {
+        Some(id) => id == viewer.user.id,
+        None => matches!(viewer.role, Role::Manager | Role::Admin),
+    }
+}
+
+/// A decision on an approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum Decision {
+    /// Approve.
+    Approved,
+    /// Reject (a comment is required).
+    Rejected,
+}
+
+/// Records a designated approver's decision, once. Rejection cancels the
+/// ticket with the comment as reason; approval that satisfies the rule starts
+/// work (`IN_PROGRESS`) and creates the fulfilment tasks.
+#[tracing::instrument(skip_all, fields(viewer = viewer.user.id, approval = approval_id))]
+pub async fn decide(
+    db: &Db,
+    viewer: &Viewer,
+    scope: &Scope,
+    approval_id: i64,
+    decision: Decision,
+    comment: Option<&str>,
+) -> ApiResult<(approvals::Model, tickets::Model)> {
+    let comment = clean(comment);
+    if let Some(text) = &comment {
+        long_text(text, "comment")?;
+    }
+    let txn = db.writer().begin().await?;
+    let approval = approvals::Entity::find_by_id(approval_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no approval with that `approvalId`".into()))?;
+    let ticket = tickets::Entity::find_by_id(approval.ticket_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no approval with that `approvalId`".into()))?;
+    if !designated(viewer, &approval) {
+        return Err(if scope.can_see(&ticket) {
+            ApiError::Forbidden("only a designated approver decides".into())
+        } else {
+            ApiError::NotFound("no approval with that `approvalId`".into())
+        });
+    }
+    if approval.state != ApprovalState::Pending {
+        return Err(ApiError::Conflict(
+            "this approval was already decided".into(),
+        ));
+    }
+    if ticket.status != Status::AwaitingApproval {
+        return Err(ApiError::Conflict(
+            "the ticket no longer awaits approval".into(),
+        ));
+    }
+    if decision == Decision::Rejected && comment.is_none() {
+        return Err(ApiError::bad_input(
+            "comment",
+            "a rejection needs a comment",
+        ));
+    }
+    let at = now();
+    let state = match decision {
+        Decision::Approved => ApprovalState::Approved,
+        Decision::Rejected => ApprovalState::Rejected,
+    };
+    let decided = approvals::Entity::update_many()
+        .set(approvals::ActiveModel {
+            state: Set(state),
+            decided_by: Set(Some(viewer.user.id)),
+            comment: Set(comment.clone()),
+            decided_at: Set(Some(at)),
+            ..Default::default()
+        })
+        .filter(approvals::Column::Id.eq(approval.id))
+        .filter(approvals::Column::State.eq(ApprovalState::Pending))
+        .exec_with_returning(&txn)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Conflict("this approval was already decided".into()))?;
+    let mut changes = vec![Change::new(
+        "approval",
+        Some("PENDING".into()),
+        Some(state.as_str().into()),
+    )];
+    if let Some(text) = &comment {
+        changes.push(Change::new("comment", None, Some(text.clone())));
+    }
+    events::record(
+        &txn,
+        Draft::new(
+            &ticket,
+            viewer.user.id,
+            EventKind::ApprovalDecided,
+            &changes,
+            at,
+        ),
+    )
+    .await?;
+
+    let ticket = match decision {
+        Decision::Rejected => {
+            let mut after = ticket.clone();
+            let mut sla = clock(&ticket);
+            sla.stop(at);
+            store_clock(&mut after, &sla);
+            after.status = Status::Cancelled;
+            after.closed_at = Some(at);
+            after.cancel_reason = Some(format!(
+                "Rejected by {}: {}",
+                viewer.user.display_name,
+                comment.unwrap_or_default()
+            ));
+            let saved = save(&txn, &ticket, after, at).await?;
+            let moved = [Change::new(
+                "status",
+                Some(ticket.status.as_str().into()),
+                Some(saved.status.as_str().into()),
+            )];
+            events::record(
+                &txn,
+                Draft::new(&saved, viewer.user.id, EventKind::StatusChanged, &moved, at),
+            )
+            .await?;
+            saved
+        }
+        Decision::Approved => {
+            let rows = approvals::Entity::find()
+                .filter(approvals::Column::TicketId.eq(ticket.id))
+                .all(&txn)
+                .await?;
+            let satisfied = decided.mode == ApprovalMode::Any
+                || rows.iter().all(|a| a.state == ApprovalState::Approved);
+            if satisfied {
+                let mut after = ticket.clone();
+                let mut sla = clock(&ticket);
+                sla.respond(at);
+                store_clock(&mut after, &sla);
+                after.status = Status::InProgress;
+                let saved = save(&txn, &ticket, after, at).await?;
+                let moved = [Change::new(
+                    "status",
+                    Some(ticket.status.as_str().into()),
+                    Some(saved.status.as_str().into()),
+                )];
+                events::record(
+                    &txn,
+                    Draft::new(&saved, viewer.user.id, EventKind::StatusChanged, &moved, at),
+                )
+                .await?;
+                let templates = match saved.catalog_item_id {
+                    Some(id) => catalog_items::Entity::find_by_id(id)
+                        .one(&txn)
+                        .await?
+                        .map(|item| catalog::tasks_of(&item))
+                        .unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                create_tasks(&txn, viewer.user.id, &saved, &templates, at).await?;
+                saved
+            } else {
+                ticket
+            }
+        }
+    };
+    db.commit(txn).await?;
+    Ok((decided, ticket))
+}
+
+/// The approvals of a ticket, oldest first.
+pub async fn approvals_of(db: &Db, ticket_id: i64) -> ApiResult<Vec<approvals::Model>> {
+    Ok(approvals::Entity::find()
+        .filter(approvals::Column::TicketId.eq(ticket_id))
+        .order_by_asc(approvals::Column::Id)
+        .all(db.reader())
+        .await?)
+}
+
+/// The approvals `viewer` is designated to decide, in `state`, newest first.
+pub async fn mine(
+    db: &Db,
+    viewer: &Viewer,
+    state: ApprovalState,
+) -> ApiResult<Vec<approvals::Model>> {
+    let mut reach = sea_orm::Condition::any().add(approvals::Column::ApproverId.eq(viewer.user.id));
+    if matches!(viewer.role, Role::Manager | Role::Admin) {
+        reach = reach.add(approvals::Column::ApproverId.is_null());
+    }
+    Ok(approvals::Entity::find()
+        .filter(reach)
+        .filter(approvals::Column::State.eq(state))
+        .order_by_desc(approvals::Column::Id)
+        .all(db.reader())
+        .await?)
+}
+
+/// True while a ticket waits for an approval that has not been granted.
+pub async fn awaiting(txn: &DatabaseTransaction, ticket_id: i64) -> ApiResult<bool> {
+    let pending = approvals::Entity::find()
+        .filter(approvals::Column::TicketId.eq(ticket_id))
+        .filter(approvals::Column::State.eq(ApprovalState::Pending))
+        .count(txn)
+        .await?;
+    Ok(pending > 0)
+}
+
+/// How many fulfilment tasks of a ticket are still open.
+pub async fn open_tasks(txn: &DatabaseTransaction, ticket_id: i64) -> ApiResult<u64> {
+    Ok(tasks::Entity::find()
+        .filter(tasks::Column::TicketId.eq(ticket_id))
+        .filter(tasks::Column::Status.eq(TaskStatus::Open))
+        .count(txn)
+        .await?)
+}
+
+/// The tasks of a ticket, in order.
+pub async fn tasks_of(db: &Db, ticket_id: i64) -> ApiResult<Vec<tasks::Model>> {
+    Ok(tasks::Entity::find()
+        .filter(tasks::Column::TicketId.eq(ticket_id))
+        .order_by_asc(tasks::Column::Position)
+        .all(db.reader())
+        .await?)
+}
+
+/// What to do with a task.
+#[derive(Debug, Clone)]
+pub enum TaskChange {
+    /// Mark it done, with an optional note.
+    Complete(Option<String>),
+    /// Skip it, with a reason.
+    Skip(String),
+    /// Give it to an agent (or nobody).
+    Assign(Option<i64>),
+}
+
+/// Completes, skips or assigns a task. The ticket's agents and managers, and
+/// agents of the task's own queue, work tasks.
+#[tracing::instrument(skip_all, fields(viewer = scope.user_id, task = task_id))]
+pub async fn change_task(
+    db: &Db,
+    scope: &Scope,
+    task_id: i64,
+    change: TaskChange,
+) -> ApiResult<(tasks::Model, tickets::Model)> {
+    let txn = db.writer().begin().await?;
+    let task = tasks::Entity::find_by_id(task_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no task with that `taskId`".into()))?;
+    let ticket = load(&txn, scope, task.ticket_id, "taskId")
+        .await
+        .map_err(|_| ApiError::NotFound("no task with that `taskId`".into()))?;
+    let works =
+        scope.may_work(&ticket) || task.queue_id.is_some_and(|q| scope.queue_ids.contains(&q));
+    if !works {
+        return Err(ApiError::Forbidden(
+            "only the ticket's agents and managers work its tasks".into(),
+        ));
+    }
+    let at = now();
+    let mut row = tasks::ActiveModel {
+        id: sea_orm::ActiveValue::Unchanged(task.id),
+        updated_at: Set(at),
+        ..Default::default()
+    };
+    let changes = match &change {
+        TaskChange::Complete(note) => {
+            if task.status != TaskStatus::Open {
+                return Err(ApiError::Conflict(format!(
+                    "the task is already {}",
+                    task.status.as_str()
+                )));
+            }
+            row.status = Set(TaskStatus::Done);
+            row.note = Set(clean(note.as_deref()));
+            row.completed_by = Set(Some(scope.user_id));
+            row.completed_at = Set(Some(at));
+            vec![Change::new(
+                &format!("task {}", task.position),
+                Some("OPEN".into()),
+                Some(format!("DONE: {}", task.title)),
+            )]
+        }
+        TaskChange::Skip(reason) => {
+            if task.status != TaskStatus::Open {
+                return Err(ApiError::Conflict(format!(
+                    "the task is already {}",
+                    task.status.as_str()
+                )));
+            }
+            let Some(reason) = clean(Some(reason)) else {
+                return Err(ApiError::bad_input(
+                    "reason",
+                    "skipping a task needs a reason",
+                ));
+            };
+            long_text(&reason, "reason")?;
+            row.status = Set(TaskStatus::Skipped);
+            row.note = Set(Some(reason.clone()));
+            row.completed_by = Set(Some(scope.user_id));
+            row.completed_at = Set(Some(at));
+            vec![Change::new(
+                &format!("task {}", task.position),
+                Some("OPEN".into()),
+                Some(format!("SKIPPED: {} ({reason})", task.title)),
+            )]
+        }
+        TaskChange::Assign(assignee) => {
+            let name = match assignee {
+                Some(id) => {
+                    let user = users::Entity::find_by_id(*id)
+                        .one(&txn)
+                        .await?
+                        .filter(|u| u.role >= Role::Agent && u.role != Role::Integration)
+                        .ok_or_else(|| {
+                            ApiError::bad_input(
+                                "assigneeId",
+                                "tasks go to agents, managers or admins",
+                            )
+                        })?;
+                    Some(user.display_name)
+                }
+                None => None,
+            };
+            row.assignee_id = Set(*assignee);
+            vec![Change::new(
+                &format!("task {} assignee", task.position),
+                None,
+                name,
+            )]
+        }
+    };
+    let task = sea_orm::ActiveModelTrait::update(row, &txn).await?;
+    events::record(
+        &txn,
+        Draft::new(&ticket, scope.user_id, EventKind::TaskUpdated, &changes, at),
+    )
+    .await?;
+    db.commit(txn).await?;
+    Ok((task, ticket))
+}

@@ -1,0 +1,459 @@
+//! Approvals and fulfilment tasks, and the whole laptop journey through the
+//! real HTTP API.
+
+use std::time::Duration;
+
+use itsm::auth::Role;
+use serde_json::{Value, json};
+
+use crate::{
+    catalog::{SUBMIT, item, live_service},
+    helpers::{Backend, Person, TestApp, WsClient, code, error_field, spawn_app},
+};
+
+crate::on_both_backends!(
+    a_laptop_is_requested_approved_fulfilled_and_closed,
+    a_rejected_request_is_cancelled_with_the_reason,
+    named_approvers_decide_and_all_must_approve_when_the_rule_says_all,
+    normal_changes_wait_for_a_manager_and_standard_ones_do_not,
+);
+
+const TICKET: &str = "query($id: ID!) { ticket(id: $id) { status version cancelReason availableTransitions approvals { id state comment approver { subject } decidedBy { subject } } tasks { id position title status note } } }";
+const DECIDE: &str = "mutation($input: DecideApprovalInput!) { decideApproval(input: $input) { approval { state } ticket { status } } }";
+const TRANSITION: &str = "mutation($input: TransitionTicketInput!) { transitionTicket(input: $input) { ticket { status } } }";
+
+struct Desk {
+    rita: Person,
+    nina: Person,
+    mia: Person,
+    service: String,
+    queue: String,
+    admin: Person,
+}
+
+async fn desk(app: &TestApp) -> Desk {
+    let admin = app.person("root", Role::Admin).await;
+    let rita = app.person("rita", Role::Requester).await;
+    let nina = app.person("nina", Role::Agent).await;
+    let mia = app.person("mia", Role::Manager).await;
+    let (service, queue) = live_service(app, &admin, "LAPTOPS", "OPERATION").await;
+    let teams = app
+        .ok(&admin, "{ teams { nodes { id name } } }", json!({}))
+        .await;
+    let team = teams["teams"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["name"] == "LAPTOPS team")
+        .map(|t| t["id"].clone())
+        .unwrap_or_default();
+    app.ok(&admin, "mutation($t: ID!, $u: ID!) { addTeamMember(input: {teamId: $t, userId: $u}) { team { id } } }", json!({"t": team, "u": nina.id})).await;
+    Desk {
+        rita,
+        nina,
+        mia,
+        service,
+        queue,
+        admin,
+    }
+}
+
+fn laptop_answers() -> Value {
+    json!({"model": "14-inch", "justification": "New starter", "needed_by": "2027-01-04"})
+}
+
+async fn ticket(app: &TestApp, who: &Person, id: &Value) -> Value {
+    app.ok(who, TICKET, json!({"id": id})).await["ticket"].clone()
+}
+
+async fn a_laptop_is_requested_approved_fulfilled_and_closed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let d = desk(&app).await;
+    item(
+        &app,
+        &d.mia,
+        &d.service,
+        &d.queue,
+        "new_laptop",
+        json!({
+            "name": "New laptop",
+            "approval": {"rule": "ANY_MANAGER"},
+            "tasks": [{"title": "Procure"}, {"title": "Image"}, {"title": "Deliver"}]
+        }),
+    )
+    .await;
+
+    // The requester browses the catalog and finds the form.
+    let found = app.ok(&d.rita, "{ catalogItems(search: \"laptop\") { nodes { id name form { key type required options } } } }", json!({})).await;
+    let laptop = found["catalogItems"]["nodes"][0].clone();
+    assert_eq!(laptop["name"], "New laptop");
+    assert_eq!(laptop["form"][0]["options"], json!(["14-inch", "16-inch"]));
+
+    let mut phone = WsClient::signed_in(&app, &d.rita).await;
+    phone
+        .subscribe(
+            "mine",
+            "subscription { myTicketUpdates { kind } }",
+            json!({}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let submitted = app
+        .ok(
+            &d.rita,
+            SUBMIT,
+            json!({"input": {"catalogItemId": laptop["id"], "answers": laptop_answers()}}),
+        )
+        .await;
+    let id = submitted["submitServiceRequest"]["ticket"]["id"].clone();
+    let waiting = ticket(&app, &d.rita, &id).await;
+    assert_eq!(waiting["status"], "AWAITING_APPROVAL");
+    assert_eq!(waiting["approvals"][0]["state"], "PENDING");
+    assert_eq!(
+        waiting["approvals"][0]["approver"],
+        Value::Null,
+        "any manager may decide"
+    );
+    assert_eq!(waiting["tasks"], json!([]), "no work before approval");
+    for kind in ["CREATED", "APPROVAL_REQUESTED"] {
+        assert_eq!(
+            phone.next_of("mine").await["payload"]["data"]["myTicketUpdates"]["kind"],
+            kind
+        );
+    }
+
+    // Nobody starts work before the approval, and only a manager approves.
+    let early = app
+        .fails(
+            &d.nina,
+            TRANSITION,
+            json!({"input": {"id": id, "to": "IN_PROGRESS"}}),
+        )
+        .await;
+    assert_eq!(
+        (code(&early), error_field(&early)),
+        (Some("BAD_USER_INPUT"), Some("to"))
+    );
+    let approval = waiting["approvals"][0]["id"].clone();
+    let not_hers = app
+        .fails(
+            &d.nina,
+            DECIDE,
+            json!({"input": {"approvalId": approval, "decision": "APPROVED"}}),
+        )
+        .await;
+    assert_eq!(code(&not_hers), Some("FORBIDDEN"));
+    let inbox = app
+        .ok(
+            &d.mia,
+            "{ myApprovals { id canDecide ticket { number } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(inbox["myApprovals"][0]["id"], approval);
+    assert_eq!(inbox["myApprovals"][0]["canDecide"], true);
+    let approved = app.ok(&d.mia, DECIDE, json!({"input": {"approvalId": approval, "decision": "APPROVED", "comment": "Budgeted"}})).await;
+    assert_eq!(
+        approved["decideApproval"],
+        json!({"approval": {"state": "APPROVED"}, "ticket": {"status": "IN_PROGRESS"}})
+    );
+    let twice = app
+        .fails(
+            &d.mia,
+            DECIDE,
+            json!({"input": {"approvalId": approval, "decision": "REJECTED", "comment": "no"}}),
+        )
+        .await;
+    assert_eq!(code(&twice), Some("CONFLICT"));
+    for kind in ["APPROVAL_DECIDED", "STATUS_CHANGED", "TASK_UPDATED"] {
+        assert_eq!(
+            phone.next_of("mine").await["payload"]["data"]["myTicketUpdates"]["kind"],
+            kind
+        );
+    }
+
+    // Fulfilment: the tasks, in order; resolving waits for them.
+    let working = ticket(&app, &d.nina, &id).await;
+    let titles: Vec<&str> = working["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["title"].as_str())
+        .collect();
+    assert_eq!(titles, vec!["Procure", "Image", "Deliver"]);
+    let too_soon = app
+        .fails(
+            &d.nina,
+            TRANSITION,
+            json!({"input": {"id": id, "to": "RESOLVED", "resolution": "done"}}),
+        )
+        .await;
+    assert!(
+        too_soon["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("3 fulfilment task")),
+        "{too_soon}"
+    );
+    let complete = "mutation($t: ID!, $n: String) { completeTask(input: {taskId: $t, note: $n}) { task { status note } } }";
+    let skip = "mutation($t: ID!, $r: String!) { skipTask(input: {taskId: $t, reason: $r}) { task { status note } } }";
+    let tasks = working["tasks"].as_array().cloned().unwrap_or_default();
+    let done = app
+        .ok(
+            &d.nina,
+            complete,
+            json!({"t": tasks[0]["id"], "n": "Ordered from the framework supplier"}),
+        )
+        .await;
+    assert_eq!(done["completeTask"]["task"]["status"], "DONE");
+    let again = app
+        .fails(&d.nina, complete, json!({"t": tasks[0]["id"]}))
+        .await;
+    assert_eq!(code(&again), Some("CONFLICT"));
+    let no_reason = app
+        .fails(&d.nina, skip, json!({"t": tasks[1]["id"], "r": " "}))
+        .await;
+    assert_eq!(error_field(&no_reason), Some("reason"));
+    app.ok(
+        &d.nina,
+        skip,
+        json!({"t": tasks[1]["id"], "r": "Shipped pre-imaged"}),
+    )
+    .await;
+    let requester_cannot = app
+        .fails(&d.rita, complete, json!({"t": tasks[2]["id"]}))
+        .await;
+    assert_eq!(code(&requester_cannot), Some("FORBIDDEN"));
+    app.ok(&d.nina, complete, json!({"t": tasks[2]["id"]}))
+        .await;
+    app.ok(
+        &d.nina,
+        TRANSITION,
+        json!({"input": {"id": id, "to": "RESOLVED", "resolution": "Laptop delivered"}}),
+    )
+    .await;
+
+    // The requester closes it.
+    assert_eq!(
+        ticket(&app, &d.rita, &id).await["availableTransitions"],
+        json!(["IN_PROGRESS", "CLOSED"])
+    );
+    let closed = app
+        .ok(
+            &d.rita,
+            TRANSITION,
+            json!({"input": {"id": id, "to": "CLOSED"}}),
+        )
+        .await;
+    assert_eq!(closed["transitionTicket"]["ticket"]["status"], "CLOSED");
+    let history = app
+        .ok(
+            &d.rita,
+            "query($id: ID!) { ticket(id: $id) { history(first: 100) { nodes { kind } } } }",
+            json!({"id": id}),
+        )
+        .await;
+    let kinds: Vec<&str> = history["ticket"]["history"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "CREATED",
+            "APPROVAL_REQUESTED",
+            "APPROVAL_DECIDED",
+            "STATUS_CHANGED",
+            "TASK_UPDATED",
+            "TASK_UPDATED",
+            "TASK_UPDATED",
+            "TASK_UPDATED",
+            "STATUS_CHANGED",
+            "STATUS_CHANGED",
+        ]
+    );
+    let _ = &d.admin;
+}
+
+async fn a_rejected_request_is_cancelled_with_the_reason(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let d = desk(&app).await;
+    let laptop = item(
+        &app,
+        &d.mia,
+        &d.service,
+        &d.queue,
+        "new_laptop",
+        json!({"approval": {"rule": "ANY_MANAGER"}, "tasks": [{"title": "Procure"}]}),
+    )
+    .await;
+    let submitted = app
+        .ok(
+            &d.rita,
+            SUBMIT,
+            json!({"input": {"catalogItemId": laptop["id"], "answers": laptop_answers()}}),
+        )
+        .await;
+    let id = submitted["submitServiceRequest"]["ticket"]["id"].clone();
+    let approval = ticket(&app, &d.rita, &id).await["approvals"][0]["id"].clone();
+    let bare = app
+        .fails(
+            &d.mia,
+            DECIDE,
+            json!({"input": {"approvalId": approval, "decision": "REJECTED"}}),
+        )
+        .await;
+    assert_eq!(
+        (code(&bare), error_field(&bare)),
+        (Some("BAD_USER_INPUT"), Some("comment"))
+    );
+    let rejected = app.ok(&d.mia, DECIDE, json!({"input": {"approvalId": approval, "decision": "REJECTED", "comment": "Laptop refresh is next quarter"}})).await;
+    assert_eq!(rejected["decideApproval"]["ticket"]["status"], "CANCELLED");
+    let after = ticket(&app, &d.rita, &id).await;
+    assert!(
+        after["cancelReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("Laptop refresh is next quarter")),
+        "{after}"
+    );
+    assert_eq!(after["approvals"][0]["state"], "REJECTED");
+    assert_eq!(after["approvals"][0]["decidedBy"]["subject"], "mia");
+    assert_eq!(after["tasks"], json!([]), "no work for a rejected request");
+}
+
+async fn named_approvers_decide_and_all_must_approve_when_the_rule_says_all(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let d = desk(&app).await;
+    let finance = app.person("fiona", Role::Requester).await;
+    let other_manager = app.person("otto", Role::Manager).await;
+    let item = item(
+        &app,
+        &d.mia,
+        &d.service,
+        &d.queue,
+        "monitor",
+        json!({
+            "approval": {"rule": "APPROVERS", "mode": "ALL", "approverIds": [d.mia.id, finance.id]},
+            "tasks": [{"title": "Ship"}]
+        }),
+    )
+    .await;
+    let submitted = app
+        .ok(
+            &d.rita,
+            SUBMIT,
+            json!({"input": {"catalogItemId": item["id"], "answers": laptop_answers()}}),
+        )
+        .await;
+    let id = submitted["submitServiceRequest"]["ticket"]["id"].clone();
+    let approvals = ticket(&app, &d.mia, &id).await["approvals"].clone();
+    let subjects: Vec<&str> = approvals
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["approver"]["subject"].as_str())
+        .collect();
+    assert_eq!(subjects, vec!["mia", "fiona"]);
+    let mine = |who: &Person| {
+        approvals
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["approver"]["subject"] == who.token_subject())
+            .map(|a| a["id"].clone())
+            .unwrap_or_default()
+    };
+
+    let outsider = app
+        .fails(
+            &other_manager,
+            DECIDE,
+            json!({"input": {"approvalId": mine(&d.mia), "decision": "APPROVED"}}),
+        )
+        .await;
+    assert_eq!(
+        code(&outsider),
+        Some("FORBIDDEN"),
+        "only designated approvers decide"
+    );
+    let half = app
+        .ok(
+            &d.mia,
+            DECIDE,
+            json!({"input": {"approvalId": mine(&d.mia), "decision": "APPROVED"}}),
+        )
+        .await;
+    assert_eq!(
+        half["decideApproval"]["ticket"]["status"], "AWAITING_APPROVAL",
+        "one of two is not all"
+    );
+    // The finance approver is a requester: she sees the request through her approval.
+    let inbox = app
+        .ok(
+            &finance,
+            "{ myApprovals { id ticket { number } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        inbox["myApprovals"][0]["ticket"]["number"].is_string(),
+        "{inbox}"
+    );
+    let hidden = app
+        .ok(
+            &finance,
+            "query($id: ID!) { ticket(id: $id) { id } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(hidden["ticket"], Value::Null, "but not otherwise");
+    let all = app
+        .ok(
+            &finance,
+            DECIDE,
+            json!({"input": {"approvalId": mine(&finance), "decision": "APPROVED"}}),
+        )
+        .await;
+    assert_eq!(all["decideApproval"]["ticket"]["status"], "IN_PROGRESS");
+    assert_eq!(ticket(&app, &d.mia, &id).await["tasks"][0]["title"], "Ship");
+}
+
+async fn normal_changes_wait_for_a_manager_and_standard_ones_do_not(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let d = desk(&app).await;
+    let create = "mutation($t: ChangeType!) { createChange(input: {title: \"Patch\", impact: LOW, urgency: LOW, changeType: $t, risk: LOW}) { ticket { id status approvals { state } } } }";
+    let standard =
+        app.ok(&d.nina, create, json!({"t": "STANDARD"})).await["createChange"]["ticket"].clone();
+    assert_eq!(
+        (standard["status"].clone(), standard["approvals"].clone()),
+        (json!("NEW"), json!([])),
+        "pre-approved"
+    );
+    let normal =
+        app.ok(&d.nina, create, json!({"t": "NORMAL"})).await["createChange"]["ticket"].clone();
+    assert_eq!(normal["status"], "AWAITING_APPROVAL");
+    assert_eq!(normal["approvals"], json!([{"state": "PENDING"}]));
+    let early = app
+        .fails(
+            &d.mia,
+            TRANSITION,
+            json!({"input": {"id": normal["id"], "to": "IN_PROGRESS"}}),
+        )
+        .await;
+    assert_eq!(error_field(&early), Some("to"));
+    let approval = ticket(&app, &d.mia, &normal["id"]).await["approvals"][0]["id"].clone();
+    let decided = app
+        .ok(
+            &d.mia,
+            DECIDE,
+            json!({"input": {"approvalId": approval, "decision": "APPROVED"}}),
+        )
+        .await;
+    assert_eq!(decided["decideApproval"]["ticket"]["status"], "IN_PROGRESS");
+    let emergency =
+        app.ok(&d.nina, create, json!({"t": "EMERGENCY"})).await["createChange"]["ticket"].clone();
+    assert_eq!(emergency["status"], "AWAITING_APPROVAL");
+    let _ = (&d.rita, &d.admin);
+}
