@@ -18,6 +18,7 @@ use crate::{
     team::service as team_service,
     ticket::{
         access::Scope,
+        fulfilment::{self, Decision},
         model::{ChangeType, Level, PendingReason, Status, TicketKind, Visibility},
         rules::workflow::Move,
         service::{self as tickets, Assignment, NewTicket},
@@ -383,29 +384,49 @@ pub async fn demo(db: &Db, ticket_count: usize) -> anyhow::Result<Summary> {
         )
         .await
         .map_err(api)?;
-        if matches!(kind, TicketKind::Change | TicketKind::ServiceRequest) && path < 35 {
+        if ticket.status == Status::AwaitingApproval {
+            // A normal or emergency change: a manager approves most of them.
+            if path < 35 {
+                continue;
+            }
+            let approvals = fulfilment::approvals_of(db, ticket.id).await.map_err(api)?;
+            for approval in approvals {
+                fulfilment::decide(
+                    db,
+                    &manager,
+                    &manager_scope,
+                    approval.id,
+                    Decision::Approved,
+                    None,
+                )
+                .await
+                .map_err(api)?;
+            }
+        } else {
+            if matches!(kind, TicketKind::Change | TicketKind::ServiceRequest) && path < 35 {
+                tickets::transition(
+                    db,
+                    &agent_scope,
+                    ticket.id,
+                    Status::AwaitingApproval,
+                    Move::default(),
+                    None,
+                )
+                .await
+                .map_err(api)?;
+                continue;
+            }
             tickets::transition(
                 db,
                 &agent_scope,
                 ticket.id,
-                Status::AwaitingApproval,
+                Status::InProgress,
                 Move::default(),
                 None,
             )
             .await
             .map_err(api)?;
-            continue;
         }
-        tickets::transition(
-            db,
-            &agent_scope,
-            ticket.id,
-            Status::InProgress,
-            Move::default(),
-            None,
-        )
-        .await
-        .map_err(api)?;
         if rng.random_bool(0.6) {
             tickets::comment(
                 db,
