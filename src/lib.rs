@@ -17,6 +17,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod paging;
 pub mod queue;
+pub mod routing;
 pub mod seed;
 pub mod startup;
 pub mod team;

@@ -25,6 +25,7 @@ mod m20261129_000004_add_sla_alerts;
 mod m20261129_000005_create_services;
 mod m20261129_000006_create_catalog;
 mod m20261129_000007_create_approvals_and_tasks;
+mod m20261129_000008_create_routing_rules;
 
 /// Applies this crate's migrations in order.
 pub struct Migrator;
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000005_create_services::Migration),
             Box::new(m20261129_000006_create_catalog::Migration),
             Box::new(m20261129_000007_create_approvals_and_tasks::Migration),
+            Box::new(m20261129_000008_create_routing_rules::Migration),
         ]
     }
 }

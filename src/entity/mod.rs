@@ -4,6 +4,7 @@ pub mod approvals;
 pub mod catalog_items;
 pub mod comments;
 pub mod queues;
+pub mod routing_rules;
 pub mod service_stage_moves;
 pub mod services;
 pub mod sla_policies;

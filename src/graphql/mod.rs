@@ -17,7 +17,7 @@ use loaders::{RequestState, RequestStateFactory};
 
 use crate::{
     auth::Auth, catalog, db::Db, error::ApiError, events, events::bus::EventBus, lifecycle, queue,
-    team, ticket, ticket::access::Scope, user,
+    routing, team, ticket, ticket::access::Scope, user,
 };
 
 /// The service's schema type.
@@ -36,6 +36,7 @@ pub struct QueryRoot(
     lifecycle::resolvers::LifecycleQuery,
     catalog::resolvers::CatalogQuery,
     ticket::fulfilment_resolvers::FulfilmentQuery,
+    routing::resolvers::RoutingQuery,
 );
 
 /// Every mutation, merged from the domains.
@@ -48,6 +49,7 @@ pub struct MutationRoot(
     lifecycle::resolvers::LifecycleMutation,
     catalog::resolvers::CatalogMutation,
     ticket::fulfilment_resolvers::FulfilmentMutation,
+    routing::resolvers::RoutingMutation,
 );
 
 /// Every subscription field, merged from the domains.

@@ -220,6 +220,8 @@ vocabulary! {
         ApprovalDecided = "APPROVAL_DECIDED",
         /// A fulfilment task changed.
         TaskUpdated = "TASK_UPDATED",
+        /// A routing rule set the queue, assignee, impact or urgency.
+        Routed = "ROUTED",
     }
 }
 

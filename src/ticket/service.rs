@@ -230,6 +230,67 @@ async fn insert_ticket(
         Some(id) => Some(crate::lifecycle::portfolio::for_ticket(txn, scope.role, id).await?),
         None => None,
     };
+    // Routing rules: the first enabled one that matches may set the queue,
+    // the assignee, the impact and the urgency.
+    let category = match new.catalog_item_id {
+        Some(id) => crate::entity::catalog_items::Entity::find_by_id(id)
+            .one(txn)
+            .await?
+            .map(|item| item.category),
+        None => None,
+    };
+    let facts = crate::routing::rules::Facts {
+        kind,
+        service_id: service.as_ref().map(|s| s.id),
+        catalog_item_id: new.catalog_item_id,
+        category: category.as_deref(),
+        impact,
+        urgency,
+        title: &title,
+        description: &description,
+    };
+    let routed = crate::routing::service::route(txn, &facts).await?;
+    let (mut queue, mut impact, mut urgency, mut assignee) = (queue, impact, urgency, None);
+    let mut routing_changes = Vec::new();
+    if let Some((rule, actions)) = &routed {
+        routing_changes.push(Change::new("routingRule", None, Some(rule.name.clone())));
+        if let Some(queue_id) = actions.queue_id
+            && let Some(target) = queues::Entity::find_by_id(queue_id).one(txn).await?
+        {
+            routing_changes.push(Change::new(
+                "queue",
+                Some(queue.name.clone()),
+                Some(target.name.clone()),
+            ));
+            queue = target;
+        }
+        if let Some(level) = actions.impact {
+            routing_changes.push(Change::new(
+                "impact",
+                Some(impact.as_str().into()),
+                Some(level.as_str().into()),
+            ));
+            impact = level;
+        }
+        if let Some(level) = actions.urgency {
+            routing_changes.push(Change::new(
+                "urgency",
+                Some(urgency.as_str().into()),
+                Some(level.as_str().into()),
+            ));
+            urgency = level;
+        }
+        if let Some(user_id) = actions.assignee_id
+            && let Some(user) = users::Entity::find_by_id(user_id).one(txn).await?
+        {
+            routing_changes.push(Change::new(
+                "assignee",
+                None,
+                Some(user.display_name.clone()),
+            ));
+            assignee = Some(user.id);
+        }
+    }
     let priority = priority(impact, urgency);
     let targets = targets(txn, priority).await?;
     let number = kind.number(events::next_counter(txn, kind.as_str()).await?);
@@ -252,7 +313,7 @@ async fn insert_ticket(
         priority: Set(priority),
         priority_rank: Set(priority.rank()),
         requester_id: Set(scope.user_id),
-        assignee_id: Set(None),
+        assignee_id: Set(assignee),
         queue_id: Set(queue.id),
         service_id: Set(service.as_ref().map(|s| s.id)),
         catalog_item_id: Set(new.catalog_item_id),
@@ -308,6 +369,19 @@ async fn insert_ticket(
         Draft::new(&ticket, scope.user_id, EventKind::Created, &changes, at),
     )
     .await?;
+    if routed.is_some() {
+        events::record(
+            txn,
+            Draft::new(
+                &ticket,
+                scope.user_id,
+                EventKind::Routed,
+                &routing_changes,
+                at,
+            ),
+        )
+        .await?;
+    }
     super::fulfilment::start(txn, scope.user_id, &ticket, &new.plan, at).await?;
     for other in linked {
         link_rows(txn, scope, &ticket, &other, at).await?;

@@ -14,6 +14,7 @@ mod lifecycle;
 mod live;
 mod nplus1;
 mod queues;
+mod routing;
 mod schema;
 mod sla;
 mod tickets;

@@ -1,0 +1,219 @@
+//! Routing rules: managed by managers, applied to new tickets, first match wins.
+
+use itsm::auth::Role;
+use serde_json::{Value, json};
+
+use crate::{
+    catalog::{SUBMIT, item, live_service},
+    helpers::{Backend, code, error_field, spawn_app},
+};
+
+crate::on_both_backends!(
+    the_first_matching_rule_routes_a_new_ticket_and_is_recorded,
+    only_managers_manage_rules_and_bad_rules_are_refused,
+);
+
+const CREATE: &str = "mutation($input: CreateRoutingRuleInput!) { createRoutingRule(input: $input) { rule { id name position enabled version } } }";
+const INCIDENT: &str = "mutation($input: CreateIncidentInput!) { createIncident(input: $input) { ticket { id priority urgency queue { name } assignee { subject } history { nodes { kind changes { field from to } } } } } }";
+
+async fn the_first_matching_rule_routes_a_new_ticket_and_is_recorded(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.person("root", Role::Admin).await;
+    let mia = app.person("mia", Role::Manager).await;
+    let dora = app.person("dora", Role::Agent).await;
+    let rita = app.person("rita", Role::Requester).await;
+    let (_, desktop) = app.team_with_queue(&admin, "Desktop", &[&dora]).await;
+    let (_, network) = app.team_with_queue(&admin, "Network", &[]).await;
+    let printers = app
+        .ok(
+            &mia,
+            CREATE,
+            json!({"input": {"name": "Printers to Desktop", "conditions": {"keywords": ["printer"]},
+            "actions": {"queueId": desktop, "assigneeId": dora.id}}}),
+        )
+        .await["createRoutingRule"]["rule"]
+        .clone();
+    let outages = app
+        .ok(&mia, CREATE, json!({"input": {"name": "High-impact incidents are urgent", "conditions": {"kinds": ["INCIDENT"], "impacts": ["HIGH"]},
+            "actions": {"queueId": network, "urgency": "HIGH"}}}))
+        .await["createRoutingRule"]["rule"]
+        .clone();
+    app.ok(&mia, CREATE, json!({"input": {"name": "Everything else (off)", "enabled": false, "actions": {"queueId": network}}})).await;
+    assert_eq!(
+        (printers["position"].as_i64(), outages["position"].as_i64()),
+        (Some(1), Some(2))
+    );
+
+    let create = |title: &str, impact: &str| json!({"input": {"title": title, "impact": impact, "urgency": "LOW"}});
+    let printer = app
+        .ok(&rita, INCIDENT, create("Printer on fire", "HIGH"))
+        .await["createIncident"]["ticket"]
+        .clone();
+    assert_eq!(
+        printer["queue"]["name"], "Desktop",
+        "the first matching rule wins"
+    );
+    assert_eq!(printer["assignee"]["subject"], "dora");
+    let routed = printer["history"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["kind"] == "ROUTED")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        routed["changes"].as_array().is_some_and(|c| c
+            .contains(&json!({"field": "routingRule", "from": null, "to": "Printers to Desktop"}))),
+        "{routed}"
+    );
+
+    let outage =
+        app.ok(&rita, INCIDENT, create("Switch down", "HIGH")).await["createIncident"]["ticket"]
+            .clone();
+    assert_eq!(
+        (
+            outage["queue"]["name"].as_str(),
+            outage["urgency"].as_str(),
+            outage["priority"].as_str()
+        ),
+        (Some("Network"), Some("HIGH"), Some("CRITICAL"))
+    );
+
+    let quiet = app
+        .ok(&rita, INCIDENT, create("Mouse squeaks", "LOW"))
+        .await["createIncident"]["ticket"]
+        .clone();
+    assert_eq!(
+        quiet["queue"]["name"], "Service Desk",
+        "disabled rules never fire"
+    );
+    assert!(
+        quiet["history"]["nodes"]
+            .as_array()
+            .is_some_and(|h| h.iter().all(|e| e["kind"] != "ROUTED"))
+    );
+
+    // Reordered, the other rule comes first.
+    let reorder = "mutation($ids: [ID!]!) { reorderRoutingRules(input: {ids: $ids}) { rules { name position } } }";
+    let rules = app
+        .ok(&mia, "{ routingRules { id name } }", json!({}))
+        .await["routingRules"]
+        .clone();
+    let ids: Vec<Value> = rules
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r["id"].clone())
+        .collect();
+    let reordered = app
+        .ok(&mia, reorder, json!({"ids": [ids[1], ids[0], ids[2]]}))
+        .await;
+    assert_eq!(
+        reordered["reorderRoutingRules"]["rules"][0]["name"],
+        "High-impact incidents are urgent"
+    );
+    let printer = app
+        .ok(&rita, INCIDENT, create("Printer smokes", "HIGH"))
+        .await["createIncident"]["ticket"]
+        .clone();
+    assert_eq!(printer["queue"]["name"], "Network");
+
+    // Catalog requests match on their item's category.
+    let (service, queue) = live_service(&app, &admin, "LAPTOPS", "OPERATION").await;
+    let laptop = item(
+        &app,
+        &mia,
+        &service,
+        &queue,
+        "laptop",
+        json!({"category": "Hardware"}),
+    )
+    .await;
+    app.ok(&mia, reorder, json!({"ids": [ids[2], ids[0], ids[1]]}))
+        .await;
+    app.ok(&mia, CREATE, json!({"input": {"name": "Hardware to Desktop", "conditions": {"categories": ["Hardware"], "kinds": ["SERVICE_REQUEST"]}, "actions": {"queueId": desktop}}})).await;
+    let answers = json!({"model": "14-inch", "justification": "x", "needed_by": "2027-01-04"});
+    let request = app
+        .ok(
+            &rita,
+            SUBMIT,
+            json!({"input": {"catalogItemId": laptop["id"], "answers": answers}}),
+        )
+        .await;
+    assert_eq!(
+        request["submitServiceRequest"]["ticket"]["queue"]["name"],
+        "Desktop"
+    );
+}
+
+async fn only_managers_manage_rules_and_bad_rules_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.person("root", Role::Admin).await;
+    let mia = app.person("mia", Role::Manager).await;
+    let nina = app.person("nina", Role::Agent).await;
+    let rita = app.person("rita", Role::Requester).await;
+    let (_, queue) = app.team_with_queue(&admin, "Desktop", &[]).await;
+    let valid = json!({"input": {"name": "r", "actions": {"queueId": queue}}});
+    for who in [&nina, &rita] {
+        assert_eq!(
+            code(&app.fails(who, CREATE, valid.clone()).await),
+            Some("FORBIDDEN")
+        );
+        assert_eq!(
+            code(&app.fails(who, "{ routingRules { id } }", json!({})).await),
+            Some("FORBIDDEN")
+        );
+    }
+    for (input, field) in [
+        (json!({"name": "nothing", "actions": {}}), "actions"),
+        (
+            json!({"name": "lost", "actions": {"queueId": "UXVldWU6OTk5"}}),
+            "actions.queueId",
+        ),
+        (
+            json!({"name": "to a requester", "actions": {"assigneeId": rita.id}}),
+            "actions.assigneeId",
+        ),
+        (json!({"name": " ", "actions": {"queueId": queue}}), "name"),
+        (
+            json!({"name": "bad service", "conditions": {"serviceIds": ["U2VydmljZTo5OTk"]}, "actions": {"queueId": queue}}),
+            "conditions.serviceIds",
+        ),
+    ] {
+        let error = app.fails(&mia, CREATE, json!({"input": input})).await;
+        assert_eq!(
+            (code(&error), error_field(&error)),
+            (Some("BAD_USER_INPUT"), Some(field)),
+            "{error}"
+        );
+    }
+    let rule = app.ok(&mia, CREATE, valid).await["createRoutingRule"]["rule"].clone();
+    let update = "mutation($input: UpdateRoutingRuleInput!) { updateRoutingRule(input: $input) { rule { enabled version } } }";
+    let off = app
+        .ok(
+            &mia,
+            update,
+            json!({"input": {"id": rule["id"], "expectedVersion": 1, "enabled": false}}),
+        )
+        .await;
+    assert_eq!(
+        off["updateRoutingRule"]["rule"],
+        json!({"enabled": false, "version": 2})
+    );
+    let stale = app
+        .fails(
+            &mia,
+            update,
+            json!({"input": {"id": rule["id"], "expectedVersion": 1, "enabled": true}}),
+        )
+        .await;
+    assert_eq!(code(&stale), Some("CONFLICT"));
+    let partial = app
+        .fails(
+            &mia,
+            "mutation { reorderRoutingRules(input: {ids: []}) { rules { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_field(&partial), Some("ids"));
+}
