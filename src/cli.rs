@@ -52,8 +52,8 @@ async fn seed(settings: &Settings, args: &SeedArgs) -> anyhow::Result<()> {
     let summary = crate::seed::demo(&db, args.tickets).await?;
     db.close().await;
     println!(
-        "Loaded {} tickets and {} comments in {:.1} s.",
-        summary.tickets, summary.comments, summary.seconds
+        "Loaded {} tickets, {} comments, {} services and {} catalog items in {:.1} s.",
+        summary.tickets, summary.comments, summary.services, summary.items, summary.seconds
     );
     println!("Try it as an agent, a requester or a manager:");
     println!("  itsm token --sub nina.network --role agent");

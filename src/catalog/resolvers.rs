@@ -285,6 +285,27 @@ pub fn request_form(item: &catalog_items::Model, answers: &str) -> Vec<RequestAn
         .collect()
 }
 
+/// One page of the catalog items matching `filter` that the viewer may see.
+pub async fn item_page(
+    ctx: &Context<'_>,
+    filter: ItemFilter,
+    args: PageArgs,
+) -> ApiResult<CatalogItemConnection> {
+    let role = ctx.auth().viewer()?.role;
+    let db = ctx.db()?.clone();
+    let page = args.page(BY_NAME)?;
+    let (rows, flags) = service::list(&db, role, &filter, &page).await?;
+    let rows = rows
+        .into_iter()
+        .map(|item| (name_cursor(&item.name, item.id), CatalogItem(item)))
+        .collect();
+    let total = TotalCount::new(move || {
+        let (db, filter) = (db.clone(), filter.clone());
+        async move { service::count(&db, role, &filter).await }
+    });
+    Ok(CatalogItemConnection::from_page(rows, flags, total))
+}
+
 /// Catalog queries.
 #[derive(Default)]
 pub struct CatalogQuery;
@@ -303,7 +324,6 @@ impl CatalogQuery {
         #[graphql(desc = "Items after the `after` cursor (at most 100).")] first: Option<i32>,
         #[graphql(desc = "A cursor from a previous page.")] after: Option<String>,
     ) -> ApiResult<CatalogItemConnection> {
-        let role = ctx.auth().viewer()?.role;
         let filter = ItemFilter {
             service_id: service_id
                 .map(|id| decode_id_of("Service", &id, "serviceId"))
@@ -311,24 +331,17 @@ impl CatalogQuery {
             category,
             search,
         };
-        let db = ctx.db()?.clone();
-        let page = PageArgs {
-            first,
-            after,
-            last: None,
-            before: None,
-        }
-        .page(BY_NAME)?;
-        let (rows, flags) = service::list(&db, role, &filter, &page).await?;
-        let rows = rows
-            .into_iter()
-            .map(|item| (name_cursor(&item.name, item.id), CatalogItem(item)))
-            .collect();
-        let total = TotalCount::new(move || {
-            let (db, filter) = (db.clone(), filter.clone());
-            async move { service::count(&db, role, &filter).await }
-        });
-        Ok(CatalogItemConnection::from_page(rows, flags, total))
+        item_page(
+            ctx,
+            filter,
+            PageArgs {
+                first,
+                after,
+                last: None,
+                before: None,
+            },
+        )
+        .await
     }
 
     /// One catalog item; null when it does not exist or the viewer may not see it.

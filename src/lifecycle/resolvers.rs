@@ -218,6 +218,30 @@ impl Service {
         Ok(ServiceStageMoveConnection::from_page(rows, flags, total))
     }
 
+    /// The service's catalog items that the viewer may see, by name.
+    async fn catalog_items(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Items after the `after` cursor (at most 100).")] first: Option<i32>,
+        #[graphql(desc = "A cursor from a previous page.")] after: Option<String>,
+    ) -> ApiResult<crate::catalog::resolvers::CatalogItemConnection> {
+        let filter = crate::catalog::service::ItemFilter {
+            service_id: Some(self.0.id),
+            ..Default::default()
+        };
+        crate::catalog::resolvers::item_page(
+            ctx,
+            filter,
+            PageArgs {
+                first,
+                after,
+                last: None,
+                before: None,
+            },
+        )
+        .await
+    }
+
     /// The open tickets about this service that the viewer may see, by importance.
     #[allow(clippy::too_many_arguments)]
     async fn open_tickets(

@@ -194,6 +194,17 @@ async fn requesters_see_active_items_of_live_services_only(backend: Backend) {
         )
         .await;
     assert_eq!(hidden, json!({"catalogItem": null, "node": null}));
+    let of_service = app
+        .ok(
+            &rita,
+            "query($s: ID!) { service(id: $s) { catalogItems { totalCount nodes { key } } } }",
+            json!({"s": live}),
+        )
+        .await;
+    assert_eq!(
+        of_service["service"]["catalogItems"],
+        json!({"totalCount": 1, "nodes": [{"key": "LAPTOP"}]})
+    );
     let searched = app
         .ok(
             &nina,

@@ -442,18 +442,19 @@ async fn seed_demo_loads_every_kind_priority_and_status(backend: Backend) {
     let env = [("ITSM_DATABASE_URL", db.url.as_str())];
     let output = run(db.dir(), &env, &["seed", "--demo"]);
     assert!(output.status.success(), "{}", stderr(&output));
+    // 200 tickets of every kind, plus four laptop requests from the catalog.
     assert!(
-        stdout(&output).contains("Loaded 200 tickets"),
+        stdout(&output).contains("Loaded 204 tickets"),
         "{}",
         stdout(&output)
     );
     let conn = db.connect().await;
     let distinct = |column: &str| format!("SELECT COUNT(DISTINCT {column}) FROM tickets");
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM tickets").await, 200);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM tickets").await, 204);
     assert_eq!(count(&conn, &distinct("kind")).await, 4);
     assert_eq!(count(&conn, &distinct("priority")).await, 5);
     assert_eq!(count(&conn, &distinct("status")).await, 7);
-    assert_eq!(count(&conn, &distinct("queue_id")).await, 5);
+    assert_eq!(count(&conn, &distinct("queue_id")).await, 6);
     assert!(
         count(
             &conn,
@@ -470,14 +471,32 @@ async fn seed_demo_loads_every_kind_priority_and_status(backend: Backend) {
         .await
             > 0
     );
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM teams").await, 4);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM teams").await, 5);
+    // Services in all five stages, ten catalog items, the laptop journey.
+    assert_eq!(
+        count(&conn, "SELECT COUNT(DISTINCT stage) FROM services").await,
+        5
+    );
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM catalog_items").await, 10);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(DISTINCT status) FROM tickets WHERE catalog_item_id IS NOT NULL"
+        )
+        .await,
+        4
+    );
+    assert!(count(&conn, "SELECT COUNT(*) FROM tasks WHERE status = 'DONE'").await >= 3);
+    assert!(count(&conn, "SELECT COUNT(*) FROM routing_rules").await >= 1);
     let events = count(&conn, "SELECT COUNT(*) FROM ticket_events").await;
     assert!(events > 400, "every change left an event: {events}");
-    // A second run adds tickets and reuses teams, queues and people.
+    // A second run adds tickets and reuses the rest.
     let output = run(db.dir(), &env, &["seed", "--demo", "--tickets", "5"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM teams").await, 4);
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM tickets").await, 205);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM teams").await, 5);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM services").await, 8);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM catalog_items").await, 10);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM tickets").await, 213);
     let refused = run(db.dir(), &env, &["seed"]);
     assert!(!refused.status.success());
 }
