@@ -122,9 +122,20 @@ async fn forms_are_checked_when_items_are_saved_and_only_managers_save_them(back
             .all(|e| e["extensions"]["code"] == "BAD_USER_INPUT")
     );
 
-    let refused = app.fails(&nina, CREATE_ITEM, json!({"input": {"serviceId": service, "key": "X", "name": "X", "fulfilmentQueueId": queue}})).await;
-    assert_eq!(code(&refused), Some("FORBIDDEN"));
     let update = "mutation($input: UpdateCatalogItemInput!) { updateCatalogItem(input: $input) { item { name version active } } }";
+    let rita = app.person("rita", Role::Requester).await;
+    for who in [&nina, &rita] {
+        let refused = app.fails(who, CREATE_ITEM, json!({"input": {"serviceId": service, "key": "X", "name": "X", "fulfilmentQueueId": queue}})).await;
+        assert_eq!(code(&refused), Some("FORBIDDEN"));
+        let refused = app
+            .fails(
+                who,
+                update,
+                json!({"input": {"id": laptop["id"], "expectedVersion": 1, "active": false}}),
+            )
+            .await;
+        assert_eq!(code(&refused), Some("FORBIDDEN"));
+    }
     let updated = app.ok(&mia, update, json!({"input": {"id": laptop["id"], "expectedVersion": 1, "name": "New laptop", "active": false}})).await;
     assert_eq!(
         updated["updateCatalogItem"]["item"],
