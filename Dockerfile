@@ -1,9 +1,11 @@
 # Multi-stage build: compile the release binary, then run it on a slim image as
-# a non-root user. The build step is the one `.ci/run` exercises.
+# a non-root user. `.ci/run` runs the build stage's cargo command on exactly
+# the files its COPY lines bring in, so a missing COPY fails CI.
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY migration ./migration
+COPY bench ./bench
 COPY src ./src
 RUN cargo build --release --locked --bin itsm
 
