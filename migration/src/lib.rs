@@ -26,6 +26,7 @@ mod m20261129_000005_create_services;
 mod m20261129_000006_create_catalog;
 mod m20261129_000007_create_approvals_and_tasks;
 mod m20261129_000008_create_routing_rules;
+mod m20261129_000009_add_queue_due;
 
 /// Applies this crate's migrations in order.
 pub struct Migrator;
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_create_catalog::Migration),
             Box::new(m20261129_000007_create_approvals_and_tasks::Migration),
             Box::new(m20261129_000008_create_routing_rules::Migration),
+            Box::new(m20261129_000009_add_queue_due::Migration),
         ]
     }
 }

@@ -326,6 +326,30 @@ pub fn check_answers(
     }
 }
 
+/// One answered field as stored with a request: the field as the form
+/// defined it when the request was made, and its answer. Later edits of the
+/// form leave requests already made as they were.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answered {
+    /// The field as it was.
+    pub field: FormField,
+    /// The answer, typed as the field says.
+    pub value: Value,
+}
+
+/// The answers of a request with their fields, in form order.
+pub fn answered(fields: &[FormField], answers: &BTreeMap<String, Value>) -> Vec<Answered> {
+    fields
+        .iter()
+        .filter_map(|field| {
+            Some(Answered {
+                field: field.clone(),
+                value: answers.get(&field.key)?.clone(),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -455,6 +479,15 @@ mod tests {
             None,
             "unanswered optional fields are left out"
         );
+        let form = laptop_form();
+        let kept = answered(&form, &stored);
+        let keys: Vec<&str> = kept.iter().map(|a| a.field.key.as_str()).collect();
+        let in_form_order: Vec<&str> = form
+            .iter()
+            .map(|f| f.key.as_str())
+            .filter(|key| stored.contains_key(*key))
+            .collect();
+        assert_eq!(keys, in_form_order, "kept in form order, with their fields");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{
-    form::{FieldType, FormField},
+    form::{self, FieldType, FormField},
     model::{ApprovalMode, ApprovalRule, TaskTemplate},
     service::{self, Approval, ItemFields, ItemFilter, Submission},
 };
@@ -270,17 +270,15 @@ pub struct RequestAnswer {
     pub value: Json<Value>,
 }
 
-/// The answers stored with a request, in form order.
-pub fn request_form(item: &catalog_items::Model, answers: &str) -> Vec<RequestAnswer> {
-    let answers: serde_json::Map<String, Value> = serde_json::from_str(answers).unwrap_or_default();
-    service::form_of(item)
+/// The answers stored with a request, in form order, each with its field as
+/// the form defined it when the request was made.
+pub fn request_form(answers: &str) -> Vec<RequestAnswer> {
+    serde_json::from_str::<Vec<form::Answered>>(answers)
+        .unwrap_or_default()
         .into_iter()
-        .filter_map(|field| {
-            let value = answers.get(&field.key)?.clone();
-            Some(RequestAnswer {
-                field: FormFieldInfo(field),
-                value: Json(value),
-            })
+        .map(|answered| RequestAnswer {
+            field: FormFieldInfo(answered.field),
+            value: Json(answered.value),
         })
         .collect()
 }

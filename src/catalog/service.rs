@@ -226,7 +226,7 @@ async fn check_references(txn: &DatabaseTransaction, fields: &ItemFields) -> Api
         && !(1..=24 * 365).contains(&hours)
     {
         return Err(ApiError::bad_input(
-            "fulfilmentHours",
+            "expectedFulfilmentHours",
             "between 1 and 8760 hours",
         ));
     }
@@ -528,7 +528,7 @@ pub async fn submit(db: &Db, scope: &Scope, submission: Submission) -> ApiResult
         idempotency_key: submission.idempotency_key,
         service_id: Some(item.service_id),
         catalog_item_id: Some(item.id),
-        request_answers: Some(json(&answers)?),
+        request_answers: Some(json(&form::answered(&fields, &answers))?),
         plan: Plan {
             approvers: match item.approval_rule {
                 ApprovalRule::None => None,

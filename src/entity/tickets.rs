@@ -42,6 +42,9 @@ pub struct Model {
     pub resolution_target_seconds: i64,
     pub response_due_at: DateTimeUtc,
     pub resolution_due_at: DateTimeUtc,
+    /// The queue's due-time sort key: `resolution_due_at` while the clock
+    /// runs, [`crate::ticket::rules::sla::NO_DUE`] while paused or stopped.
+    pub queue_due_at: DateTimeUtc,
     pub responded_at: Option<DateTimeUtc>,
     pub resolved_at: Option<DateTimeUtc>,
     pub closed_at: Option<DateTimeUtc>,

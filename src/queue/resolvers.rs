@@ -71,7 +71,8 @@ impl Queue {
     }
 
     /// The queue's tickets that the viewer may see, by importance unless told
-    /// otherwise: priority (CRITICAL first), then resolution due time, then age.
+    /// otherwise: priority (CRITICAL first), then resolution due time (none
+    /// last: paused or stopped clocks), then age.
     #[graphql(complexity = "page_complexity(first, last, child_complexity)")]
     #[allow(clippy::too_many_arguments)]
     async fn tickets(

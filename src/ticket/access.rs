@@ -10,7 +10,10 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait},
 };
 
-use super::{model::Visibility, rules::workflow::Relation};
+use super::{
+    model::{ChangeType, TicketKind, Visibility},
+    rules::workflow::Relation,
+};
 use crate::{
     auth::{Role, Viewer},
     db::Db,
@@ -121,6 +124,11 @@ impl Scope {
             role: self.role,
             is_requester: ticket.requester_id == self.user_id,
             works_ticket: self.works(ticket),
+            approval_gated: ticket.kind == TicketKind::Change
+                && matches!(
+                    ticket.change_type,
+                    Some(ChangeType::Normal | ChangeType::Emergency)
+                ),
         }
     }
 
@@ -188,6 +196,7 @@ mod tests {
             resolution_target_seconds: 0,
             response_due_at: now,
             resolution_due_at: now,
+            queue_due_at: now,
             responded_at: None,
             resolved_at: None,
             closed_at: None,

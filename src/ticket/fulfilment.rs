@@ -265,11 +265,12 @@ pub async fn decide(
                 comment.unwrap_or_default()
             ));
             let saved = save(&txn, &ticket, after, at).await?;
-            let moved = [Change::new(
+            let mut moved = vec![Change::new(
                 "status",
                 Some(ticket.status.as_str().into()),
                 Some(saved.status.as_str().into()),
             )];
+            moved.extend(withdrawn_change(withdraw(&txn, ticket.id, at).await?));
             events::record(
                 &txn,
                 Draft::new(&saved, viewer.user.id, EventKind::StatusChanged, &moved, at),
@@ -291,23 +292,31 @@ pub async fn decide(
                 store_clock(&mut after, &sla);
                 after.status = Status::InProgress;
                 let saved = save(&txn, &ticket, after, at).await?;
-                let moved = [Change::new(
+                let mut moved = vec![Change::new(
                     "status",
                     Some(ticket.status.as_str().into()),
                     Some(saved.status.as_str().into()),
                 )];
+                moved.extend(withdrawn_change(withdraw(&txn, ticket.id, at).await?));
                 events::record(
                     &txn,
                     Draft::new(&saved, viewer.user.id, EventKind::StatusChanged, &moved, at),
                 )
                 .await?;
+                // Tasks come once: a request whose item needs no approval got
+                // them when it was made, even if it was later sent for approval.
+                let has_tasks = tasks::Entity::find()
+                    .filter(tasks::Column::TicketId.eq(saved.id))
+                    .count(&txn)
+                    .await?
+                    > 0;
                 let templates = match saved.catalog_item_id {
-                    Some(id) => catalog_items::Entity::find_by_id(id)
+                    Some(id) if !has_tasks => catalog_items::Entity::find_by_id(id)
                         .one(&txn)
                         .await?
                         .map(|item| catalog::tasks_of(&item))
                         .unwrap_or_default(),
-                    None => Vec::new(),
+                    _ => Vec::new(),
                 };
                 create_tasks(&txn, viewer.user.id, &saved, &templates, at).await?;
                 saved
@@ -355,6 +364,55 @@ pub async fn awaiting(txn: &DatabaseTransaction, ticket_id: i64) -> ApiResult<bo
         .count(txn)
         .await?;
     Ok(pending > 0)
+}
+
+/// Withdraws the approvals of a ticket still pending once they no longer
+/// matter (the rule is satisfied, or the ticket was rejected or cancelled);
+/// returns how many.
+pub async fn withdraw(
+    txn: &DatabaseTransaction,
+    ticket_id: i64,
+    at: DateTime<Utc>,
+) -> ApiResult<u64> {
+    let withdrawn = approvals::Entity::update_many()
+        .set(approvals::ActiveModel {
+            state: Set(ApprovalState::Withdrawn),
+            decided_at: Set(Some(at)),
+            ..Default::default()
+        })
+        .filter(approvals::Column::TicketId.eq(ticket_id))
+        .filter(approvals::Column::State.eq(ApprovalState::Pending))
+        .exec(txn)
+        .await?;
+    Ok(withdrawn.rows_affected)
+}
+
+/// Skips the open tasks of a ticket that was cancelled; returns how many.
+pub async fn skip_open_tasks(
+    txn: &DatabaseTransaction,
+    actor: i64,
+    ticket_id: i64,
+    at: DateTime<Utc>,
+) -> ApiResult<u64> {
+    let skipped = tasks::Entity::update_many()
+        .set(tasks::ActiveModel {
+            status: Set(TaskStatus::Skipped),
+            note: Set(Some("the ticket was cancelled".into())),
+            completed_by: Set(Some(actor)),
+            completed_at: Set(Some(at)),
+            updated_at: Set(at),
+            ..Default::default()
+        })
+        .filter(tasks::Column::TicketId.eq(ticket_id))
+        .filter(tasks::Column::Status.eq(TaskStatus::Open))
+        .exec(txn)
+        .await?;
+    Ok(skipped.rows_affected)
+}
+
+/// The change entry that records `count` withdrawn approvals, if any.
+pub fn withdrawn_change(count: u64) -> Option<Change> {
+    (count > 0).then(|| Change::new("approvals", None, Some(format!("{count} withdrawn"))))
 }
 
 /// How many fulfilment tasks of a ticket are still open.
@@ -409,6 +467,12 @@ pub async fn change_task(
         return Err(ApiError::Forbidden(
             "only the ticket's agents and managers work its tasks".into(),
         ));
+    }
+    if !super::rules::workflow::is_open(ticket.status) {
+        return Err(ApiError::Conflict(format!(
+            "the ticket is {}: its tasks no longer change",
+            ticket.status.as_str()
+        )));
     }
     let at = now();
     let mut row = tasks::ActiveModel {

@@ -234,6 +234,9 @@ vocabulary! {
         Approved = "APPROVED",
         /// Rejected, with a comment.
         Rejected = "REJECTED",
+        /// No longer needed: the rule was satisfied by another approver, or the
+        /// ticket was rejected or cancelled before this one was decided.
+        Withdrawn = "WITHDRAWN",
     }
 }
 

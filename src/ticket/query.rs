@@ -171,8 +171,10 @@ fn escape_like(text: &str) -> String {
 /// The orders a ticket list can take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
 pub enum TicketOrderField {
-    /// Priority (CRITICAL first), then resolution due time (soonest first),
-    /// then creation time, then id: the order agents work a queue in.
+    /// Priority (CRITICAL first), then resolution due time (soonest first;
+    /// none last: tickets whose clock is paused or stopped, such as `PENDING`
+    /// or resolved ones), then creation time, then id: the order agents work
+    /// a queue in.
     Importance,
     /// Creation time, then id.
     CreatedAt,
@@ -220,7 +222,7 @@ impl TicketOrder {
         match self.field {
             TicketOrderField::Importance => vec![
                 (C::PriorityRank, KeyKind::Int),
-                (C::ResolutionDueAt, KeyKind::Time),
+                (C::QueueDueAt, KeyKind::Time),
                 (C::CreatedAt, KeyKind::Time),
                 (C::Id, KeyKind::Int),
             ],
@@ -239,7 +241,7 @@ impl TicketOrder {
         let key = match self.field {
             TicketOrderField::Importance => vec![
                 json!(ticket.priority_rank),
-                time(ticket.resolution_due_at),
+                time(ticket.queue_due_at),
                 time(ticket.created_at),
                 json!(ticket.id),
             ],

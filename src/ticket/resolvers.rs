@@ -193,17 +193,14 @@ impl Ticket {
             .map(crate::catalog::resolvers::CatalogItem))
     }
 
-    /// The request form as answered, in form order, typed; null for tickets
-    /// not made from the catalog.
-    async fn request_form(
-        &self,
-        ctx: &Context<'_>,
-    ) -> ApiResult<Option<Vec<crate::catalog::resolvers::RequestAnswer>>> {
-        let (Some(id), Some(answers)) = (self.0.catalog_item_id, &self.0.request_answers) else {
-            return Ok(None);
-        };
-        let item = ctx.state()?.loader.load_one(CatalogItemKey(id)).await?;
-        Ok(item.map(|item| crate::catalog::resolvers::request_form(&item, answers)))
+    /// The request form as answered, in form order, typed, with each field as
+    /// the form defined it when the request was made; null for tickets not
+    /// made from the catalog.
+    async fn request_form(&self) -> Option<Vec<crate::catalog::resolvers::RequestAnswer>> {
+        self.0
+            .request_answers
+            .as_deref()
+            .map(crate::catalog::resolvers::request_form)
     }
 
     /// The approvals that gate this ticket, oldest first.

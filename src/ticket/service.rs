@@ -16,10 +16,11 @@ use serde_json::json;
 use super::{
     access::Scope,
     events::{self, Change, Draft},
+    fulfilment::{self, Plan},
     model::{ChangeType, EventKind, Level, LinkKind, Priority, Status, TicketKind, Visibility},
     rules::{
         priority::priority,
-        sla::{Clock, Targets},
+        sla::{Clock, NO_DUE, Targets},
         workflow::{self, Move, Refusal},
     },
 };
@@ -76,7 +77,7 @@ pub struct NewTicket {
     /// The request form's answers, as JSON.
     pub request_answers: Option<String>,
     /// Approvals and fulfilment tasks.
-    pub plan: super::fulfilment::Plan,
+    pub plan: fulfilment::Plan,
 }
 
 /// Field edits; `None` leaves a field alone.
@@ -332,6 +333,7 @@ async fn insert_ticket(
         resolution_target_seconds: Set(targets.resolution.num_seconds()),
         response_due_at: Set(clock.response_due()),
         resolution_due_at: Set(clock.resolution_due()),
+        queue_due_at: Set(clock.queue_due()),
         response_warn_at: Set(Some(clock.response_warning())),
         resolution_warn_at: Set(Some(clock.resolution_warning())),
         response_warned: Set(false),
@@ -382,7 +384,7 @@ async fn insert_ticket(
         )
         .await?;
     }
-    super::fulfilment::start(txn, scope.user_id, &ticket, &new.plan, at).await?;
+    fulfilment::start(txn, scope.user_id, &ticket, &new.plan, at).await?;
     for other in linked {
         link_rows(txn, scope, &ticket, &other, at).await?;
     }
@@ -439,7 +441,7 @@ fn check_kind_fields(kind: TicketKind, new: &NewTicket) -> ApiResult<()> {
     }
     if !new.linked_ids.is_empty() && !matches!(kind, TicketKind::Problem | TicketKind::Change) {
         return Err(ApiError::bad_input(
-            "linkedTicketIds",
+            linked_field(kind),
             "only problems and changes link tickets on creation",
         ));
     }
@@ -538,6 +540,7 @@ pub(crate) fn store_clock(ticket: &mut tickets::Model, clock: &Clock) {
     ticket.resolution_target_seconds = clock.targets.resolution.num_seconds();
     ticket.response_due_at = clock.response_due();
     ticket.resolution_due_at = clock.resolution_due();
+    ticket.queue_due_at = clock.queue_due();
     ticket.response_warn_at = Some(clock.response_warning());
     ticket.resolution_warn_at = Some(clock.resolution_warning());
     ticket.responded_at = clock.responded_at;
@@ -767,7 +770,15 @@ pub async fn update(
     if let Some(value) = edit.known_error {
         after.known_error = value;
     }
-    if let Some(value) = edit.change_type {
+    if let Some(value) = edit.change_type
+        && Some(value) != before.change_type
+    {
+        if before.status != Status::New {
+            return Err(ApiError::bad_input(
+                "changeType",
+                "the change type is fixed once approval is requested or work starts",
+            ));
+        }
         after.change_type = Some(value);
     }
     if let Some(value) = edit.risk {
@@ -826,7 +837,7 @@ pub async fn transition(
         .map_err(|refusal| refused(before.status, to, refusal))?;
     if before.status == Status::AwaitingApproval
         && to == Status::InProgress
-        && super::fulfilment::awaiting(&txn, before.id).await?
+        && fulfilment::awaiting(&txn, before.id).await?
     {
         return Err(ApiError::bad_input(
             "to",
@@ -834,7 +845,7 @@ pub async fn transition(
         ));
     }
     if to == Status::Resolved {
-        let open = super::fulfilment::open_tasks(&txn, before.id).await?;
+        let open = fulfilment::open_tasks(&txn, before.id).await?;
         if open > 0 {
             return Err(ApiError::bad_input(
                 "to",
@@ -908,6 +919,20 @@ pub async fn transition(
     {
         changes.push(Change::new("reason", None, Some(reason)));
     }
+    if before.status == Status::AwaitingApproval {
+        let withdrawn = fulfilment::withdraw(&txn, before.id, at).await?;
+        changes.extend(fulfilment::withdrawn_change(withdrawn));
+    }
+    if to == Status::Cancelled {
+        let skipped = fulfilment::skip_open_tasks(&txn, scope.user_id, before.id, at).await?;
+        if skipped > 0 {
+            changes.push(Change::new(
+                "tasks",
+                None,
+                Some(format!("{skipped} skipped")),
+            ));
+        }
+    }
     let saved = save(&txn, &before, after, at).await?;
     events::record(
         &txn,
@@ -920,6 +945,14 @@ pub async fn transition(
         ),
     )
     .await?;
+    if to == Status::AwaitingApproval {
+        // Sent for approval by hand: any manager decides.
+        let plan = Plan {
+            approvers: Some(None),
+            ..Plan::default()
+        };
+        fulfilment::start(&txn, scope.user_id, &saved, &plan, at).await?;
+    }
     db.commit(txn).await?;
     Ok(saved)
 }
@@ -1253,22 +1286,29 @@ async fn link_rows(
     Ok(())
 }
 
+/// The input field that carries a new ticket's links: a problem names its
+/// incidents, a change its related tickets.
+fn linked_field(kind: TicketKind) -> &'static str {
+    match kind {
+        TicketKind::Problem => "incidentIds",
+        _ => "relatedTicketIds",
+    }
+}
+
 async fn linked_tickets(
     txn: &DatabaseTransaction,
     scope: &Scope,
     kind: TicketKind,
     ids: &[i64],
 ) -> ApiResult<Vec<tickets::Model>> {
+    let field = linked_field(kind);
     let mut found = Vec::with_capacity(ids.len());
     for &id in ids {
-        let ticket = load(txn, scope, id, "linkedTicketIds")
+        let ticket = load(txn, scope, id, field)
             .await
-            .map_err(|_| ApiError::bad_input("linkedTicketIds", "no such ticket"))?;
+            .map_err(|_| ApiError::bad_input(field, "no such ticket"))?;
         if kind == TicketKind::Problem && ticket.kind != TicketKind::Incident {
-            return Err(ApiError::bad_input(
-                "linkedTicketIds",
-                "a problem links to incidents",
-            ));
+            return Err(ApiError::bad_input(field, "a problem links to incidents"));
         }
         found.push(ticket);
     }
@@ -1322,6 +1362,9 @@ pub async fn backdate(db: &Db, id: i64, by: Duration) -> ApiResult<()> {
     row.updated_at = Set(ticket.updated_at - by);
     row.response_due_at = Set(ticket.response_due_at - by);
     row.resolution_due_at = Set(ticket.resolution_due_at - by);
+    if ticket.queue_due_at != NO_DUE {
+        row.queue_due_at = Set(ticket.queue_due_at - by);
+    }
     row.response_warn_at = Set(ticket.response_warn_at.map(|t| t - by));
     row.resolution_warn_at = Set(ticket.resolution_warn_at.map(|t| t - by));
     row.update(&txn).await?;

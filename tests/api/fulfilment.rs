@@ -16,7 +16,15 @@ crate::on_both_backends!(
     a_rejected_request_is_cancelled_with_the_reason,
     named_approvers_decide_and_all_must_approve_when_the_rule_says_all,
     normal_changes_wait_for_a_manager_and_standard_ones_do_not,
+    a_change_made_normal_later_still_waits_for_a_manager,
+    approvals_left_undecided_are_withdrawn_when_no_longer_needed,
+    cancelling_a_request_skips_its_tasks_and_freezes_them,
+    items_without_approval_start_work_at_once,
+    a_request_keeps_the_form_it_was_made_with,
 );
+
+const UPDATE: &str =
+    "mutation($input: UpdateTicketInput!) { updateTicket(input: $input) { ticket { version } } }";
 
 const TICKET: &str = "query($id: ID!) { ticket(id: $id) { status version cancelReason availableTransitions approvals { id state comment approver { subject } decidedBy { subject } } tasks { id position title status note } } }";
 const DECIDE: &str = "mutation($input: DecideApprovalInput!) { decideApproval(input: $input) { approval { state } ticket { status } } }";
@@ -455,5 +463,409 @@ async fn normal_changes_wait_for_a_manager_and_standard_ones_do_not(backend: Bac
     let emergency =
         app.ok(&d.nina, create, json!({"t": "EMERGENCY"})).await["createChange"]["ticket"].clone();
     assert_eq!(emergency["status"], "AWAITING_APPROVAL");
+    let approval = ticket(&app, &d.mia, &emergency["id"]).await["approvals"][0]["id"].clone();
+    let agent = app
+        .fails(
+            &d.nina,
+            DECIDE,
+            json!({"input": {"approvalId": approval, "decision": "APPROVED"}}),
+        )
+        .await;
+    assert_eq!(
+        code(&agent),
+        Some("FORBIDDEN"),
+        "agents do not approve changes"
+    );
     let _ = (&d.rita, &d.admin);
+}
+
+async fn a_change_made_normal_later_still_waits_for_a_manager(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let d = desk(&app).await;
+    let create = "mutation($q: ID!) { createChange(input: {title: \"Patch\", impact: LOW, urgency: LOW, changeType: STANDARD, risk: LOW, queueId: $q}) { ticket { id version availableTransitions } } }";
+    let change =
+        app.ok(&d.nina, create, json!({"q": d.queue})).await["createChange"]["ticket"].clone();
+    let id = change["id"].clone();
+    assert!(
+        change["availableTransitions"]
+            .as_array()
+            .is_some_and(|moves| moves.contains(&json!("IN_PROGRESS"))),
+        "a standard change starts at once: {change}"
+    );
+    app.ok(
+        &d.nina,
+        UPDATE,
+        json!({"input": {"id": id, "expectedVersion": change["version"], "changeType": "NORMAL"}}),
+    )
+    .await;
+    let normal = ticket(&app, &d.nina, &id).await;
+    assert_eq!(
+        normal["availableTransitions"],
+        json!(["AWAITING_APPROVAL", "CANCELLED"])
+    );
+    for to in ["IN_PROGRESS", "PENDING", "RESOLVED"] {
+        let refused = app
+            .fails(
+                &d.nina,
+                TRANSITION,
+                json!({"input": {"id": id, "to": to, "pendingReason": (to == "PENDING").then_some("AWAITING_VENDOR"),
+                    "resolution": (to == "RESOLVED").then_some("done")}}),
+            )
+            .await;
+        assert_eq!(
+            (code(&refused), error_field(&refused)),
+            (Some("BAD_USER_INPUT"), Some("to")),
+            "{to}: {refused}"
+        );
+        assert!(
+            refused["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("allowed: AWAITING_APPROVAL, CANCELLED")),
+            "{refused}"
+        );
+    }
+    // Sent for approval by hand: any manager decides, agents do not.
+    let sent = app
+        .ok(
+            &d.nina,
+            TRANSITION,
+            json!({"input": {"id": id, "to": "AWAITING_APPROVAL"}}),
+        )
+        .await;
+    assert_eq!(
+        sent["transitionTicket"]["ticket"]["status"],
+        "AWAITING_APPROVAL"
+    );
+    let waiting = ticket(&app, &d.mia, &id).await;
+    assert_eq!(waiting["approvals"].as_array().map(Vec::len), Some(1));
+    assert_eq!(waiting["approvals"][0]["state"], "PENDING");
+    assert_eq!(waiting["approvals"][0]["approver"], Value::Null);
+    let approval = waiting["approvals"][0]["id"].clone();
+    let agent = app
+        .fails(
+            &d.nina,
+            DECIDE,
+            json!({"input": {"approvalId": approval, "decision": "APPROVED"}}),
+        )
+        .await;
+    assert_eq!(code(&agent), Some("FORBIDDEN"));
+    let fixed = app
+        .fails(
+            &d.mia,
+            UPDATE,
+            json!({"input": {"id": id, "expectedVersion": waiting["version"], "changeType": "STANDARD"}}),
+        )
+        .await;
+    assert_eq!(
+        (code(&fixed), error_field(&fixed)),
+        (Some("BAD_USER_INPUT"), Some("changeType")),
+        "no reclassifying past the approval"
+    );
+    let approved = app
+        .ok(
+            &d.mia,
+            DECIDE,
+            json!({"input": {"approvalId": approval, "decision": "APPROVED"}}),
+        )
+        .await;
+    assert_eq!(
+        approved["decideApproval"]["ticket"]["status"],
+        "IN_PROGRESS"
+    );
+    let history = app
+        .ok(
+            &d.mia,
+            "query($id: ID!) { ticket(id: $id) { history(first: 20) { nodes { kind } } } }",
+            json!({"id": id}),
+        )
+        .await;
+    let kinds: Vec<&str> = history["ticket"]["history"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "CREATED",
+            "UPDATED",
+            "STATUS_CHANGED",
+            "APPROVAL_REQUESTED",
+            "APPROVAL_DECIDED",
+            "STATUS_CHANGED"
+        ]
+    );
+}
+
+async fn approvals_left_undecided_are_withdrawn_when_no_longer_needed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let d = desk(&app).await;
+    let otto = app.person("otto", Role::Manager).await;
+    let monitor = item(
+        &app,
+        &d.mia,
+        &d.service,
+        &d.queue,
+        "monitor",
+        json!({"approval": {"rule": "APPROVERS", "mode": "ANY", "approverIds": [d.mia.id, otto.id]}}),
+    )
+    .await;
+    async fn submit(app: &TestApp, rita: &Person, item: &Value) -> Value {
+        let input = json!({"input": {"catalogItemId": item["id"], "answers": laptop_answers()}});
+        app.ok(rita, SUBMIT, input).await["submitServiceRequest"]["ticket"]["id"].clone()
+    }
+    let inbox = "query($state: ApprovalState! = PENDING) { myApprovals(state: $state) { id state canDecide ticket { id } } }";
+    let of = |who: &Person, approvals: &Value| {
+        approvals
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["approver"]["subject"] == who.token_subject())
+            .map(|a| a["id"].clone())
+            .unwrap_or_default()
+    };
+
+    // ANY: the first approval starts work; the other approver's is withdrawn.
+    let first = submit(&app, &d.rita, &monitor).await;
+    let approvals = ticket(&app, &d.mia, &first).await["approvals"].clone();
+    let approved = app
+        .ok(
+            &otto,
+            DECIDE,
+            json!({"input": {"approvalId": of(&otto, &approvals), "decision": "APPROVED"}}),
+        )
+        .await;
+    assert_eq!(
+        approved["decideApproval"]["ticket"]["status"],
+        "IN_PROGRESS"
+    );
+    let states: Vec<Value> = ticket(&app, &d.mia, &first).await["approvals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| json!([a["approver"]["subject"], a["state"]]))
+        .collect();
+    assert_eq!(
+        states,
+        vec![json!(["mia", "WITHDRAWN"]), json!(["otto", "APPROVED"])]
+    );
+    let pending = app.ok(&d.mia, inbox, json!({})).await;
+    assert_eq!(pending["myApprovals"], json!([]), "nothing left to decide");
+    let late = app
+        .fails(
+            &d.mia,
+            DECIDE,
+            json!({"input": {"approvalId": of(&d.mia, &approvals), "decision": "APPROVED"}}),
+        )
+        .await;
+    assert_eq!(code(&late), Some("CONFLICT"));
+    let withdrawn = app.ok(&d.mia, inbox, json!({"state": "WITHDRAWN"})).await;
+    assert_eq!(withdrawn["myApprovals"][0]["ticket"]["id"], first);
+    assert_eq!(withdrawn["myApprovals"][0]["canDecide"], false);
+    let decided = app.ok(&otto, inbox, json!({"state": "APPROVED"})).await;
+    assert_eq!(decided["myApprovals"][0]["ticket"]["id"], first);
+
+    // A rejection withdraws the others too.
+    let second = submit(&app, &d.rita, &monitor).await;
+    let approvals = ticket(&app, &d.mia, &second).await["approvals"].clone();
+    app.ok(&d.mia, DECIDE, json!({"input": {"approvalId": of(&d.mia, &approvals), "decision": "REJECTED", "comment": "Not this year"}}))
+        .await;
+    let rejected = ticket(&app, &d.mia, &second).await;
+    assert_eq!(rejected["status"], "CANCELLED");
+    assert_eq!(rejected["approvals"][1]["state"], "WITHDRAWN");
+    let rejections = app.ok(&d.mia, inbox, json!({"state": "REJECTED"})).await;
+    assert_eq!(rejections["myApprovals"][0]["ticket"]["id"], second);
+
+    // So does the requester cancelling while the request waits.
+    let third = submit(&app, &d.rita, &monitor).await;
+    app.ok(
+        &d.rita,
+        TRANSITION,
+        json!({"input": {"id": third, "to": "CANCELLED", "reason": "Found a spare"}}),
+    )
+    .await;
+    let cancelled = ticket(&app, &d.mia, &third).await;
+    let states: Vec<&Value> = cancelled["approvals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| &a["state"])
+        .collect();
+    assert_eq!(states, vec!["WITHDRAWN", "WITHDRAWN"]);
+    assert_eq!(
+        app.ok(&otto, inbox, json!({})).await["myApprovals"],
+        json!([])
+    );
+}
+
+async fn cancelling_a_request_skips_its_tasks_and_freezes_them(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let d = desk(&app).await;
+    let toner = item(
+        &app,
+        &d.mia,
+        &d.service,
+        &d.queue,
+        "toner",
+        json!({"approval": {"rule": "NONE"}, "tasks": [{"title": "Pick"}, {"title": "Deliver"}]}),
+    )
+    .await;
+    let submitted = app
+        .ok(
+            &d.rita,
+            SUBMIT,
+            json!({"input": {"catalogItemId": toner["id"], "answers": laptop_answers()}}),
+        )
+        .await;
+    let id = submitted["submitServiceRequest"]["ticket"]["id"].clone();
+    let tasks = ticket(&app, &d.nina, &id).await["tasks"].clone();
+    let complete = "mutation($t: ID!) { completeTask(input: {taskId: $t}) { task { status } } }";
+    app.ok(&d.nina, complete, json!({"t": tasks[0]["id"]}))
+        .await;
+    app.ok(
+        &d.rita,
+        TRANSITION,
+        json!({"input": {"id": id, "to": "CANCELLED", "reason": "No longer needed"}}),
+    )
+    .await;
+    let cancelled = ticket(&app, &d.nina, &id).await;
+    let states: Vec<(&Value, &Value)> = cancelled["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| (&t["status"], &t["note"]))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (&json!("DONE"), &Value::Null),
+            (&json!("SKIPPED"), &json!("the ticket was cancelled"))
+        ]
+    );
+    for task in [&tasks[0], &tasks[1]] {
+        let frozen = app.fails(&d.nina, complete, json!({"t": task["id"]})).await;
+        assert_eq!(code(&frozen), Some("CONFLICT"), "{frozen}");
+    }
+    let assign = "mutation($t: ID!, $a: ID) { assignTask(input: {taskId: $t, assigneeId: $a}) { task { status } } }";
+    let frozen = app
+        .fails(
+            &d.nina,
+            assign,
+            json!({"t": tasks[1]["id"], "a": d.nina.id}),
+        )
+        .await;
+    assert_eq!(code(&frozen), Some("CONFLICT"), "{frozen}");
+}
+
+async fn items_without_approval_start_work_at_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let d = desk(&app).await;
+    let toner = item(
+        &app,
+        &d.mia,
+        &d.service,
+        &d.queue,
+        "toner",
+        json!({"approval": {"rule": "NONE"}, "tasks": [{"title": "Pick"}, {"title": "Deliver"}]}),
+    )
+    .await;
+    let submitted = app
+        .ok(
+            &d.rita,
+            SUBMIT,
+            json!({"input": {"catalogItemId": toner["id"], "answers": laptop_answers()}}),
+        )
+        .await;
+    let id = submitted["submitServiceRequest"]["ticket"]["id"].clone();
+    let made = ticket(&app, &d.nina, &id).await;
+    assert_eq!(made["status"], "NEW");
+    assert_eq!(made["approvals"], json!([]));
+    let titles: Vec<(&Value, &Value)> = made["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| (&t["title"], &t["status"]))
+        .collect();
+    assert_eq!(
+        titles,
+        vec![
+            (&json!("Pick"), &json!("OPEN")),
+            (&json!("Deliver"), &json!("OPEN"))
+        ]
+    );
+    // Sent for approval afterwards, it keeps its tasks and gets no second set.
+    app.ok(
+        &d.nina,
+        TRANSITION,
+        json!({"input": {"id": id, "to": "AWAITING_APPROVAL"}}),
+    )
+    .await;
+    let approval = ticket(&app, &d.mia, &id).await["approvals"][0]["id"].clone();
+    app.ok(
+        &d.mia,
+        DECIDE,
+        json!({"input": {"approvalId": approval, "decision": "APPROVED"}}),
+    )
+    .await;
+    let approved = ticket(&app, &d.nina, &id).await;
+    assert_eq!(approved["status"], "IN_PROGRESS");
+    assert_eq!(approved["tasks"].as_array().map(Vec::len), Some(2));
+    let blocked = app
+        .fails(
+            &d.nina,
+            TRANSITION,
+            json!({"input": {"id": id, "to": "RESOLVED", "resolution": "done"}}),
+        )
+        .await;
+    assert_eq!(
+        (code(&blocked), error_field(&blocked)),
+        (Some("BAD_USER_INPUT"), Some("to")),
+        "open tasks block resolving"
+    );
+}
+
+async fn a_request_keeps_the_form_it_was_made_with(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let d = desk(&app).await;
+    let laptop = item(
+        &app,
+        &d.mia,
+        &d.service,
+        &d.queue,
+        "new_laptop",
+        json!({"approval": {"rule": "NONE"}}),
+    )
+    .await;
+    let submitted = app
+        .ok(
+            &d.rita,
+            SUBMIT,
+            json!({"input": {"catalogItemId": laptop["id"], "answers": laptop_answers()}}),
+        )
+        .await;
+    let id = submitted["submitServiceRequest"]["ticket"]["id"].clone();
+    let form = "query($id: ID!) { ticket(id: $id) { requestForm { field { key label type options } value } } }";
+    let before = app.ok(&d.rita, form, json!({"id": id})).await;
+    // The manager reworks the form: a field renamed, one dropped, options changed.
+    let reworked = json!([
+        {"key": "model", "label": "Laptop model", "type": "SELECT", "required": true, "options": ["13-inch", "15-inch"]},
+        {"key": "justification", "label": "Why", "type": "TEXTAREA", "required": true}
+    ]);
+    app.ok(
+        &d.mia,
+        "mutation($input: UpdateCatalogItemInput!) { updateCatalogItem(input: $input) { item { version } } }",
+        json!({"input": {"id": laptop["id"], "expectedVersion": laptop["version"], "form": reworked}}),
+    )
+    .await;
+    let after = app.ok(&d.rita, form, json!({"id": id})).await;
+    assert_eq!(after, before, "the request reads as it was made");
+    assert_eq!(
+        after["ticket"]["requestForm"][0],
+        json!({"field": {"key": "model", "label": "Model", "type": "SELECT", "options": ["14-inch", "16-inch"]}, "value": "14-inch"})
+    );
+    assert_eq!(
+        after["ticket"]["requestForm"][2]["field"]["key"],
+        "needed_by"
+    );
 }

@@ -69,17 +69,45 @@ async fn a_queue_lists_its_tickets_by_importance(backend: Backend) {
     let high_same_b = app
         .incident(&rita, "high B", "HIGH", "MEDIUM", Some(&queue))
         .await;
+    // Two HIGH tickets with nothing due: one waits for the caller (its clock
+    // is paused), one is resolved (stopped). Though due soonest, they come
+    // after every HIGH ticket with a running deadline, oldest first.
+    let high_pending = app
+        .incident(&rita, "high, pending", "HIGH", "MEDIUM", Some(&queue))
+        .await;
+    let high_resolved = app
+        .incident(&rita, "high, resolved", "HIGH", "MEDIUM", Some(&queue))
+        .await;
+    let transition = "mutation($input: TransitionTicketInput!) { transitionTicket(input: $input) { ticket { status } } }";
+    for (ticket, input) in [
+        (
+            &high_pending,
+            json!({"to": "PENDING", "pendingReason": "AWAITING_CALLER"}),
+        ),
+        (
+            &high_resolved,
+            json!({"to": "RESOLVED", "resolution": "Fixed"}),
+        ),
+    ] {
+        let mut input = input;
+        input["id"] = ticket["id"].clone();
+        app.ok(&admin, transition, json!({"input": input})).await;
+    }
     // The later-created HIGH ticket becomes due sooner; A and B share a due time
     // and are ordered by age.
-    backdate(&app, &high_soon, "resolution_due_at", 10).await;
-    backdate(&app, &high_same_a, "resolution_due_at", 5).await;
+    for column in ["resolution_due_at", "queue_due_at"] {
+        backdate(&app, &high_soon, column, 10).await;
+        backdate(&app, &high_same_a, column, 5).await;
+    }
+    backdate(&app, &high_pending, "resolution_due_at", 20).await;
+    backdate(&app, &high_resolved, "resolution_due_at", 20).await;
     let conn = app.db.connect().await;
     let a = id_of(high_same_a["id"].as_str().unwrap_or_default());
     let b = id_of(high_same_b["id"].as_str().unwrap_or_default());
-    sea_orm::ConnectionTrait::execute_unprepared(&conn, &format!("UPDATE tickets SET resolution_due_at = (SELECT resolution_due_at FROM tickets WHERE id = {a}) WHERE id = {b}"))
+    sea_orm::ConnectionTrait::execute_unprepared(&conn, &format!("UPDATE tickets SET resolution_due_at = (SELECT resolution_due_at FROM tickets WHERE id = {a}), queue_due_at = (SELECT queue_due_at FROM tickets WHERE id = {a}) WHERE id = {b}"))
         .await
         .expect("same due");
-    let data = app.ok(&admin, PAGE, json!({"q": queue, "first": 10})).await;
+    let data = app.ok(&admin, PAGE, json!({"q": queue, "first": 20})).await;
     let order = numbers(&data["queue"]["tickets"]);
     let n = |t: &Value| t["number"].as_str().unwrap_or_default().to_owned();
     assert_eq!(
@@ -90,10 +118,31 @@ async fn a_queue_lists_its_tickets_by_importance(backend: Backend) {
             n(&high_same_a),
             n(&high_same_b),
             n(&high_late),
+            n(&high_pending),
+            n(&high_resolved),
             n(&low),
             n(&planning)
         ]
     );
+    // Paging by twos, across the tickets with nothing due, gives the same order.
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let data = app
+            .ok(
+                &admin,
+                PAGE,
+                json!({"q": queue, "first": 2, "after": after}),
+            )
+            .await;
+        let tickets = &data["queue"]["tickets"];
+        paged.extend(numbers(tickets));
+        if tickets["pageInfo"]["hasNextPage"] != json!(true) {
+            break;
+        }
+        after = tickets["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(paged, order);
 }
 
 async fn paging_never_skips_or_repeats_while_tickets_arrive(backend: Backend) {

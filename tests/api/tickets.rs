@@ -313,7 +313,14 @@ async fn bad_input_names_the_field_and_writes_nothing(backend: Backend) {
     let error = app
         .fails(&agent, problem, json!({"input": {"title": "Root", "impact": "LOW", "urgency": "LOW", "incidentIds": ["VGlja2V0Ojk5OQ"]}}))
         .await;
-    assert_eq!(error_field(&error), Some("linkedTicketIds"), "{error}");
+    assert_eq!(error_field(&error), Some("incidentIds"), "{error}");
+    let unknown_related = json!({"title": "Patch", "impact": "LOW", "urgency": "LOW", "changeType": "STANDARD",
+        "risk": "LOW", "relatedTicketIds": ["VGlja2V0Ojk5OQ"]});
+    let error = app
+        .fails(&agent, change, json!({"input": unknown_related}))
+        .await;
+    assert_eq!(code(&error), Some("BAD_USER_INPUT"), "{error}");
+    assert_eq!(error_field(&error), Some("relatedTicketIds"), "{error}");
     let conn = app.db.connect().await;
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM tickets").await, 0);
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM ticket_events").await, 0);

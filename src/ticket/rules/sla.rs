@@ -106,6 +106,17 @@ impl Clock {
         self.targets = targets;
     }
 
+    /// The key queues sort by due time: the resolution due time while the
+    /// clock runs, [`NO_DUE`] (last) while it is paused or stopped, since
+    /// nothing is then due.
+    pub fn queue_due(&self) -> DateTime<Utc> {
+        if self.stopped_at.is_none() && self.paused_since.is_none() {
+            self.resolution_due()
+        } else {
+            NO_DUE
+        }
+    }
+
     /// What a viewer sees at `now`.
     pub fn view(&self, now: DateTime<Utc>) -> View {
         let response_due_at = self.response_due();
@@ -135,6 +146,12 @@ impl Clock {
         }
     }
 }
+
+/// "Nothing due": 9999-12-31T23:59:59Z, later than any real due time.
+pub const NO_DUE: DateTime<Utc> = match DateTime::from_timestamp(253_402_300_799, 0) {
+    Some(at) => at,
+    None => DateTime::<Utc>::MAX_UTC,
+};
 
 /// The SLA as shown to a viewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,6 +12,10 @@ pub struct Relation {
     pub is_requester: bool,
     /// The viewer is an agent of the ticket's queue's team, or its assignee.
     pub works_ticket: bool,
+    /// The ticket is a normal or emergency change: work starts only through
+    /// an approval, so from `NEW` it goes to `AWAITING_APPROVAL` or is
+    /// cancelled.
+    pub approval_gated: bool,
 }
 
 impl Relation {
@@ -68,6 +72,11 @@ pub fn allowed(from: Status, relation: &Relation) -> Vec<Status> {
     successors(from)
         .iter()
         .copied()
+        .filter(|to| {
+            !(relation.approval_gated
+                && from == Status::New
+                && !matches!(to, Status::AwaitingApproval | Status::Cancelled))
+        })
         .filter(|to| {
             relation.is_staff()
                 || (relation.is_requester
@@ -132,6 +141,7 @@ mod tests {
             role: Role::Agent,
             is_requester: false,
             works_ticket: true,
+            approval_gated: false,
         }
     }
 
@@ -140,6 +150,7 @@ mod tests {
             role: Role::Requester,
             is_requester: true,
             works_ticket: false,
+            approval_gated: false,
         }
     }
 
@@ -148,6 +159,21 @@ mod tests {
             resolution: Some(note.into()),
             ..Move::default()
         }
+    }
+
+    #[test]
+    fn normal_and_emergency_changes_start_only_through_approval() {
+        let gated = Relation {
+            approval_gated: true,
+            ..staff()
+        };
+        assert_eq!(allowed(New, &gated), vec![AwaitingApproval, Cancelled]);
+        assert!(matches!(
+            check(New, InProgress, &Move::default(), &gated),
+            Err(Refusal::NotAllowed { .. })
+        ));
+        // Once approved, the change is worked like any other ticket.
+        assert_eq!(allowed(InProgress, &gated), successors(InProgress).to_vec());
     }
 
     #[test]
@@ -173,6 +199,7 @@ mod tests {
             role: Role::Manager,
             is_requester: false,
             works_ticket: false,
+            approval_gated: false,
         };
         assert_eq!(allowed(New, &manager), successors(New).to_vec());
     }
@@ -188,6 +215,7 @@ mod tests {
             role: Role::Integration,
             is_requester: true,
             works_ticket: true,
+            approval_gated: false,
         };
         assert!(allowed(New, &integration).is_empty());
     }
