@@ -159,6 +159,12 @@ pub struct DatabaseSettings {
     #[arg(long, env = "ITSM_SLA_SWEEP", default_value = "30s", value_parser = parse_duration, global = true)]
     pub sla_sweep: Duration,
 
+    /// How often the event pump reads the log without being woken (by this
+    /// process's commits or, on PostgreSQL, another replica's NOTIFY): the
+    /// most a lost notification can delay an event.
+    #[arg(long, env = "ITSM_EVENT_POLL", default_value = "2s", value_parser = parse_duration, global = true)]
+    pub event_poll: Duration,
+
     /// Do not apply pending migrations when `serve` starts.
     #[arg(long, env = "ITSM_NO_MIGRATE", global = true)]
     pub no_migrate: bool,

@@ -52,7 +52,8 @@ impl Application {
             max_complexity: settings.graphql.graphql_max_complexity,
         };
         let bus = EventBus::new(settings.http.ws_buffer);
-        let mut tasks = events::pump::spawn(db.background(), bus.clone());
+        let mut tasks =
+            events::pump::spawn(db.background(), bus.clone(), settings.database.event_poll);
         tasks.push(events::sla::spawn(
             db.background(),
             settings.database.sla_sweep,

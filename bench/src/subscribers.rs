@@ -125,6 +125,37 @@ async fn graphql(
     Ok(response["data"].clone())
 }
 
+/// The sequence numbers of the `UPDATED` events of `ticket` in the log.
+async fn updated_seqs(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    ticket: &str,
+) -> anyhow::Result<std::collections::HashSet<i64>> {
+    let query = "query($t: ID!, $after: String) { ticketEvents(ticketId: $t, first: 100, after: $after) { nodes { seq kind } pageInfo { hasNextPage endCursor } } }";
+    let mut seqs = std::collections::HashSet::new();
+    let mut after = Value::Null;
+    loop {
+        let data = graphql(
+            client,
+            url,
+            token,
+            json!({"query": query, "variables": {"t": ticket, "after": after}}),
+        )
+        .await?;
+        let page = &data["ticketEvents"];
+        for node in page["nodes"].as_array().into_iter().flatten() {
+            if node["kind"] == "UPDATED" {
+                seqs.insert(node["seq"].as_i64().context("seq")?);
+            }
+        }
+        if page["pageInfo"]["hasNextPage"] != json!(true) {
+            return Ok(seqs);
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+}
+
 /// The viewer's fullest queue and one ticket in it.
 async fn target(client: &reqwest::Client, args: &Subscribers) -> anyhow::Result<(String, String)> {
     let data = graphql(
@@ -154,7 +185,7 @@ fn ws_url(url: &str) -> String {
 }
 
 /// Opens one subscription; returns once it is subscribed, with a task that
-/// collects deliveries until `expected` arrive or the socket closes.
+/// collects `UPDATED` deliveries until `expected` arrive or the socket closes.
 async fn subscribe(
     url: &str,
     token: &str,
@@ -215,6 +246,9 @@ async fn subscribe(
             let Some(seq) = event["seq"].as_i64() else {
                 break; // an error payload ends the measurement for this one
             };
+            if event["kind"] != "UPDATED" {
+                continue; // other events in the queue (such as SLA alerts) are not the stream
+            }
             let latency = event["occurredAt"]
                 .as_str()
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
@@ -303,6 +337,7 @@ pub async fn run(args: Subscribers) -> anyhow::Result<()> {
         .as_i64()
         .context("version")?;
     let edit = "mutation($id: ID!, $v: Int!, $title: String!) { updateTicket(input: {id: $id, expectedVersion: $v, title: $title}) { ticket { version } } }";
+    let earlier = updated_seqs(&client, &args.url, &args.writer_token, &ticket).await?;
     let started = Instant::now();
     for i in 0..args.events {
         let variables =
@@ -332,6 +367,20 @@ pub async fn run(args: Subscribers) -> anyhow::Result<()> {
     let after = usage(args.server_pid);
     let own_after = usage_of("self");
     let _ = stop.send(true);
+    // The events every subscriber must have: the log's, not a count.
+    let written: std::collections::HashSet<i64> =
+        updated_seqs(&client, &args.url, &args.writer_token, &ticket)
+            .await?
+            .difference(&earlier)
+            .copied()
+            .collect();
+    if written.len() != args.events {
+        bail!(
+            "{} changes were written but the log holds {} UPDATED events for them",
+            args.events,
+            written.len()
+        );
+    }
 
     let mut latencies = Vec::new();
     let mut lost = 0usize;
@@ -339,7 +388,8 @@ pub async fn run(args: Subscribers) -> anyhow::Result<()> {
     let mut out_of_order = 0usize;
     for reader in readers {
         let received = reader.await.unwrap_or_default();
-        lost += args.events.saturating_sub(received.len());
+        let got: std::collections::HashSet<i64> = received.iter().map(|(seq, _)| *seq).collect();
+        lost += written.difference(&got).count();
         let mut seen = std::collections::HashSet::new();
         for window in received.windows(2) {
             if window[1].0 <= window[0].0 {

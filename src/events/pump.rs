@@ -5,7 +5,8 @@
 //! out in commit order (see `ticket::events`), so reading "everything after
 //! the last one" never skips an event that commits late. It wakes when this
 //! process commits events, when another replica's `NOTIFY` arrives, and every
-//! few seconds regardless, so a lost notification costs latency, never data.
+//! `--event-poll` (2 s) regardless, so a lost notification costs latency,
+//! never data.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -21,16 +22,15 @@ use crate::{
 
 /// Events read per query.
 const BATCH: u64 = 500;
-/// How often the pump looks for events without being woken.
-const SAFETY_POLL: Duration = Duration::from_secs(2);
 /// The channel that wakes other replicas' pumps.
 pub const EVENTS_CHANNEL: &str = "itsm_events";
 /// The channel that tells other replicas team membership changed.
 pub const SCOPES_CHANNEL: &str = "itsm_scopes";
 
 /// Starts the pump (and, on PostgreSQL, the `LISTEN` bridge).
-pub fn spawn(db: Db, bus: EventBus) -> Vec<JoinHandle<()>> {
-    let mut tasks = vec![tokio::spawn(pump(db.clone(), bus))];
+/// `poll` is how often the pump reads the log without being woken.
+pub fn spawn(db: Db, bus: EventBus, poll: Duration) -> Vec<JoinHandle<()>> {
+    let mut tasks = vec![tokio::spawn(pump(db.clone(), bus, poll))];
     if db.backend() == DbBackend::Postgres {
         tasks.push(tokio::spawn(listen(db)));
     }
@@ -82,21 +82,28 @@ pub async fn with_tickets(db: &Db, events: Vec<ticket_events::Model>) -> ApiResu
         .collect())
 }
 
-async fn pump(db: Db, bus: EventBus) {
+async fn pump(db: Db, bus: EventBus, poll: Duration) {
     let mut last = loop {
         match latest_seq(&db).await {
             Ok(seq) => break seq,
             Err(error) => {
                 tracing::warn!(?error, "event pump cannot read the log yet");
-                tokio::time::sleep(SAFETY_POLL).await;
+                tokio::time::sleep(poll.min(Duration::from_secs(2))).await;
             }
         }
     };
     tracing::debug!(last, "event pump started");
+    let mut retry = false;
     loop {
-        tokio::select! {
-            () = db.signals().events.notified() => {}
-            () = tokio::time::sleep(SAFETY_POLL) => {}
+        if retry {
+            // A failed read is retried soon, not at the next poll.
+            tokio::time::sleep(poll.min(Duration::from_secs(1))).await;
+            retry = false;
+        } else {
+            tokio::select! {
+                () = db.signals().events.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+            }
         }
         loop {
             match read_after(&db, last, BATCH).await {
@@ -111,7 +118,8 @@ async fn pump(db: Db, bus: EventBus) {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(?error, "event pump could not read the log");
+                    tracing::warn!(?error, "event pump could not read the log; retrying");
+                    retry = true;
                     break;
                 }
             }

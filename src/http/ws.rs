@@ -55,6 +55,10 @@ pub const CLOSE_INIT_TIMEOUT: u16 = 4408;
 pub const CLOSE_DUPLICATE: u16 = 4409;
 /// Close code when the server shuts down.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// How long one message may wait for a client that stopped reading (its TCP
+/// window closed) before the socket is dropped: a stalled client holds
+/// neither memory nor a shutdown hostage.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Answers the upgrade request with the subprotocol the client offered.
 pub async fn upgrade(state: AppState, request: Request) -> Response {
@@ -155,7 +159,7 @@ async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols,
                             }
                         }
                         Verdict::Reply(reply) => {
-                            if sink.send(Message::Text(reply.to_string().into())).await.is_err() {
+                            if send(&mut sink, Message::Text(reply.to_string().into())).await.is_err() {
                                 return;
                             }
                         }
@@ -174,7 +178,7 @@ async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols,
                             expiry.as_mut().reset(deadline_at(at));
                         }
                     }
-                    if sink.send(Message::Text(text.into())).await.is_err() {
+                    if send(&mut sink, Message::Text(text.into())).await.is_err() {
                         return;
                     }
                 }
@@ -188,7 +192,7 @@ async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols,
                 break Some((CLOSE_FORBIDDEN, "Forbidden: token expired".into()));
             }
             _ = keepalive.tick() => {
-                if sink.send(Message::Text(guard.keepalive().into())).await.is_err() {
+                if send(&mut sink, Message::Text(guard.keepalive().into())).await.is_err() {
                     return;
                 }
             }
@@ -206,7 +210,22 @@ async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols,
         code,
         reason: reason.into(),
     };
-    let _ = sink.send(Message::Close(Some(frame))).await;
+    let _ = send(&mut sink, Message::Close(Some(frame))).await;
+}
+
+/// Sends one message, giving up after [`SEND_TIMEOUT`].
+async fn send<S>(sink: &mut S, message: Message) -> Result<(), ()>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    match tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(()),
+        Err(_) => {
+            tracing::info!("websocket client stopped reading; dropping the socket");
+            Err(())
+        }
+    }
 }
 
 /// The tokio instant at which `epoch_seconds` arrives.

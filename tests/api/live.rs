@@ -17,6 +17,7 @@ use crate::{
 
 crate::on_both_backends!(
     a_queue_stream_sees_tickets_arrive_and_move_between_queues,
+    a_ticket_stream_follows_one_ticket_for_its_agents_and_requester,
     requesters_get_replies_but_never_work_notes,
     subscribing_needs_the_right_to_read,
     after_replays_exactly_the_missed_events_then_goes_live,
@@ -124,6 +125,111 @@ async fn a_queue_stream_sees_tickets_arrive_and_move_between_queues(backend: Bac
     assert_eq!(
         entered["changes"][0],
         json!({"field": "queue", "from": "Network", "to": "Desktop"})
+    );
+
+    // In its new queue it is assigned and edited: Omar sees both.
+    app.ok(
+        &c.boss,
+        "mutation($id: ID!, $a: ID!) { assignTicket(input: {id: $id, assigneeId: $a}) { ticket { id } } }",
+        json!({"id": ticket["id"], "a": c.omar.id}),
+    )
+    .await;
+    let assigned = event(&mut omar, "q", "queueUpdates").await;
+    assert_eq!(assigned["kind"], "ASSIGNED");
+    assert_eq!(assigned["changes"][0]["field"], "assignee");
+    let version = app
+        .ok(
+            &c.boss,
+            "query($id: ID!) { ticket(id: $id) { version } }",
+            json!({"id": ticket["id"]}),
+        )
+        .await["ticket"]["version"]
+        .clone();
+    app.ok(
+        &c.boss,
+        "mutation($id: ID!, $v: Int!) { updateTicket(input: {id: $id, expectedVersion: $v, title: \"Core switch down\"}) { ticket { id } } }",
+        json!({"id": ticket["id"], "v": version}),
+    )
+    .await;
+    let updated = event(&mut omar, "q", "queueUpdates").await;
+    assert_eq!(updated["kind"], "UPDATED");
+    assert_eq!(
+        updated["changes"][0],
+        json!({"field": "title", "from": "Switch down", "to": "Core switch down"})
+    );
+    // None of that reached Network's stream: its next event is a new ticket.
+    let marker = app
+        .incident(&c.rita, "Next in Network", "LOW", "LOW", Some(&c.network))
+        .await;
+    let next = event(&mut nina, "q", "queueUpdates").await;
+    assert_eq!(
+        (next["kind"].clone(), next["ticket"]["number"].clone()),
+        (json!("CREATED"), marker["number"].clone())
+    );
+}
+
+async fn a_ticket_stream_follows_one_ticket_for_its_agents_and_requester(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let c = cast(&app).await;
+    let ticket = app
+        .incident(&c.rita, "VPN drops", "MEDIUM", "MEDIUM", Some(&c.network))
+        .await;
+    let follow = format!("subscription($t: ID!) {{ ticketUpdates(ticketId: $t) {{ {EVENT} }} }}");
+    let mut nina = WsClient::signed_in(&app, &c.nina).await;
+    nina.subscribe("t", &follow, json!({"t": ticket["id"]}))
+        .await;
+    let mut rita = WsClient::signed_in(&app, &c.rita).await;
+    rita.subscribe("t", &follow, json!({"t": ticket["id"]}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let add = "mutation($id: ID!, $b: String!, $v: Visibility!) { addComment(input: {ticketId: $id, body: $b, visibility: $v}) { comment { id } } }";
+    app.ok(
+        &c.nina,
+        add,
+        json!({"id": ticket["id"], "b": "Looking into it", "v": "PUBLIC"}),
+    )
+    .await;
+    // Another ticket in the same queue is not this stream's business.
+    app.incident(&c.rita, "Other", "LOW", "LOW", Some(&c.network))
+        .await;
+    app.ok(
+        &c.nina,
+        add,
+        json!({"id": ticket["id"], "b": "Gateway logs show resets", "v": "INTERNAL"}),
+    )
+    .await;
+    app.ok(
+        &c.nina,
+        "mutation($id: ID!) { transitionTicket(input: {id: $id, to: IN_PROGRESS}) { ticket { id } } }",
+        json!({"id": ticket["id"]}),
+    )
+    .await;
+
+    let mut agent = Vec::new();
+    for _ in 0..3 {
+        let seen = event(&mut nina, "t", "ticketUpdates").await;
+        assert_eq!(seen["ticket"]["number"], ticket["number"]);
+        agent.push(seen["kind"].clone());
+    }
+    assert_eq!(
+        agent,
+        vec![
+            json!("COMMENT_ADDED"),
+            json!("COMMENT_ADDED"),
+            json!("STATUS_CHANGED")
+        ]
+    );
+    let mut requester = Vec::new();
+    for _ in 0..2 {
+        let seen = event(&mut rita, "t", "ticketUpdates").await;
+        assert_eq!(seen["ticket"]["number"], ticket["number"]);
+        requester.push(seen["kind"].clone());
+    }
+    assert_eq!(
+        requester,
+        vec![json!("COMMENT_ADDED"), json!("STATUS_CHANGED")],
+        "the work note never reaches the requester"
     );
 }
 
@@ -358,11 +464,37 @@ async fn the_event_feed_query_pages_what_the_viewer_may_read(backend: Backend) {
         )
         .await;
     assert_eq!(filtered["ticketEvents"]["totalCount"], 1);
+    let one_ticket = "query($t: ID!) { ticketEvents(ticketId: $t) { totalCount nodes { kind } } }";
+    let staff = app.ok(&c.nina, one_ticket, json!({"t": mine["id"]})).await;
+    assert_eq!(
+        staff["ticketEvents"]["nodes"],
+        json!([{"kind": "CREATED"}, {"kind": "COMMENT_ADDED"}]),
+        "Nina works the queue: the work note too"
+    );
+    let requester = app.ok(&c.rita, one_ticket, json!({"t": mine["id"]})).await;
+    assert_eq!(
+        requester["ticketEvents"]["nodes"],
+        json!([{"kind": "CREATED"}])
+    );
+    // An agent reads her queue's events, not another team's.
+    let queues = app
+        .ok(&c.nina, "{ ticketEvents { totalCount } }", json!({}))
+        .await;
+    assert_eq!(queues["ticketEvents"]["totalCount"], 2);
+    let both = app
+        .fails(
+            &robot,
+            "query($q: ID!, $t: ID!) { ticketEvents(queueId: $q, ticketId: $t) { totalCount } }",
+            json!({"q": c.network, "t": mine["id"]}),
+        )
+        .await;
+    assert_eq!(both["extensions"]["code"], "BAD_USER_INPUT", "{both}");
 }
 
 /// Two servers share one PostgreSQL database: a change made through one
-/// reaches a subscriber on the other, also after the listening connection
-/// was cut and came back.
+/// reaches a subscriber on the other through `NOTIFY` alone (A's unprompted
+/// reads are an hour apart), also a change made while A's connections were
+/// cut, and a team change made on B reaches A's subscriptions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_events_through_postgres() {
     let Some(admin_url) = postgres_url() else {
@@ -372,7 +504,12 @@ async fn replicas_share_events_through_postgres() {
     let proxy = Proxy::start(postgres_socket(&admin_url)).await;
     let url = via_proxy(&db.url, proxy.address);
     let second_db = TestDatabase::shared(&db);
-    let a = spawn_on_url(db, &url, &["--db-acquire-timeout", "2s"]).await;
+    let a = spawn_on_url(
+        db,
+        &url,
+        &["--db-acquire-timeout", "2s", "--event-poll", "1h"],
+    )
+    .await;
     let b = spawn_on(second_db, &[]).await;
     let c = cast(&b).await;
     let token = a.token("nina", Role::Agent);
@@ -387,21 +524,57 @@ async fn replicas_share_events_through_postgres() {
     let seen = event(&mut nina, "q", "queueUpdates").await;
     assert_eq!(seen["ticket"]["number"], first["number"]);
 
-    // A's connections to PostgreSQL, its LISTEN connection included, break.
+    // A's connections to PostgreSQL, its LISTEN connection included, break;
+    // a ticket is made on B meanwhile, and A catches up once back.
     proxy.cut();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    proxy.restore();
-    let second = b
+    let missed = b
         .incident(
             &c.rita,
-            "Made on B while A reconnects",
+            "Made on B while A is cut off",
+            "HIGH",
+            "LOW",
+            Some(&c.network),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.restore();
+    let seen = event(&mut nina, "q", "queueUpdates").await;
+    assert_eq!(seen["ticket"]["number"], missed["number"]);
+    let live = b
+        .incident(
+            &c.rita,
+            "Made on B after A is back",
             "HIGH",
             "LOW",
             Some(&c.network),
         )
         .await;
     let seen = event(&mut nina, "q", "queueUpdates").await;
-    assert_eq!(seen["ticket"]["number"], second["number"]);
+    assert_eq!(seen["ticket"]["number"], live["number"]);
+
+    // Nina leaves the team through B: A stops sending her the queue.
+    let teams = b
+        .ok(&c.admin, "{ teams { nodes { id name } } }", json!({}))
+        .await;
+    let network_team = teams["teams"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["name"] == "Network")
+        .map(|t| t["id"].clone())
+        .unwrap_or_default();
+    b.ok(&c.admin, "mutation($t: ID!, $u: ID!) { removeTeamMember(input: {teamId: $t, userId: $u}) { team { id } } }", json!({"t": network_team, "u": c.nina.id})).await;
+    b.incident(&c.rita, "After", "LOW", "LOW", Some(&c.network))
+        .await;
+    let own = b
+        .incident(&c.nina, "Nina's own", "LOW", "LOW", Some(&c.network))
+        .await;
+    let next = event(&mut nina, "q", "queueUpdates").await;
+    assert_eq!(
+        next["ticket"]["number"], own["number"],
+        "the ticket created after her removal never arrived"
+    );
 }
 
 /// The transaction holding event N commits after the one that would hold

@@ -217,6 +217,26 @@ async fn the_legacy_graphql_ws_protocol_works_too(backend: Backend) {
         data["payload"]["data"]["viewer"]["subject"], "lena",
         "{data}"
     );
+    // Ticket events flow over it like over graphql-transport-ws.
+    ws.send(json!({"id": "3", "type": "stop"})).await;
+    ws.send(json!({"id": "4", "type": "start",
+        "payload": {"query": "subscription { myTicketUpdates { kind ticket { title } } }"}}))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let lena = app.person("lena", Role::Requester).await;
+    app.incident(&lena, "Printer jammed", "LOW", "LOW", None)
+        .await;
+    let data = loop {
+        let message = ws.next().await;
+        if message["id"] == "4" {
+            break message;
+        }
+    };
+    assert_eq!(data["type"], "data", "{data}");
+    assert_eq!(
+        data["payload"]["data"]["myTicketUpdates"],
+        json!({"kind": "CREATED", "ticket": {"title": "Printer jammed"}})
+    );
 }
 
 async fn a_socket_without_connection_init_is_closed_with_4408(backend: Backend) {
