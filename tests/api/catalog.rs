@@ -89,6 +89,26 @@ async fn forms_are_checked_when_items_are_saved_and_only_managers_save_them(back
         json!([{"title": "Procure"}, {"title": "Image"}, {"title": "Deliver"}])
     );
     assert_eq!(laptop["fulfilmentQueue"]["name"], "LAPTOPS team");
+    let desk = item(
+        &app,
+        &mia,
+        &service,
+        &queue,
+        "desk_phone",
+        json!({"form": [{"key": "desk", "label": "Desk", "type": "TEXT", "help": "Building and desk number"}]}),
+    )
+    .await;
+    let help = app
+        .ok(
+            &nina,
+            "query($id: ID!) { catalogItem(id: $id) { form { key help } } }",
+            json!({"id": desk["id"]}),
+        )
+        .await;
+    assert_eq!(
+        help["catalogItem"]["form"],
+        json!([{"key": "desk", "help": "Building and desk number"}])
+    );
 
     let bad_form = json!([
         {"key": "dup", "label": "A", "type": "TEXT"},
@@ -224,6 +244,32 @@ async fn requesters_see_active_items_of_live_services_only(backend: Backend) {
         )
         .await;
     assert_eq!(keys(&searched), vec!["VR_HEADSET"]);
+    let by_service = "query($s: ID!) { catalogItems(serviceId: $s) { totalCount nodes { key } } }";
+    assert_eq!(
+        app.ok(&nina, by_service, json!({"s": live})).await["catalogItems"]["totalCount"],
+        2
+    );
+    assert_eq!(
+        keys(&app.ok(&rita, by_service, json!({"s": live})).await),
+        vec!["LAPTOP"]
+    );
+    // Paging by one walks every item once, by name.
+    let page = "query($after: String) { catalogItems(first: 1, after: $after) { nodes { key } pageInfo { hasNextPage endCursor } } }";
+    let mut walked = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let data = app.ok(&nina, page, json!({"after": after})).await;
+        walked.extend(keys(&data));
+        let info = &data["catalogItems"]["pageInfo"];
+        if info["hasNextPage"] != json!(true) {
+            break;
+        }
+        after = info["endCursor"].clone();
+    }
+    let mut by_name = walked.clone();
+    by_name.sort_by_key(|key| format!("Item {}", key.to_lowercase()));
+    assert_eq!(walked.len(), 3, "{walked:?}");
+    assert_eq!(walked, by_name);
     // Requesting a hidden item looks like requesting none at all.
     let refused = app
         .fails(
@@ -325,6 +371,15 @@ async fn answers_are_checked_against_the_form_and_every_problem_is_reported(back
         (
             json!({"model": "14-inch", "justification": "x", "needed_by": "2027-01-10", "colour": "red"}),
             vec!["answers.colour"],
+        ),
+        // Wrong JSON types for text, date and email fields.
+        (
+            json!({"model": "14-inch", "justification": "x", "needed_by": 20270110, "cost_centre": 4711}),
+            vec!["answers.needed_by", "answers.cost_centre"],
+        ),
+        (
+            json!({"model": "14-inch", "justification": "x", "needed_by": "2027-01-10", "notify": true}),
+            vec!["answers.notify"],
         ),
         (
             json!({"model": "17-inch", "justification": "  ", "needed_by": "soon", "quantity": 0, "notify": "@x", "colour": "red"}),

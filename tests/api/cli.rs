@@ -11,6 +11,7 @@ use std::{
 
 use itsm::auth::Role;
 use reqwest::StatusCode;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -61,9 +62,16 @@ struct Served {
 
 impl Served {
     fn start(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Self {
+        let mut serve = vec!["serve"];
+        serve.extend_from_slice(args);
+        Self::launch(dir, env, &serve)
+    }
+
+    /// `itsm <args>` on a free port, logging JSON; no subcommand means `serve`.
+    fn launch(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Self {
         let mut child = itsm(dir, env)
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(args)
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -150,16 +158,27 @@ impl Served {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
+    fn terminate(self) -> std::process::ExitStatus {
+        self.signal("TERM")
+    }
+
+    /// Sends `signal` (`TERM`, or `INT` as Ctrl-C does) and waits for the
+    /// exit status.
+    fn signal(mut self, signal: &str) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "SIGTERM sent");
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), pid])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "SIG{signal} sent");
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
-            assert!(start.elapsed() < WAIT, "itsm did not stop after SIGTERM");
+            assert!(
+                start.elapsed() < WAIT,
+                "itsm did not stop after SIG{signal}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -187,7 +206,8 @@ fn temp_dir() -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quick_start_needs_no_setup_and_itsm_token_signs_with_its_key() {
     let dir = temp_dir();
-    let served = Served::start(&dir, &[], &[]);
+    // `cargo run`: no subcommand serves.
+    let served = Served::launch(&dir, &[], &[]);
     assert!(served.logged(|e| e["level"] == "WARN" && message_contains(e, "DEVELOPMENT")));
     assert!(
         dir.join("itsm.db").exists(),
@@ -239,6 +259,40 @@ async fn the_quick_start_needs_no_setup_and_itsm_token_signs_with_its_key() {
         json!({"subject": "quinn", "email": "q@example.com", "displayName": "Quinn", "role": "ADMIN"})
     );
 
+    // `--ttl` sets how long a token lives.
+    let short = run(&dir, &[], &["token", "--sub", "tess", "--ttl", "90s"]);
+    assert!(short.status.success(), "{}", stderr(&short));
+    let claims = {
+        use base64::Engine;
+        let token = stdout(&short);
+        let payload = token
+            .trim_end()
+            .split('.')
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap_or_default();
+        serde_json::from_slice::<Value>(&bytes).unwrap_or_default()
+    };
+    let left = claims["exp"].as_i64().unwrap_or_default() - chrono::Utc::now().timestamp();
+    assert!((80..=91).contains(&left), "expires in {left} s: {claims}");
+
+    // The embedded database runs in WAL mode.
+    let conn = sea_orm::Database::connect(format!("sqlite://{}", dir.join("itsm.db").display()))
+        .await
+        .expect("open the SQLite file");
+    let mode = sea_orm::ConnectionTrait::query_one_raw(
+        &conn,
+        sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, "PRAGMA journal_mode"),
+    )
+    .await
+    .expect("pragma")
+    .and_then(|row| row.try_get_by_index::<String>(0).ok());
+    assert_eq!(mode.as_deref(), Some("wal"));
+    drop(conn);
+
     let listen = served.address.clone();
     let health = run(&dir, &[("ITSM_LISTEN", listen.as_str())], &["healthcheck"]);
     assert!(health.status.success(), "{}", stderr(&health));
@@ -275,6 +329,65 @@ async fn sigterm_lets_an_in_flight_request_finish() {
         .expect("the in-flight request was answered");
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(exit.success(), "{exit:?}");
+}
+
+/// Ctrl-C (SIGINT) shuts down as gracefully as SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_shuts_the_server_down_cleanly() {
+    let dir = temp_dir();
+    let served = Served::start(&dir, &[], &[]);
+    let ready = served
+        .client
+        .get(served.url("/readyz"))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status(), StatusCode::OK);
+    let status = tokio::task::spawn_blocking(move || served.signal("INT"))
+        .await
+        .expect("stopped");
+    assert!(status.success(), "a clean exit on Ctrl-C: {status:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A request still running at `--request-timeout` (here: waiting for a
+/// PostgreSQL that accepts connections but never answers, which the pool
+/// would give up on only after 20 s) is answered 503 when the limit strikes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_time_limit_is_answered_503() {
+    let Some(admin) = postgres_url() else { return };
+    let db = TestDatabase::create(Backend::Postgres).await;
+    let proxy = Proxy::start(postgres_socket(&admin)).await;
+    let url = via_proxy(&db.url, proxy.address);
+    let env = [
+        ("ITSM_DATABASE_URL", url.as_str()),
+        ("ITSM_JWT_SECRET", TEST_SECRET),
+    ];
+    let served = Served::start(
+        db.dir(),
+        &env,
+        &["--db-acquire-timeout", "20s", "--request-timeout", "1s"],
+    );
+    let minted = run(db.dir(), &env, &["token", "--sub", "tim"]);
+    assert!(minted.status.success(), "{}", stderr(&minted));
+    let token = stdout(&minted).trim_end().to_owned();
+    proxy.stall();
+    let started = Instant::now();
+    let response = served
+        .client
+        .post(served.url("/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({"query": "{ viewer { id } }"}))
+        .send()
+        .await
+        .expect("answered");
+    let waited = started.elapsed();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        waited < Duration::from_secs(15),
+        "the request limit, not the database's, ended it: {waited:?}"
+    );
+    proxy.restore();
 }
 
 #[test]
@@ -490,6 +603,52 @@ async fn seed_demo_loads_every_kind_priority_and_status(backend: Backend) {
     assert!(count(&conn, "SELECT COUNT(*) FROM routing_rules").await >= 1);
     let events = count(&conn, "SELECT COUNT(*) FROM ticket_events").await;
     assert!(events > 400, "every change left an event: {events}");
+    // "New laptop": model, justification, needed by; a manager approves;
+    // procure, image, deliver, in the Workplace queue.
+    let laptop = itsm::entity::catalog_items::Entity::find()
+        .filter(itsm::entity::catalog_items::Column::Key.eq("NEW_LAPTOP"))
+        .one(&conn)
+        .await
+        .expect("read the catalog")
+        .expect("the New laptop item");
+    assert_eq!(laptop.name, "New laptop");
+    let form: Value = serde_json::from_str(&laptop.form).unwrap_or_default();
+    let fields: Vec<(&str, &str)> = form
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            (
+                f["key"].as_str().unwrap_or_default(),
+                f["type"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("model", "SELECT"),
+        ("justification", "TEXTAREA"),
+        ("needed_by", "DATE"),
+    ] {
+        assert!(fields.contains(&expected), "{expected:?} in {fields:?}");
+    }
+    assert_eq!(laptop.approval_rule.as_str(), "ANY_MANAGER");
+    let tasks: Value = serde_json::from_str(&laptop.tasks).unwrap_or_default();
+    let titles: Vec<String> = tasks
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| t["title"].as_str().unwrap_or_default().to_lowercase())
+        .collect();
+    assert_eq!(titles.len(), 3, "{titles:?}");
+    for (title, step) in titles.iter().zip(["procure", "image", "deliver"]) {
+        assert!(title.contains(step), "{titles:?}");
+    }
+    let queue = itsm::entity::queues::Entity::find_by_id(laptop.fulfilment_queue_id)
+        .one(&conn)
+        .await
+        .expect("read queues")
+        .expect("the fulfilment queue");
+    assert_eq!(queue.name, "Workplace");
     // A second run adds tickets and reuses the rest.
     let output = run(db.dir(), &env, &["seed", "--demo", "--tickets", "5"]);
     assert!(output.status.success(), "{}", stderr(&output));

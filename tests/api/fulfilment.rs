@@ -105,6 +105,15 @@ async fn a_laptop_is_requested_approved_fulfilled_and_closed(backend: Backend) {
             json!({}),
         )
         .await;
+    // The fulfilment team's board follows the queue.
+    let mut board = WsClient::signed_in(&app, &d.nina).await;
+    board
+        .subscribe(
+            "board",
+            "subscription($q: ID!) { queueUpdates(queueId: $q) { kind } }",
+            json!({"q": d.queue}),
+        )
+        .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let submitted = app
@@ -214,6 +223,22 @@ async fn a_laptop_is_requested_approved_fulfilled_and_closed(backend: Backend) {
         )
         .await;
     assert_eq!(done["completeTask"]["task"]["status"], "DONE");
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        seen.push(board.next_of("board").await["payload"]["data"]["queueUpdates"]["kind"].clone());
+    }
+    assert_eq!(
+        seen,
+        vec![
+            json!("CREATED"),
+            json!("APPROVAL_REQUESTED"),
+            json!("APPROVAL_DECIDED"),
+            json!("STATUS_CHANGED"),
+            json!("TASK_UPDATED"),
+            json!("TASK_UPDATED")
+        ],
+        "approvals and tasks reach the queue's board"
+    );
     let again = app
         .fails(&d.nina, complete, json!({"t": tasks[0]["id"]}))
         .await;

@@ -366,6 +366,7 @@ pub async fn count(conn: &DatabaseConnection, sql: &str) -> i64 {
 pub struct Proxy {
     pub address: SocketAddr,
     open: Arc<AtomicBool>,
+    stalled: Arc<AtomicBool>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
@@ -375,12 +376,23 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let address = listener.local_addr().expect("proxy address");
         let open = Arc::new(AtomicBool::new(true));
+        let stalled = Arc::new(AtomicBool::new(false));
         let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let accept = tokio::spawn({
             let open = open.clone();
+            let stalled = stalled.clone();
             let connections = connections.clone();
             async move {
                 while let Ok((mut inbound, _)) = listener.accept().await {
+                    if stalled.load(Ordering::SeqCst) {
+                        // Hold the connection open and never answer.
+                        let task = tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                            drop(inbound);
+                        });
+                        connections.lock().expect("lock").push(task);
+                        continue;
+                    }
                     if !open.load(Ordering::SeqCst) {
                         continue;
                     }
@@ -397,8 +409,18 @@ impl Proxy {
         Self {
             address,
             open,
+            stalled,
             connections,
             accept,
+        }
+    }
+
+    /// Breaks the open connections; new ones are accepted but never
+    /// answered, as with a database that hangs.
+    pub fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+        for task in self.connections.lock().expect("lock").drain(..) {
+            task.abort();
         }
     }
 
@@ -411,6 +433,7 @@ impl Proxy {
     }
 
     pub fn restore(&self) {
+        self.stalled.store(false, Ordering::SeqCst);
         self.open.store(true, Ordering::SeqCst);
     }
 }
@@ -473,7 +496,7 @@ impl Person {
 /// Fields tests read back from tickets.
 pub const TICKET_FIELDS: &str = "id number kind title status priority impact urgency version \
     createdAt queue { id name } assignee { id } requester { id } \
-    sla { responseDueAt resolutionDueAt respondedAt responseBreached resolutionBreached paused remainingSeconds }";
+    sla { responseDueAt resolutionDueAt respondedAt resolvedAt responseBreached resolutionBreached paused remainingSeconds }";
 
 impl TestApp {
     /// Signs `subject` in with `role` (provisioning the user) and returns them.
@@ -621,6 +644,9 @@ pub async fn age_ticket_by(app: &TestApp, global_id: &str, shift: chrono::Durati
     row.created_at = Set(ticket.created_at - shift);
     row.response_due_at = Set(ticket.response_due_at - shift);
     row.resolution_due_at = Set(ticket.resolution_due_at - shift);
+    if ticket.queue_due_at != itsm::ticket::rules::sla::NO_DUE {
+        row.queue_due_at = Set(ticket.queue_due_at - shift);
+    }
     row.response_warn_at = Set(ticket.response_warn_at.map(|t| t - shift));
     row.resolution_warn_at = Set(ticket.resolution_warn_at.map(|t| t - shift));
     row.update(&conn).await.expect("age ticket");

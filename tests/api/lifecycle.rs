@@ -13,6 +13,9 @@ crate::on_both_backends!(
 );
 
 const CREATE: &str = "mutation($input: CreateServiceInput!) { createService(input: $input) { service { id key name stage status version live ownerTeam { name } } } }";
+const UPDATE: &str = "mutation($input: UpdateServiceInput!) { updateService(input: $input) { service { name version } } }";
+const RETIRE: &str =
+    "mutation($input: RetireServiceInput!) { retireService(input: $input) { service { status } } }";
 const MOVE: &str = "mutation($input: MoveServiceStageInput!) { moveServiceStage(input: $input) { service { stage version } } }";
 
 async fn service(app: &TestApp, who: &Person, team: &str, key: &str, stage: Option<&str>) -> Value {
@@ -240,7 +243,73 @@ async fn requesters_see_only_live_services_and_manage_none(backend: Backend) {
             )
             .await;
         assert_eq!(code(&refused), Some("FORBIDDEN"));
+        for (mutation, input) in [
+            (
+                UPDATE,
+                json!({"id": live["id"], "expectedVersion": live["version"], "name": "Mine now"}),
+            ),
+            (RETIRE, json!({"id": live["id"], "note": "mine"})),
+        ] {
+            let refused = app.fails(who, mutation, json!({"input": input})).await;
+            assert_eq!(code(&refused), Some("FORBIDDEN"), "{refused}");
+        }
     }
+
+    // Managers edit services, with the version guarding lost updates.
+    let renamed = app
+        .ok(&mia, UPDATE, json!({"input": {"id": live["id"], "expectedVersion": live["version"], "name": "Email and calendars"}}))
+        .await;
+    assert_eq!(
+        renamed["updateService"]["service"]["name"],
+        "Email and calendars"
+    );
+    let stale = app
+        .fails(&mia, UPDATE, json!({"input": {"id": live["id"], "expectedVersion": live["version"], "name": "Lost"}}))
+        .await;
+    assert_eq!(code(&stale), Some("CONFLICT"));
+
+    // A retired service is not live, even in operation.
+    let fax = service(&app, &mia, &workplace, "FAX", Some("OPERATION")).await;
+    assert_eq!(
+        names(&app.ok(&rita, query, json!({})).await),
+        vec!["EMAIL", "FAX"]
+    );
+    app.ok(
+        &mia,
+        RETIRE,
+        json!({"input": {"id": fax["id"], "note": "Nobody faxes"}}),
+    )
+    .await;
+    assert_eq!(names(&app.ok(&rita, query, json!({})).await), vec!["EMAIL"]);
+    let filtered = |filter: &str| format!("{{ services({filter}) {{ nodes {{ key }} }} }}");
+    let sorted = |data: Value| {
+        let mut keys = names(&data);
+        keys.sort();
+        keys
+    };
+    assert_eq!(
+        sorted(app.ok(&mia, &filtered("status: RETIRED"), json!({})).await),
+        vec!["FAX"]
+    );
+    assert_eq!(
+        sorted(app.ok(&mia, &filtered("stage: OPERATION"), json!({})).await),
+        vec!["EMAIL", "FAX"]
+    );
+    assert_eq!(
+        sorted(
+            app.ok(
+                &mia,
+                &filtered("stage: OPERATION, status: ACTIVE"),
+                json!({})
+            )
+            .await
+        ),
+        vec!["EMAIL"]
+    );
+    assert_eq!(
+        sorted(app.ok(&mia, &filtered("stage: DESIGN"), json!({})).await),
+        vec!["CHATBOT"]
+    );
 }
 
 async fn tickets_name_the_service_they_concern(backend: Backend) {

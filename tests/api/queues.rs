@@ -364,13 +364,18 @@ async fn admins_manage_teams_and_managers_manage_queues(backend: Backend) {
     );
 
     let users = "query($s: String) { users(search: $s) { totalCount nodes { subject } } }";
-    let error = app.fails(&nina, users, json!({"s": "ni"})).await;
-    assert_eq!(code(&error), Some("FORBIDDEN"));
-    let found = app.ok(&boss, users, json!({"s": "NIN"})).await;
-    assert_eq!(
-        found["users"],
-        json!({"totalCount": 1, "nodes": [{"subject": "nina"}]})
-    );
+    let robot = app.person("robot", Role::Integration).await;
+    for outsider in [&nina, &rita, &robot] {
+        let error = app.fails(outsider, users, json!({"s": "ni"})).await;
+        assert_eq!(code(&error), Some("FORBIDDEN"), "{error}");
+    }
+    for allowed in [&boss, &admin] {
+        let found = app.ok(allowed, users, json!({"s": "NIN"})).await;
+        assert_eq!(
+            found["users"],
+            json!({"totalCount": 1, "nodes": [{"subject": "nina"}]})
+        );
+    }
     let teams = app
         .ok(
             &rita,

@@ -11,6 +11,7 @@ use crate::{
 crate::on_both_backends!(
     the_first_matching_rule_routes_a_new_ticket_and_is_recorded,
     only_managers_manage_rules_and_bad_rules_are_refused,
+    every_condition_and_action_applies_and_rules_can_be_rewritten,
 );
 
 const CREATE: &str = "mutation($input: CreateRoutingRuleInput!) { createRoutingRule(input: $input) { rule { id name position enabled version } } }";
@@ -216,4 +217,114 @@ async fn only_managers_manage_rules_and_bad_rules_are_refused(backend: Backend) 
         )
         .await;
     assert_eq!(error_field(&partial), Some("ids"));
+}
+
+async fn every_condition_and_action_applies_and_rules_can_be_rewritten(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.person("root", Role::Admin).await;
+    let mia = app.person("mia", Role::Manager).await;
+    let dora = app.person("dora", Role::Agent).await;
+    let nina = app.person("nina", Role::Agent).await;
+    let rita = app.person("rita", Role::Requester).await;
+    let (_, desktop) = app.team_with_queue(&admin, "Desktop", &[&dora]).await;
+    let (_, network) = app.team_with_queue(&admin, "Network", &[]).await;
+    let (service, queue) = live_service(&app, &admin, "DEVICES", "OPERATION").await;
+    let laptop = item(&app, &mia, &service, &queue, "laptop", json!({})).await;
+    let monitor = item(&app, &mia, &service, &queue, "monitor", json!({})).await;
+
+    // Service and catalog item conditions; an impact action.
+    app.ok(
+        &mia,
+        CREATE,
+        json!({"input": {"name": "Monitors are big deals",
+        "conditions": {"serviceIds": [service], "catalogItemIds": [monitor["id"]]},
+        "actions": {"queueId": desktop, "impact": "HIGH"}}}),
+    )
+    .await;
+    let answers = json!({"model": "14-inch", "justification": "x", "needed_by": "2027-01-04"});
+    let request = "query($id: ID!) { ticket(id: $id) { impact queue { name } } }";
+    let submit = |item: &Value| json!({"input": {"catalogItemId": item["id"], "answers": answers}});
+    let plain =
+        app.ok(&rita, SUBMIT, submit(&laptop)).await["submitServiceRequest"]["ticket"]["id"]
+            .clone();
+    let big = app.ok(&rita, SUBMIT, submit(&monitor)).await["submitServiceRequest"]["ticket"]["id"]
+        .clone();
+    assert_eq!(
+        app.ok(&mia, request, json!({"id": plain})).await["ticket"],
+        json!({"impact": "LOW", "queue": {"name": "DEVICES team"}}),
+        "another item of the service does not match"
+    );
+    assert_eq!(
+        app.ok(&mia, request, json!({"id": big})).await["ticket"],
+        json!({"impact": "HIGH", "queue": {"name": "Desktop"}})
+    );
+
+    // An urgency condition; queue and assignee actions.
+    let urgent = app
+        .ok(
+            &mia,
+            CREATE,
+            json!({"input": {"name": "Urgent incidents to Dora",
+            "conditions": {"kinds": ["INCIDENT"], "urgencies": ["HIGH"]},
+            "actions": {"queueId": desktop, "assigneeId": dora.id}}}),
+        )
+        .await["createRoutingRule"]["rule"]
+        .clone();
+    let incident = |urgency: &str| json!({"input": {"title": "Cannot log in", "impact": "LOW", "urgency": urgency}});
+    let routed = |ticket: &Value| {
+        (
+            ticket["queue"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            ticket["assignee"]["subject"].as_str().map(str::to_owned),
+        )
+    };
+    let high = app.ok(&rita, INCIDENT, incident("HIGH")).await["createIncident"]["ticket"].clone();
+    assert_eq!(routed(&high), ("Desktop".into(), Some("dora".into())));
+    let low = app.ok(&rita, INCIDENT, incident("LOW")).await["createIncident"]["ticket"].clone();
+    assert_eq!(routed(&low), ("Service Desk".into(), None));
+
+    // Rewritten: new name, conditions and actions all take effect.
+    let update = "mutation($input: UpdateRoutingRuleInput!) { updateRoutingRule(input: $input) { rule { name version } } }";
+    let rewrite = json!({"input": {"id": urgent["id"], "expectedVersion": urgent["version"], "name": "Medium urgency to Network",
+        "conditions": {"kinds": ["INCIDENT"], "urgencies": ["MEDIUM"]}, "actions": {"queueId": network}}});
+    for who in [&nina, &rita] {
+        assert_eq!(
+            code(&app.fails(who, update, rewrite.clone()).await),
+            Some("FORBIDDEN")
+        );
+    }
+    let rewritten = app.ok(&mia, update, rewrite).await;
+    assert_eq!(
+        rewritten["updateRoutingRule"]["rule"],
+        json!({"name": "Medium urgency to Network", "version": 2})
+    );
+    let medium =
+        app.ok(&rita, INCIDENT, incident("MEDIUM")).await["createIncident"]["ticket"].clone();
+    assert_eq!(routed(&medium), ("Network".into(), None));
+    assert!(
+        medium["history"]["nodes"].as_array().is_some_and(|h| h.iter().any(|e| e["changes"]
+            .as_array()
+            .is_some_and(|c| c.contains(&json!({"field": "routingRule", "from": null, "to": "Medium urgency to Network"}))))),
+        "{medium}"
+    );
+    let high = app.ok(&rita, INCIDENT, incident("HIGH")).await["createIncident"]["ticket"].clone();
+    assert_eq!(routed(&high), ("Service Desk".into(), None));
+
+    let reorder =
+        "mutation($ids: [ID!]!) { reorderRoutingRules(input: {ids: $ids}) { rules { id } } }";
+    let ids: Vec<Value> = app.ok(&mia, "{ routingRules { id } }", json!({})).await["routingRules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r["id"].clone())
+        .rev()
+        .collect();
+    for who in [&nina, &rita] {
+        assert_eq!(
+            code(&app.fails(who, reorder, json!({"ids": ids})).await),
+            Some("FORBIDDEN")
+        );
+    }
 }

@@ -111,6 +111,56 @@ async fn priority_and_sla_targets_follow_impact_and_urgency(backend: Backend) {
     let app = spawn_app(backend).await;
     let rita = app.person("rita", Role::Requester).await;
     let boss = app.person("boss", Role::Manager).await;
+    // The seeded targets, per priority: first response and resolution.
+    for (impact, urgency, priority, response, resolution) in [
+        (
+            "HIGH",
+            "HIGH",
+            "CRITICAL",
+            Duration::minutes(15),
+            Duration::hours(4),
+        ),
+        (
+            "HIGH",
+            "MEDIUM",
+            "HIGH",
+            Duration::hours(1),
+            Duration::hours(8),
+        ),
+        (
+            "MEDIUM",
+            "MEDIUM",
+            "MODERATE",
+            Duration::hours(4),
+            Duration::days(3),
+        ),
+        (
+            "MEDIUM",
+            "LOW",
+            "LOW",
+            Duration::hours(8),
+            Duration::days(5),
+        ),
+        (
+            "LOW",
+            "LOW",
+            "PLANNING",
+            Duration::days(1),
+            Duration::days(10),
+        ),
+    ] {
+        let made = app.incident(&rita, priority, impact, urgency, None).await;
+        assert_eq!(made["priority"], priority);
+        let created = time(&made["createdAt"]);
+        assert_eq!(
+            (
+                time(&made["sla"]["responseDueAt"]) - created,
+                time(&made["sla"]["resolutionDueAt"]) - created
+            ),
+            (response, resolution),
+            "{priority}"
+        );
+    }
     let ticket = app.incident(&rita, "Slow VPN", "LOW", "LOW", None).await;
     assert_eq!(ticket["priority"], "PLANNING");
     let created = time(&ticket["createdAt"]);
@@ -208,16 +258,24 @@ async fn a_stale_expected_version_conflicts_and_writes_nothing(backend: Backend)
         )
         .await;
     assert_eq!(code(&transition), Some("CONFLICT"));
+    let assign = app
+        .fails(
+            &boss,
+            "mutation($id: ID!, $u: ID!) { assignTicket(input: {id: $id, assigneeId: $u, expectedVersion: 1}) { ticket { id } } }",
+            json!({"id": ticket["id"], "u": boss.id}),
+        )
+        .await;
+    assert_eq!(code(&assign), Some("CONFLICT"), "{assign}");
     let now = app
         .ok(
             &boss,
-            "query($id: ID!) { ticket(id: $id) { title version status } }",
+            "query($id: ID!) { ticket(id: $id) { title version status assignee { id } } }",
             json!({"id": ticket["id"]}),
         )
         .await;
     assert_eq!(
         now["ticket"],
-        json!({"title": "Mail is down", "version": 2, "status": "NEW"})
+        json!({"title": "Mail is down", "version": 2, "status": "NEW", "assignee": null})
     );
     assert_eq!(
         count(&conn, "SELECT COUNT(*) FROM ticket_events").await,
@@ -441,22 +499,53 @@ async fn a_ticket_the_viewer_may_not_see_looks_like_no_ticket_at_all(backend: Ba
         .ok(&ivan, "{ tickets { totalCount nodes { id } } }", json!({}))
         .await;
     assert_eq!(list["tickets"], json!({"totalCount": 0, "nodes": []}));
+    let ivans = app.incident(&ivan, "Ivan's own", "LOW", "LOW", None).await;
     let mutations = [
         "mutation($id: ID!) { transitionTicket(input: {id: $id, to: CANCELLED, reason: \"x\"}) { ticket { id } } }",
         "mutation($id: ID!) { addComment(input: {ticketId: $id, body: \"hi\"}) { comment { id } } }",
         "mutation($id: ID!) { updateTicket(input: {id: $id, expectedVersion: 1, title: \"x\"}) { ticket { id } } }",
+        "mutation($id: ID!) { assignTicket(input: {id: $id, assigneeId: null}) { ticket { id } } }",
+        "mutation($id: ID!, $own: ID!) { linkTickets(input: {ticketId: $own, relatedTicketId: $id}) { ticket { id } } }",
     ];
     for mutation in mutations {
         let seen = app
-            .fails(&ivan, mutation, json!({"id": hidden["id"]}))
+            .fails(
+                &ivan,
+                mutation,
+                json!({"id": hidden["id"], "own": ivans["id"]}),
+            )
             .await;
-        let absent = app.fails(&ivan, mutation, json!({"id": missing})).await;
-        assert_eq!(code(&seen), Some("NOT_FOUND"), "{seen}");
+        let absent = app
+            .fails(&ivan, mutation, json!({"id": missing, "own": ivans["id"]}))
+            .await;
+        assert!(
+            matches!(code(&seen), Some("NOT_FOUND" | "BAD_USER_INPUT")),
+            "{seen}"
+        );
         assert_eq!(
-            seen["message"], absent["message"],
-            "hidden and absent answer alike"
+            (code(&seen), error_field(&seen), &seen["message"]),
+            (code(&absent), error_field(&absent), &absent["message"]),
+            "hidden and absent answer alike: {mutation}"
         );
     }
+    // Nor does it show through another ticket's links: a problem linked to
+    // Rita's incident is staff business.
+    let boss = app.person("boss", Role::Manager).await;
+    app.ok(
+        &boss,
+        "mutation($i: ID!) { createProblem(input: {title: \"Payroll bug\", impact: LOW, urgency: LOW, incidentIds: [$i]}) { ticket { id } } }",
+        json!({"i": hidden["id"]}),
+    )
+    .await;
+    let links = "query($id: ID!) { ticket(id: $id) { linkedTickets { number } } }";
+    assert_eq!(
+        app.ok(&boss, links, json!({"id": hidden["id"]})).await["ticket"]["linkedTickets"],
+        json!([{"number": "PRB0001001"}])
+    );
+    assert_eq!(
+        app.ok(&rita, links, json!({"id": hidden["id"]})).await["ticket"]["linkedTickets"],
+        json!([])
+    );
     let own = app
         .ok(
             &rita,
@@ -478,7 +567,7 @@ async fn agents_see_their_queues_managers_everything_and_integrations_only_read(
     let omar = app.person("omar", Role::Agent).await;
     let boss = app.person("boss", Role::Manager).await;
     let robot = app.person("robot", Role::Integration).await;
-    let (_, network) = app.team_with_queue(&admin, "Network", &[&nina]).await;
+    let (network_team, network) = app.team_with_queue(&admin, "Network", &[&nina]).await;
     let (_, desktop) = app.team_with_queue(&admin, "Desktop", &[&omar]).await;
     app.incident(&rita, "Switch down", "HIGH", "HIGH", Some(&network))
         .await;
@@ -512,6 +601,25 @@ async fn agents_see_their_queues_managers_everything_and_integrations_only_read(
     assert_eq!(
         crate::helpers::error_code(&anonymous),
         Some("UNAUTHENTICATED")
+    );
+
+    // A ticket assigned to an agent stays hers after she leaves its team;
+    // the rest of the queue does not.
+    let switch = app
+        .ok(
+            &boss,
+            "{ ticket(number: \"INC0001001\") { id } }",
+            json!({}),
+        )
+        .await["ticket"]["id"]
+        .clone();
+    app.ok(&boss, "mutation($id: ID!, $u: ID!) { assignTicket(input: {id: $id, assigneeId: $u}) { ticket { id } } }", json!({"id": switch, "u": nina.id})).await;
+    app.incident(&rita, "Second switch", "LOW", "LOW", Some(&network))
+        .await;
+    app.ok(&admin, "mutation($t: ID!, $u: ID!) { removeTeamMember(input: {teamId: $t, userId: $u}) { team { id } } }", json!({"t": network_team, "u": nina.id})).await;
+    assert_eq!(
+        numbers(&app.ok(&nina, query, json!({})).await),
+        vec!["INC0001001"]
     );
 }
 
@@ -635,6 +743,47 @@ async fn tickets_filter_by_every_criterion(backend: Backend) {
         )
         .await;
     assert_eq!(fields["ticket"]["sla"]["responseBreached"], true);
+
+    // The critical ticket is now five hours old, and was last touched then.
+    let conn = app.db.connect().await;
+    let five_hours_ago =
+        (Utc::now() - Duration::hours(5)).to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &conn,
+        &format!(
+            "UPDATE tickets SET updated_at = '{five_hours_ago}' WHERE id = {}",
+            id_of(id)
+        ),
+    )
+    .await
+    .expect("backdate update");
+    let hour_ago = (Utc::now() - Duration::hours(1)).to_rfc3339();
+    assert_eq!(run(json!({"createdBefore": hour_ago})).await, vec![na]);
+    assert_eq!(run(json!({"createdAfter": hour_ago})).await, vec![nb, nc]);
+    assert_eq!(run(json!({"updatedBefore": hour_ago})).await, vec![na]);
+    assert_eq!(run(json!({"updatedAfter": hour_ago})).await, vec![nb, nc]);
+    assert_eq!(
+        run(json!({"kinds": ["INCIDENT"], "createdAfter": hour_ago})).await,
+        vec![nb, nc]
+    );
+    assert_eq!(run(json!({"kinds": ["INCIDENT"]})).await, vec![na, nb, nc]);
+
+    // Free text reaches descriptions too.
+    let version = app
+        .ok(
+            &admin,
+            "query($id: ID!) { ticket(id: $id) { version } }",
+            json!({"id": c["id"]}),
+        )
+        .await["ticket"]["version"]
+        .clone();
+    app.ok(
+        &admin,
+        UPDATE,
+        json!({"input": {"id": c["id"], "expectedVersion": version, "description": "Seen on the core switch after the upgrade"}}),
+    )
+    .await;
+    assert_eq!(run(json!({"search": "core switch"})).await, vec![nc]);
 }
 
 /// The numeric key inside a global id.

@@ -14,7 +14,7 @@ crate::on_both_backends!(
     the_first_response_is_a_public_reply_by_someone_else_or_work_starting,
 );
 
-const TRANSITION: &str = "mutation($input: TransitionTicketInput!) { transitionTicket(input: $input) { ticket { status version pendingReason resolution resolvedAt closedAt cancelReason availableTransitions sla { respondedAt paused remainingSeconds resolutionDueAt } } } }";
+const TRANSITION: &str = "mutation($input: TransitionTicketInput!) { transitionTicket(input: $input) { ticket { status version pendingReason resolution resolvedAt closedAt cancelReason availableTransitions sla { respondedAt resolvedAt paused remainingSeconds resolutionDueAt } } } }";
 
 async fn transition(app: &TestApp, who: &Person, id: &Value, input: Value) -> Value {
     let mut input = input;
@@ -164,7 +164,11 @@ async fn moves_need_their_reasons(backend: Backend) {
         (json!({"to": "CANCELLED"}), "reason"),
     ] {
         let error = refused(&app, &cast.nina, id, input).await;
-        assert_eq!(error_field(&error), Some(field), "{error}");
+        assert_eq!(
+            (code(&error), error_field(&error)),
+            (Some("BAD_USER_INPUT"), Some(field)),
+            "{error}"
+        );
     }
     let cancelled = transition(
         &app,
@@ -237,10 +241,35 @@ async fn a_ticket_lives_through_pending_resolution_reopening_and_closing(backend
         "the clock stands still while pending"
     );
 
+    // Two hours spent pending move the resolution due time two hours later.
+    let conn = app.db.connect().await;
+    let two_hours_ago = (chrono::Utc::now() - chrono::Duration::hours(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &conn,
+        &format!(
+            "UPDATE tickets SET paused_since = '{two_hours_ago}' WHERE id = {}",
+            crate::tickets::id_of(id.as_str().unwrap_or_default())
+        ),
+    )
+    .await
+    .expect("pause earlier");
     let back = transition(&app, &cast.nina, id, json!({"to": "IN_PROGRESS"})).await;
     assert_eq!(
         (back["pendingReason"].clone(), back["sla"]["paused"].clone()),
         (Value::Null, json!(false))
+    );
+    let due = |t: &Value| {
+        chrono::DateTime::parse_from_rfc3339(
+            t["sla"]["resolutionDueAt"].as_str().unwrap_or_default(),
+        )
+        .map(|t| t.timestamp())
+        .unwrap_or_default()
+    };
+    let moved = due(&back) - due(&working);
+    assert!(
+        (2 * 3600 - 5..=2 * 3600 + 5).contains(&moved),
+        "due time moved by {moved} s"
     );
 
     let resolved = transition(
@@ -252,6 +281,7 @@ async fn a_ticket_lives_through_pending_resolution_reopening_and_closing(backend
     .await;
     assert_eq!(resolved["resolution"], "Replaced the token");
     assert!(resolved["resolvedAt"].is_string());
+    assert_eq!(resolved["sla"]["resolvedAt"], resolved["resolvedAt"]);
     assert_eq!(
         resolved["sla"]["remainingSeconds"],
         Value::Null,
