@@ -161,7 +161,7 @@ pub struct DatabaseSettings {
 
     /// How often the event pump reads the log without being woken (by this
     /// process's commits or, on PostgreSQL, another replica's NOTIFY): the
-    /// most a lost notification can delay an event.
+    /// most a lost notification can delay an event. At least 100 ms.
     #[arg(long, env = "ITSM_EVENT_POLL", default_value = "2s", value_parser = parse_duration, global = true)]
     pub event_poll: Duration,
 

@@ -271,16 +271,32 @@ pub struct RequestAnswer {
 }
 
 /// The answers stored with a request, in form order, each with its field as
-/// the form defined it when the request was made.
-pub fn request_form(answers: &str) -> Vec<RequestAnswer> {
-    serde_json::from_str::<Vec<form::Answered>>(answers)
-        .unwrap_or_default()
+/// the form defined it when the request was made. Requests stored before
+/// fields were kept with them hold a plain object of answers: those are read
+/// through `item`'s current form.
+pub fn request_form(answers: &str, item: Option<&catalog_items::Model>) -> Vec<RequestAnswer> {
+    let answered = match serde_json::from_str::<Vec<form::Answered>>(answers) {
+        Ok(answered) => answered,
+        Err(_) => {
+            let map: std::collections::BTreeMap<String, Value> =
+                serde_json::from_str(answers).unwrap_or_default();
+            item.map(|item| form::answered(&service::form_of(item), &map))
+                .unwrap_or_default()
+        }
+    };
+    answered
         .into_iter()
         .map(|answered| RequestAnswer {
             field: FormFieldInfo(answered.field),
             value: Json(answered.value),
         })
         .collect()
+}
+
+/// True when `answers` were stored without their fields (before fields were
+/// kept with them), so reading them needs the catalog item.
+pub fn needs_item(answers: &str) -> bool {
+    answers.trim_start().starts_with('{')
 }
 
 /// One page of the catalog items matching `filter` that the viewer may see.

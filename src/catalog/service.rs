@@ -514,11 +514,17 @@ pub async fn submit(db: &Db, scope: &Scope, submission: Submission) -> ApiResult
     let fields = form_of(&item);
     let answers = form::check_answers(&fields, &submission.answers).map_err(problems)?;
     let description = render(&fields, &answers);
+    // A retry is recognised by what the portal sent, not by what the item's
+    // current name and form make of it.
+    let submitted = serde_json::json!({
+        "catalogItemId": item.id, "answers": submission.answers, "title": submission.title,
+    });
     let title = submission
         .title
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| item.name.clone());
     let new = NewTicket {
+        submitted: Some(submitted),
         kind: Some(TicketKind::ServiceRequest),
         title,
         description,

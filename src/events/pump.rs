@@ -30,6 +30,7 @@ pub const SCOPES_CHANNEL: &str = "itsm_scopes";
 /// Starts the pump (and, on PostgreSQL, the `LISTEN` bridge).
 /// `poll` is how often the pump reads the log without being woken.
 pub fn spawn(db: Db, bus: EventBus, poll: Duration) -> Vec<JoinHandle<()>> {
+    let poll = poll.max(Duration::from_millis(100));
     let mut tasks = vec![tokio::spawn(pump(db.clone(), bus, poll))];
     if db.backend() == DbBackend::Postgres {
         tasks.push(tokio::spawn(listen(db)));

@@ -271,6 +271,9 @@ pub async fn decide(
                 Some(saved.status.as_str().into()),
             )];
             moved.extend(withdrawn_change(withdraw(&txn, ticket.id, at).await?));
+            moved.extend(skipped_change(
+                skip_open_tasks(&txn, viewer.user.id, ticket.id, at).await?,
+            ));
             events::record(
                 &txn,
                 Draft::new(&saved, viewer.user.id, EventKind::StatusChanged, &moved, at),
@@ -410,6 +413,11 @@ pub async fn skip_open_tasks(
     Ok(skipped.rows_affected)
 }
 
+/// The change entry that records `count` tasks skipped by a cancellation, if any.
+pub fn skipped_change(count: u64) -> Option<Change> {
+    (count > 0).then(|| Change::new("tasks", None, Some(format!("{count} skipped"))))
+}
+
 /// The change entry that records `count` withdrawn approvals, if any.
 pub fn withdrawn_change(count: u64) -> Option<Change> {
     (count > 0).then(|| Change::new("approvals", None, Some(format!("{count} withdrawn"))))
@@ -547,7 +555,16 @@ pub async fn change_task(
             )]
         }
     };
-    let task = sea_orm::ActiveModelTrait::update(row, &txn).await?;
+    // Guarded by the status read above: a concurrent change (such as the
+    // ticket being cancelled, which skips open tasks) wins.
+    let task = tasks::Entity::update_many()
+        .set(row)
+        .filter(tasks::Column::Id.eq(task.id))
+        .filter(tasks::Column::Status.eq(task.status))
+        .exec_with_returning(&txn)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Conflict("the task changed meanwhile; reload and retry".into()))?;
     events::record(
         &txn,
         Draft::new(&ticket, scope.user_id, EventKind::TaskUpdated, &changes, at),

@@ -196,11 +196,21 @@ impl Ticket {
     /// The request form as answered, in form order, typed, with each field as
     /// the form defined it when the request was made; null for tickets not
     /// made from the catalog.
-    async fn request_form(&self) -> Option<Vec<crate::catalog::resolvers::RequestAnswer>> {
-        self.0
-            .request_answers
-            .as_deref()
-            .map(crate::catalog::resolvers::request_form)
+    async fn request_form(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<Vec<crate::catalog::resolvers::RequestAnswer>>> {
+        use crate::catalog::resolvers::{needs_item, request_form};
+        let Some(answers) = self.0.request_answers.as_deref() else {
+            return Ok(None);
+        };
+        let item = match self.0.catalog_item_id {
+            Some(id) if needs_item(answers) => {
+                ctx.state()?.loader.load_one(CatalogItemKey(id)).await?
+            }
+            _ => None,
+        };
+        Ok(Some(request_form(answers, item.as_ref())))
     }
 
     /// The approvals that gate this ticket, oldest first.

@@ -76,6 +76,10 @@ pub struct NewTicket {
     pub catalog_item_id: Option<i64>,
     /// The request form's answers, as JSON.
     pub request_answers: Option<String>,
+    /// For tickets whose fields are derived from what a client sent (catalog
+    /// requests): that input, which identifies a retry under the same
+    /// idempotency key instead of the derived fields.
+    pub submitted: Option<serde_json::Value>,
     /// Approvals and fulfilment tasks.
     pub plan: fulfilment::Plan,
 }
@@ -466,6 +470,9 @@ fn fingerprint(
     urgency: Level,
     new: &NewTicket,
 ) -> String {
+    if let Some(submitted) = &new.submitted {
+        return json!({"kind": kind, "submitted": submitted}).to_string();
+    }
     json!({
         "kind": kind, "title": title, "description": description,
         "impact": impact, "urgency": urgency, "queueId": new.queue_id,
@@ -925,13 +932,7 @@ pub async fn transition(
     }
     if to == Status::Cancelled {
         let skipped = fulfilment::skip_open_tasks(&txn, scope.user_id, before.id, at).await?;
-        if skipped > 0 {
-            changes.push(Change::new(
-                "tasks",
-                None,
-                Some(format!("{skipped} skipped")),
-            ));
-        }
+        changes.extend(fulfilment::skipped_change(skipped));
     }
     let saved = save(&txn, &before, after, at).await?;
     events::record(

@@ -836,6 +836,33 @@ async fn items_without_approval_start_work_at_once(backend: Backend) {
     let approved = ticket(&app, &d.nina, &id).await;
     assert_eq!(approved["status"], "IN_PROGRESS");
     assert_eq!(approved["tasks"].as_array().map(Vec::len), Some(2));
+    // Rejected instead, the request is cancelled and its tasks skipped.
+    let other = app
+        .ok(
+            &d.rita,
+            SUBMIT,
+            json!({"input": {"catalogItemId": toner["id"], "answers": laptop_answers()}}),
+        )
+        .await["submitServiceRequest"]["ticket"]["id"]
+        .clone();
+    app.ok(
+        &d.nina,
+        TRANSITION,
+        json!({"input": {"id": other, "to": "AWAITING_APPROVAL"}}),
+    )
+    .await;
+    let approval = ticket(&app, &d.mia, &other).await["approvals"][0]["id"].clone();
+    app.ok(&d.mia, DECIDE, json!({"input": {"approvalId": approval, "decision": "REJECTED", "comment": "Use the shared printer"}}))
+        .await;
+    let rejected = ticket(&app, &d.nina, &other).await;
+    assert_eq!(rejected["status"], "CANCELLED");
+    let states: Vec<&Value> = rejected["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| &t["status"])
+        .collect();
+    assert_eq!(states, vec!["SKIPPED", "SKIPPED"]);
     let blocked = app
         .fails(
             &d.nina,
@@ -862,16 +889,20 @@ async fn a_request_keeps_the_form_it_was_made_with(backend: Backend) {
         json!({"approval": {"rule": "NONE"}}),
     )
     .await;
-    let submitted = app
-        .ok(
-            &d.rita,
-            SUBMIT,
-            json!({"input": {"catalogItemId": laptop["id"], "answers": laptop_answers()}}),
-        )
-        .await;
+    let request = json!({"input": {"catalogItemId": laptop["id"], "answers": laptop_answers(), "idempotencyKey": "portal-1"}});
+    let submitted = app.ok(&d.rita, SUBMIT, request.clone()).await;
     let id = submitted["submitServiceRequest"]["ticket"]["id"].clone();
     let form = "query($id: ID!) { ticket(id: $id) { requestForm { field { key label type options } value } } }";
     let before = app.ok(&d.rita, form, json!({"id": id})).await;
+    // A relabelled field does not turn the portal's retry into a conflict.
+    let mut relabelled = crate::catalog::laptop_form();
+    relabelled[0]["label"] = json!("Which model");
+    let update = "mutation($input: UpdateCatalogItemInput!) { updateCatalogItem(input: $input) { item { version } } }";
+    let edited = app
+        .ok(&d.mia, update, json!({"input": {"id": laptop["id"], "expectedVersion": laptop["version"], "form": relabelled}}))
+        .await;
+    let retried = app.ok(&d.rita, SUBMIT, request).await;
+    assert_eq!(retried["submitServiceRequest"]["ticket"]["id"], id);
     // The manager reworks the form: a field renamed, one dropped, options changed.
     let reworked = json!([
         {"key": "model", "label": "Laptop model", "type": "SELECT", "required": true, "options": ["13-inch", "15-inch"]},
@@ -879,8 +910,8 @@ async fn a_request_keeps_the_form_it_was_made_with(backend: Backend) {
     ]);
     app.ok(
         &d.mia,
-        "mutation($input: UpdateCatalogItemInput!) { updateCatalogItem(input: $input) { item { version } } }",
-        json!({"input": {"id": laptop["id"], "expectedVersion": laptop["version"], "form": reworked}}),
+        update,
+        json!({"input": {"id": laptop["id"], "expectedVersion": edited["updateCatalogItem"]["item"]["version"], "form": reworked}}),
     )
     .await;
     let after = app.ok(&d.rita, form, json!({"id": id})).await;
@@ -892,5 +923,25 @@ async fn a_request_keeps_the_form_it_was_made_with(backend: Backend) {
     assert_eq!(
         after["ticket"]["requestForm"][2]["field"]["key"],
         "needed_by"
+    );
+    // A request stored as a plain object of answers (before fields were kept
+    // with them) still reads, through the item's current form.
+    let conn = app.db.connect().await;
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &conn,
+        &format!(
+            "UPDATE tickets SET request_answers = '{{\"model\": \"13-inch\", \"justification\": \"Old\"}}' WHERE id = {}",
+            crate::tickets::id_of(id.as_str().unwrap_or_default())
+        ),
+    )
+    .await
+    .expect("store the old shape");
+    let old = app.ok(&d.rita, form, json!({"id": id})).await;
+    assert_eq!(
+        old["ticket"]["requestForm"],
+        json!([
+            {"field": {"key": "model", "label": "Laptop model", "type": "SELECT", "options": ["13-inch", "15-inch"]}, "value": "13-inch"},
+            {"field": {"key": "justification", "label": "Why", "type": "TEXTAREA", "options": []}, "value": "Old"}
+        ])
     );
 }
