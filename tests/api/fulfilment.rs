@@ -70,6 +70,25 @@ fn laptop_answers() -> Value {
     json!({"model": "14-inch", "justification": "New starter", "needed_by": "2027-01-04"})
 }
 
+/// Submits the laptop answers for `item` as `who`; returns the ticket id.
+async fn request(app: &TestApp, who: &Person, item: &Value) -> Value {
+    let input = json!({"input": {"catalogItemId": item["id"], "answers": laptop_answers()}});
+    app.ok(who, SUBMIT, input).await["submitServiceRequest"]["ticket"]["id"].clone()
+}
+
+/// A toner item: no approval, two tasks.
+async fn toner(app: &TestApp, d: &Desk) -> Value {
+    item(
+        app,
+        &d.mia,
+        &d.service,
+        &d.queue,
+        "toner",
+        json!({"approval": {"rule": "NONE"}, "tasks": [{"title": "Pick"}, {"title": "Deliver"}]}),
+    )
+    .await
+}
+
 async fn ticket(app: &TestApp, who: &Person, id: &Value) -> Value {
     app.ok(who, TICKET, json!({"id": id})).await["ticket"].clone()
 }
@@ -116,14 +135,7 @@ async fn a_laptop_is_requested_approved_fulfilled_and_closed(backend: Backend) {
         .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let submitted = app
-        .ok(
-            &d.rita,
-            SUBMIT,
-            json!({"input": {"catalogItemId": laptop["id"], "answers": laptop_answers()}}),
-        )
-        .await;
-    let id = submitted["submitServiceRequest"]["ticket"]["id"].clone();
+    let id = request(&app, &d.rita, &laptop).await;
     let waiting = ticket(&app, &d.rita, &id).await;
     assert_eq!(waiting["status"], "AWAITING_APPROVAL");
     assert_eq!(waiting["approvals"][0]["state"], "PENDING");
@@ -322,14 +334,7 @@ async fn a_rejected_request_is_cancelled_with_the_reason(backend: Backend) {
         json!({"approval": {"rule": "ANY_MANAGER"}, "tasks": [{"title": "Procure"}]}),
     )
     .await;
-    let submitted = app
-        .ok(
-            &d.rita,
-            SUBMIT,
-            json!({"input": {"catalogItemId": laptop["id"], "answers": laptop_answers()}}),
-        )
-        .await;
-    let id = submitted["submitServiceRequest"]["ticket"]["id"].clone();
+    let id = request(&app, &d.rita, &laptop).await;
     let approval = ticket(&app, &d.rita, &id).await["approvals"][0]["id"].clone();
     let bare = app
         .fails(
@@ -373,14 +378,7 @@ async fn named_approvers_decide_and_all_must_approve_when_the_rule_says_all(back
         }),
     )
     .await;
-    let submitted = app
-        .ok(
-            &d.rita,
-            SUBMIT,
-            json!({"input": {"catalogItemId": item["id"], "answers": laptop_answers()}}),
-        )
-        .await;
-    let id = submitted["submitServiceRequest"]["ticket"]["id"].clone();
+    let id = request(&app, &d.rita, &item).await;
     let approvals = ticket(&app, &d.mia, &id).await["approvals"].clone();
     let subjects: Vec<&str> = approvals
         .as_array()
@@ -636,10 +634,6 @@ async fn approvals_left_undecided_are_withdrawn_when_no_longer_needed(backend: B
         json!({"approval": {"rule": "APPROVERS", "mode": "ANY", "approverIds": [d.mia.id, otto.id]}}),
     )
     .await;
-    async fn submit(app: &TestApp, rita: &Person, item: &Value) -> Value {
-        let input = json!({"input": {"catalogItemId": item["id"], "answers": laptop_answers()}});
-        app.ok(rita, SUBMIT, input).await["submitServiceRequest"]["ticket"]["id"].clone()
-    }
     let inbox = "query($state: ApprovalState! = PENDING) { myApprovals(state: $state) { id state canDecide ticket { id } } }";
     let of = |who: &Person, approvals: &Value| {
         approvals
@@ -652,7 +646,7 @@ async fn approvals_left_undecided_are_withdrawn_when_no_longer_needed(backend: B
     };
 
     // ANY: the first approval starts work; the other approver's is withdrawn.
-    let first = submit(&app, &d.rita, &monitor).await;
+    let first = request(&app, &d.rita, &monitor).await;
     let approvals = ticket(&app, &d.mia, &first).await["approvals"].clone();
     let approved = app
         .ok(
@@ -692,7 +686,7 @@ async fn approvals_left_undecided_are_withdrawn_when_no_longer_needed(backend: B
     assert_eq!(decided["myApprovals"][0]["ticket"]["id"], first);
 
     // A rejection withdraws the others too.
-    let second = submit(&app, &d.rita, &monitor).await;
+    let second = request(&app, &d.rita, &monitor).await;
     let approvals = ticket(&app, &d.mia, &second).await["approvals"].clone();
     app.ok(&d.mia, DECIDE, json!({"input": {"approvalId": of(&d.mia, &approvals), "decision": "REJECTED", "comment": "Not this year"}}))
         .await;
@@ -703,7 +697,7 @@ async fn approvals_left_undecided_are_withdrawn_when_no_longer_needed(backend: B
     assert_eq!(rejections["myApprovals"][0]["ticket"]["id"], second);
 
     // So does the requester cancelling while the request waits.
-    let third = submit(&app, &d.rita, &monitor).await;
+    let third = request(&app, &d.rita, &monitor).await;
     app.ok(
         &d.rita,
         TRANSITION,
@@ -727,23 +721,8 @@ async fn approvals_left_undecided_are_withdrawn_when_no_longer_needed(backend: B
 async fn cancelling_a_request_skips_its_tasks_and_freezes_them(backend: Backend) {
     let app = spawn_app(backend).await;
     let d = desk(&app).await;
-    let toner = item(
-        &app,
-        &d.mia,
-        &d.service,
-        &d.queue,
-        "toner",
-        json!({"approval": {"rule": "NONE"}, "tasks": [{"title": "Pick"}, {"title": "Deliver"}]}),
-    )
-    .await;
-    let submitted = app
-        .ok(
-            &d.rita,
-            SUBMIT,
-            json!({"input": {"catalogItemId": toner["id"], "answers": laptop_answers()}}),
-        )
-        .await;
-    let id = submitted["submitServiceRequest"]["ticket"]["id"].clone();
+    let toner = toner(&app, &d).await;
+    let id = request(&app, &d.rita, &toner).await;
     let tasks = ticket(&app, &d.nina, &id).await["tasks"].clone();
     let complete = "mutation($t: ID!) { completeTask(input: {taskId: $t}) { task { status } } }";
     app.ok(&d.nina, complete, json!({"t": tasks[0]["id"]}))
@@ -786,23 +765,8 @@ async fn cancelling_a_request_skips_its_tasks_and_freezes_them(backend: Backend)
 async fn items_without_approval_start_work_at_once(backend: Backend) {
     let app = spawn_app(backend).await;
     let d = desk(&app).await;
-    let toner = item(
-        &app,
-        &d.mia,
-        &d.service,
-        &d.queue,
-        "toner",
-        json!({"approval": {"rule": "NONE"}, "tasks": [{"title": "Pick"}, {"title": "Deliver"}]}),
-    )
-    .await;
-    let submitted = app
-        .ok(
-            &d.rita,
-            SUBMIT,
-            json!({"input": {"catalogItemId": toner["id"], "answers": laptop_answers()}}),
-        )
-        .await;
-    let id = submitted["submitServiceRequest"]["ticket"]["id"].clone();
+    let toner = toner(&app, &d).await;
+    let id = request(&app, &d.rita, &toner).await;
     let made = ticket(&app, &d.nina, &id).await;
     assert_eq!(made["status"], "NEW");
     assert_eq!(made["approvals"], json!([]));
@@ -837,14 +801,7 @@ async fn items_without_approval_start_work_at_once(backend: Backend) {
     assert_eq!(approved["status"], "IN_PROGRESS");
     assert_eq!(approved["tasks"].as_array().map(Vec::len), Some(2));
     // Rejected instead, the request is cancelled and its tasks skipped.
-    let other = app
-        .ok(
-            &d.rita,
-            SUBMIT,
-            json!({"input": {"catalogItemId": toner["id"], "answers": laptop_answers()}}),
-        )
-        .await["submitServiceRequest"]["ticket"]["id"]
-        .clone();
+    let other = request(&app, &d.rita, &toner).await;
     app.ok(
         &d.nina,
         TRANSITION,

@@ -419,6 +419,10 @@ impl Proxy {
     /// answered, as with a database that hangs.
     pub fn stall(&self) {
         self.stalled.store(true, Ordering::SeqCst);
+        self.break_open();
+    }
+
+    fn break_open(&self) {
         for task in self.connections.lock().expect("lock").drain(..) {
             task.abort();
         }
@@ -427,9 +431,7 @@ impl Proxy {
     /// Refuses new connections and breaks the open ones.
     pub fn cut(&self) {
         self.open.store(false, Ordering::SeqCst);
-        for task in self.connections.lock().expect("lock").drain(..) {
-            task.abort();
-        }
+        self.break_open();
     }
 
     pub fn restore(&self) {

@@ -84,6 +84,34 @@ async fn cast(app: &TestApp) -> Cast {
     }
 }
 
+/// Removes Nina from the Network team through `server`, then checks that her
+/// Network subscription skips a ticket made afterwards: its next event is her
+/// own ticket (still hers to see), which marks the spot.
+async fn removed_from_network_sees_no_more(server: &TestApp, c: &Cast, nina: &mut WsClient) {
+    let teams = server
+        .ok(&c.admin, "{ teams { nodes { id name } } }", json!({}))
+        .await;
+    let network_team = teams["teams"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["name"] == "Network")
+        .map(|t| t["id"].clone())
+        .unwrap_or_default();
+    server.ok(&c.admin, "mutation($t: ID!, $u: ID!) { removeTeamMember(input: {teamId: $t, userId: $u}) { team { id } } }", json!({"t": network_team, "u": c.nina.id})).await;
+    server
+        .incident(&c.rita, "After", "LOW", "LOW", Some(&c.network))
+        .await;
+    let own = server
+        .incident(&c.nina, "Nina's own", "LOW", "LOW", Some(&c.network))
+        .await;
+    let next = event(nina, "q", "queueUpdates").await;
+    assert_eq!(
+        next["ticket"]["number"], own["number"],
+        "the ticket created after her removal never arrived"
+    );
+}
+
 async fn a_queue_stream_sees_tickets_arrive_and_move_between_queues(backend: Backend) {
     let app = spawn_app(backend).await;
     let c = cast(&app).await;
@@ -403,28 +431,7 @@ async fn an_agent_removed_from_the_team_stops_receiving_its_queue(backend: Backe
         "INC0001001"
     );
 
-    let team = app
-        .ok(&c.admin, "{ teams { nodes { id name } } }", json!({}))
-        .await;
-    let network_team = team["teams"]["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|t| t["name"] == "Network")
-        .map(|t| t["id"].clone())
-        .unwrap_or_default();
-    app.ok(&c.admin, "mutation($t: ID!, $u: ID!) { removeTeamMember(input: {teamId: $t, userId: $u}) { team { id } } }", json!({"t": network_team, "u": c.nina.id})).await;
-    app.incident(&c.rita, "After", "LOW", "LOW", Some(&c.network))
-        .await;
-    // Her own ticket in that queue is still hers to see, and marks the spot.
-    let own = app
-        .incident(&c.nina, "Nina's own", "LOW", "LOW", Some(&c.network))
-        .await;
-    let next = event(&mut nina, "q", "queueUpdates").await;
-    assert_eq!(
-        next["ticket"]["number"], own["number"],
-        "the ticket created after her removal never arrived"
-    );
+    removed_from_network_sees_no_more(&app, &c, &mut nina).await;
 }
 
 async fn the_event_feed_query_pages_what_the_viewer_may_read(backend: Backend) {
@@ -554,27 +561,7 @@ async fn replicas_share_events_through_postgres() {
     assert_eq!(seen["ticket"]["number"], live["number"]);
 
     // Nina leaves the team through B: A stops sending her the queue.
-    let teams = b
-        .ok(&c.admin, "{ teams { nodes { id name } } }", json!({}))
-        .await;
-    let network_team = teams["teams"]["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|t| t["name"] == "Network")
-        .map(|t| t["id"].clone())
-        .unwrap_or_default();
-    b.ok(&c.admin, "mutation($t: ID!, $u: ID!) { removeTeamMember(input: {teamId: $t, userId: $u}) { team { id } } }", json!({"t": network_team, "u": c.nina.id})).await;
-    b.incident(&c.rita, "After", "LOW", "LOW", Some(&c.network))
-        .await;
-    let own = b
-        .incident(&c.nina, "Nina's own", "LOW", "LOW", Some(&c.network))
-        .await;
-    let next = event(&mut nina, "q", "queueUpdates").await;
-    assert_eq!(
-        next["ticket"]["number"], own["number"],
-        "the ticket created after her removal never arrived"
-    );
+    removed_from_network_sees_no_more(&b, &c, &mut nina).await;
 }
 
 /// The transaction holding event N commits after the one that would hold
