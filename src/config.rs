@@ -257,6 +257,35 @@ pub struct GraphqlSettings {
     )]
     pub graphql_max_complexity: usize,
 
+    /// Deepest nesting of braces, brackets and parentheses in a query
+    /// (selection sets, arguments, input objects, lists, directives, counted
+    /// through fragments), and of the JSON variables. Checked before parsing.
+    #[arg(
+        long,
+        env = "ITSM_GRAPHQL_MAX_NESTING",
+        default_value_t = 32,
+        global = true
+    )]
+    pub graphql_max_nesting: usize,
+
+    /// Most lexical tokens in one query document, and most values in its variables.
+    #[arg(
+        long,
+        env = "ITSM_GRAPHQL_MAX_TOKENS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub graphql_max_tokens: usize,
+
+    /// Most items in any one list argument or list variable (filters, ids).
+    #[arg(
+        long,
+        env = "ITSM_GRAPHQL_MAX_LIST",
+        default_value_t = 100,
+        global = true
+    )]
+    pub graphql_max_list: usize,
+
     /// Most operations in one batched HTTP request; 1 turns batching off.
     #[arg(
         long,

@@ -22,5 +22,6 @@ pub mod seed;
 pub mod startup;
 pub mod team;
 pub mod telemetry;
+pub mod text;
 pub mod ticket;
 pub mod user;

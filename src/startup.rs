@@ -10,7 +10,7 @@ use crate::{
     config::Settings,
     db::Db,
     events::{self, bus::EventBus},
-    graphql::{self, Limits},
+    graphql::{self, Limits, input::InputLimits, shape::ShapeLimits},
     http::{self, AppState},
 };
 
@@ -50,6 +50,13 @@ impl Application {
         let limits = Limits {
             max_depth: settings.graphql.graphql_max_depth,
             max_complexity: settings.graphql.graphql_max_complexity,
+            shape: ShapeLimits {
+                max_nesting: settings.graphql.graphql_max_nesting.max(1),
+                max_tokens: settings.graphql.graphql_max_tokens.max(1),
+            },
+            input: InputLimits {
+                max_list: settings.graphql.graphql_max_list.max(1),
+            },
         };
         let bus = EventBus::new(settings.http.ws_buffer);
         let mut tasks =
@@ -66,6 +73,7 @@ impl Application {
             authenticator: Authenticator::new(Arc::new(keys), db.clone()),
             settings: Arc::new(settings.http.clone()),
             max_batch: settings.graphql.graphql_max_batch,
+            limits,
             shutdown: shutdown_watch,
         };
         let router = http::router(state);

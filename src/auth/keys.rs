@@ -3,6 +3,7 @@
 //! Exactly one algorithm is accepted, so a token signed with another one (`none`,
 //! or HS256 with an RSA public key as its "secret") fails the header check.
 
+use crate::text::single_line_violation;
 use std::{
     fs,
     io::Write,
@@ -58,6 +59,9 @@ pub enum TokenError {
     /// The `sub` claim is missing, empty, not a string or too long.
     #[error("token has no usable `sub` claim")]
     BadSubject,
+    /// A text claim holds a control character (a NUL, a newline, ...).
+    #[error("the `{0}` claim holds a control character")]
+    ControlCharacter(&'static str),
 }
 
 /// Checks tokens and, where a private key or secret is at hand, mints them.
@@ -202,6 +206,18 @@ impl JwtKeys {
             &self.validation,
         )?;
         let claims = data.claims;
+        // Claims follow the input policy of every other text: a control
+        // character refuses the token rather than reaching the database.
+        for name in ["sub", "email", "name", "preferred_username"] {
+            if claims
+                .get(name)
+                .and_then(Value::as_str)
+                .and_then(single_line_violation)
+                .is_some()
+            {
+                return Err(TokenError::ControlCharacter(name));
+            }
+        }
         let subject = claims
             .get("sub")
             .and_then(Value::as_str)

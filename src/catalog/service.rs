@@ -7,7 +7,7 @@ use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
-    sea_query::{Expr, ExprTrait, Func, LikeExpr, Query},
+    sea_query::{Expr, ExprTrait, Query},
 };
 use serde_json::Value;
 
@@ -395,7 +395,7 @@ pub struct ItemFilter {
     pub search: Option<String>,
 }
 
-fn condition(role: Role, filter: &ItemFilter) -> Condition {
+fn condition(role: Role, filter: &ItemFilter) -> ApiResult<Condition> {
     let mut condition = visible_to(role);
     if let Some(id) = filter.service_id {
         condition = condition.add(catalog_items::Column::ServiceId.eq(id));
@@ -403,31 +403,15 @@ fn condition(role: Role, filter: &ItemFilter) -> Condition {
     if let Some(category) = &filter.category {
         condition = condition.add(catalog_items::Column::Category.eq(category.trim()));
     }
-    if let Some(text) = filter
-        .search
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        let pattern = format!(
-            "%{}%",
-            text.to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
-        let like = |column: catalog_items::Column| {
-            Expr::expr(Func::lower(Expr::col(column)))
-                .like(LikeExpr::new(pattern.clone()).escape('\\'))
-        };
-        condition = condition.add(
-            Condition::any()
-                .add(like(catalog_items::Column::Key))
-                .add(like(catalog_items::Column::Name))
-                .add(like(catalog_items::Column::Description)),
-        );
-    }
-    condition
+    let search = crate::text::search_condition(
+        filter.search.as_deref(),
+        &[
+            catalog_items::Column::Key,
+            catalog_items::Column::Name,
+            catalog_items::Column::Description,
+        ],
+    )?;
+    Ok(condition.add(search))
 }
 
 /// Items the viewer may see, by name.
@@ -437,7 +421,7 @@ pub async fn list(
     filter: &ItemFilter,
     page: &Page,
 ) -> ApiResult<(Vec<catalog_items::Model>, PageInfoFlags)> {
-    let select = catalog_items::Entity::find().filter(condition(role, filter));
+    let select = catalog_items::Entity::find().filter(condition(role, filter)?);
     paging::by_name(
         db,
         select,
@@ -451,7 +435,7 @@ pub async fn list(
 /// How many items match.
 pub async fn count(db: &Db, role: Role, filter: &ItemFilter) -> ApiResult<u64> {
     Ok(catalog_items::Entity::find()
-        .filter(condition(role, filter))
+        .filter(condition(role, filter)?)
         .count(db.reader())
         .await?)
 }

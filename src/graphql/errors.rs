@@ -26,6 +26,10 @@ use async_graphql::{
 };
 use futures_util::StreamExt;
 
+use super::{
+    input::{self, InputLimits},
+    shape::{ShapeLimits, check_document, check_variables},
+};
 use crate::error::ApiError;
 
 /// What an internal error says to the client.
@@ -52,6 +56,10 @@ pub struct Limits {
     pub max_depth: usize,
     /// Highest complexity score.
     pub max_complexity: usize,
+    /// Nesting and length, checked before the document is parsed.
+    pub shape: ShapeLimits,
+    /// What any input value may hold.
+    pub input: InputLimits,
 }
 
 impl Default for Limits {
@@ -59,6 +67,8 @@ impl Default for Limits {
         Self {
             max_depth: 12,
             max_complexity: 5000,
+            shape: ShapeLimits::default(),
+            input: InputLimits::default(),
         }
     }
 }
@@ -222,10 +232,19 @@ impl Extension for PolicyExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
+        // Before the recursive parser and validator: every path (GET, POST,
+        // batches, both WebSocket protocols) comes through here.
+        check_document(query, &self.limits.shape)
+            .and_then(|()| check_variables(variables, &self.limits.shape))
+            .map_err(|error| error.to_server_error())?;
+        input::check_variables(variables, &self.limits.input)
+            .map_err(|error| error.to_server_error())?;
         let document = next
             .run(ctx, query, variables)
             .await
             .map_err(|e| with_code(e, PARSE_FAILED))?;
+        input::check_document(&document, &self.limits.input)
+            .map_err(|error| error.to_server_error())?;
         self.introspection_only
             .store(is_introspection_only(&document), Ordering::Relaxed);
         Ok(document)
@@ -381,6 +400,8 @@ mod tests {
             .extension(RequestPolicy::new(Limits {
                 max_depth: 3,
                 max_complexity: 10,
+                shape: ShapeLimits::default(),
+                input: InputLimits::default(),
             }))
             .finish();
         schema

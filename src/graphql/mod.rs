@@ -7,8 +7,10 @@
 pub mod connection;
 pub mod errors;
 mod heartbeat;
+pub mod input;
 pub mod loaders;
 pub mod relay;
+pub mod shape;
 
 use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SchemaBuilder};
 

@@ -18,17 +18,26 @@ use axum::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{AppState, error_response, request_id, ws};
+use super::{
+    AppState, error_response, request_id,
+    strict_json::{self, JsonError},
+    ws,
+};
 use crate::{
     auth::{Auth, AuthError},
     error::ApiError,
-    graphql::{RequestId, errors::PARSE_FAILED},
+    graphql::{RequestId, errors::PARSE_FAILED, shape::check_document},
 };
 
 /// `POST /graphql`: a JSON body holding one request, or a batch of them.
+/// The token is checked first, so a bad one costs no parsing at all.
 pub async fn post(State(state): State<AppState>, request: Request) -> Response {
     let id = request_id(&request);
     let (parts, body) = request.into_parts();
+    let auth = match authenticate(&state, &parts.headers, &id).await {
+        Ok(auth) => auth,
+        Err(response) => return response,
+    };
     if !is_json(&parts.headers) {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -51,15 +60,13 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
             );
         }
     };
-    let batch = match parse_body(&bytes, state.max_batch) {
+    // A batch, a request object and its variables object wrap the variables' values.
+    let max_nesting = state.limits.shape.max_nesting.saturating_add(3);
+    let batch = match parse_body(&bytes, state.max_batch, max_nesting) {
         Ok(batch) => batch,
         Err((code, message)) => {
             return error_response(StatusCode::BAD_REQUEST, code, message, None);
         }
-    };
-    let auth = match authenticate(&state, &parts.headers, &id).await {
-        Ok(auth) => auth,
-        Err(response) => return response,
     };
     let batch = batch.data(auth).data(RequestId(id));
     GraphQLResponse::from(state.schema.execute_batch(batch).await).into_response()
@@ -72,16 +79,27 @@ pub async fn get_or_upgrade(State(state): State<AppState>, request: Request) -> 
         return ws::upgrade(state, request).await;
     }
     let id = request_id(&request);
-    let graphql_request = match parse_query_string(request.uri()) {
+    let auth = match authenticate(&state, request.headers(), &id).await {
+        Ok(auth) => auth,
+        Err(response) => return response,
+    };
+    let max_nesting = state.limits.shape.max_nesting.saturating_add(1);
+    let graphql_request = match parse_query_string(request.uri(), max_nesting) {
         Ok(graphql_request) => graphql_request,
-        Err(message) => {
-            return error_response(StatusCode::BAD_REQUEST, PARSE_FAILED, message, None);
+        Err((code, message)) => {
+            return error_response(StatusCode::BAD_REQUEST, code, message, None);
         }
     };
-    let operation = operation_type(
-        &graphql_request.query,
-        graphql_request.operation_name.as_deref(),
-    );
+    // A document of a shape the limits refuse is not parsed here: the schema
+    // refuses it with the same error as on every other path.
+    let operation = check_document(&graphql_request.query, &state.limits.shape)
+        .ok()
+        .and_then(|()| {
+            operation_type(
+                &graphql_request.query,
+                graphql_request.operation_name.as_deref(),
+            )
+        });
     if matches!(
         operation,
         Some(OperationType::Mutation | OperationType::Subscription)
@@ -97,23 +115,34 @@ pub async fn get_or_upgrade(State(state): State<AppState>, request: Request) -> 
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let auth = match authenticate(&state, request.headers(), &id).await {
-        Ok(auth) => auth,
-        Err(response) => return response,
-    };
     let graphql_request = graphql_request.data(auth).data(RequestId(id));
     GraphQLResponse::from(state.schema.execute(graphql_request).await).into_response()
 }
 
 /// Reads a POST body: one request object, or an array of 1 to `max_batch`.
-fn parse_body(bytes: &[u8], max_batch: usize) -> Result<BatchRequest, (&'static str, String)> {
+fn parse_body(
+    bytes: &[u8],
+    max_batch: usize,
+    max_nesting: usize,
+) -> Result<BatchRequest, (&'static str, String)> {
     let not_a_request = |error: serde_json::Error| {
         (
             PARSE_FAILED,
             format!("the body is not a GraphQL request: {error}"),
         )
     };
-    match serde_json::from_slice::<Value>(bytes).map_err(not_a_request)? {
+    let value = strict_json::parse(bytes, max_nesting).map_err(|error| match error {
+        JsonError::TooDeep(_) => (
+            "BAD_USER_INPUT",
+            "the request body nests too deeply: the variables may nest at most the query nesting limit"
+                .to_owned(),
+        ),
+        JsonError::Invalid(message) => (
+            PARSE_FAILED,
+            format!("the body is not a GraphQL request: {message}"),
+        ),
+    })?;
+    match value {
         Value::Array(items) => {
             if max_batch <= 1 {
                 return Err((
@@ -163,16 +192,32 @@ struct GetParams {
     variables: Option<String>,
 }
 
-fn parse_query_string(uri: &Uri) -> Result<GraphQLRequest, String> {
-    let Query(params) = Query::<GetParams>::try_from_uri(uri)
-        .map_err(|e| format!("the query string is not a GraphQL request: {e}"))?;
+fn parse_query_string(
+    uri: &Uri,
+    max_nesting: usize,
+) -> Result<GraphQLRequest, (&'static str, String)> {
+    let Query(params) = Query::<GetParams>::try_from_uri(uri).map_err(|e| {
+        (
+            PARSE_FAILED,
+            format!("the query string is not a GraphQL request: {e}"),
+        )
+    })?;
     let mut request = GraphQLRequest::new(params.query);
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
     }
     if let Some(variables) = params.variables.filter(|v| !v.trim().is_empty()) {
-        let variables = serde_json::from_str(&variables)
-            .map_err(|e| format!("`variables` is not a JSON object: {e}"))?;
+        let variables =
+            strict_json::parse(variables.as_bytes(), max_nesting).map_err(|error| match error {
+                JsonError::TooDeep(limit) => (
+                    "BAD_USER_INPUT",
+                    format!("`variables` nests too deeply: at most {limit} levels"),
+                ),
+                JsonError::Invalid(message) => (
+                    PARSE_FAILED,
+                    format!("`variables` is not a JSON object: {message}"),
+                ),
+            })?;
         request = request.variables(Variables::from_json(variables));
     }
     Ok(request)

@@ -2,6 +2,7 @@
 
 mod graphql;
 mod health;
+mod strict_json;
 mod ws;
 
 use std::{sync::Arc, time::Duration};
@@ -38,6 +39,8 @@ pub struct AppState {
     pub settings: Arc<HttpSettings>,
     /// Most operations in one batched request.
     pub max_batch: usize,
+    /// The query limits, for checks made before a request reaches the schema.
+    pub limits: crate::graphql::Limits,
     /// Turns true when the server starts shutting down.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

@@ -38,10 +38,16 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::{AppState, error_response, request_id};
+use super::{
+    AppState, error_response, request_id,
+    strict_json::{self, JsonError},
+};
 use crate::{
     auth::{Auth, AuthError},
-    graphql::RequestId,
+    graphql::{
+        RequestId,
+        shape::{ShapeError, ShapeLimits, check_document, top_level_string},
+    },
 };
 
 /// Close code for a refused `connection_init`, and for a token that expired
@@ -55,6 +61,13 @@ pub const CLOSE_INIT_TIMEOUT: u16 = 4408;
 pub const CLOSE_DUPLICATE: u16 = 4409;
 /// Close code when the server shuts down.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for a message larger than the limit (RFC 6455).
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code for a message that is not valid JSON of the protocol.
+pub const CLOSE_INVALID: u16 = 4400;
+/// The furthest a token's expiry is taken into account; later expiries are
+/// treated as this far away (and a client-chosen `exp` cannot overflow a clock).
+const MAX_SESSION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// How long one message may wait for a client that stopped reading (its TCP
 /// window closed) before the socket is dropped: a stalled client holds
 /// neither memory nor a shutdown hostage.
@@ -136,7 +149,11 @@ async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols,
         .on_connection_init(on_init);
     futures_util::pin_mut!(messages);
 
-    let mut guard = Guard::new(protocol, state.settings.ws_max_subscriptions);
+    let mut guard = Guard::new(
+        protocol,
+        state.settings.ws_max_subscriptions,
+        state.limits.shape,
+    );
     let init_deadline = tokio::time::sleep(state.settings.ws_init_timeout);
     tokio::pin!(init_deadline);
     // Far in the future until a token with an expiry is accepted.
@@ -165,6 +182,9 @@ async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols,
                         }
                         Verdict::Close(code, reason) => break Some((code, reason)),
                     }
+                }
+                Some(Err(ref error)) if is_too_big(error) => {
+                    break Some((CLOSE_TOO_BIG, "Message too big".into()));
                 }
                 Some(Ok(Message::Close(_)) | Err(_)) | None => break None,
                 Some(Ok(_)) => {}
@@ -228,13 +248,30 @@ where
     }
 }
 
-/// The tokio instant at which `epoch_seconds` arrives.
+/// The tokio instant at which `epoch_seconds` arrives, at most [`MAX_SESSION`]
+/// from now.
 fn deadline_at(epoch_seconds: u64) -> tokio::time::Instant {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let left = Duration::from_secs(epoch_seconds).saturating_sub(now);
-    tokio::time::Instant::now() + left
+    let left = Duration::from_secs(epoch_seconds)
+        .saturating_sub(now)
+        .min(MAX_SESSION);
+    let start = tokio::time::Instant::now();
+    start.checked_add(left).unwrap_or(start)
+}
+
+/// Whether a read failed because the message exceeded the size limit.
+fn is_too_big(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = current.downcast_ref::<tungstenite::Error>()
+        {
+            return true;
+        }
+        source = current.source();
+    }
+    false
 }
 
 /// What to do with one client message.
@@ -254,18 +291,30 @@ enum Verdict {
 struct Guard {
     protocol: WebSocketProtocols,
     limit: usize,
+    shape: ShapeLimits,
     acknowledged: bool,
     active: HashSet<String>,
 }
 
 impl Guard {
-    fn new(protocol: WebSocketProtocols, limit: usize) -> Self {
+    fn new(protocol: WebSocketProtocols, limit: usize, shape: ShapeLimits) -> Self {
         Self {
             protocol,
             limit,
+            shape,
             acknowledged: false,
             active: HashSet::new(),
         }
+    }
+
+    /// An `error` message for operation `id`.
+    fn error(&self, id: &str, errors: Value) -> Verdict {
+        let payload = if self.modern() {
+            errors
+        } else {
+            json!({"errors": errors})
+        };
+        Verdict::Reply(json!({"id": id, "type": "error", "payload": payload}))
     }
 
     fn modern(&self) -> bool {
@@ -273,8 +322,26 @@ impl Guard {
     }
 
     fn inspect(&mut self, bytes: &[u8]) -> Verdict {
-        let Ok(message) = serde_json::from_slice::<Value>(bytes) else {
-            return Verdict::Forward;
+        // The message, its payload and the variables object wrap the variables' values.
+        let max_nesting = self.shape.max_nesting.saturating_add(3);
+        let message = match strict_json::parse(bytes, max_nesting) {
+            Ok(message) => message,
+            Err(JsonError::TooDeep(_)) => {
+                let kind = top_level_string(bytes, "type").unwrap_or_default();
+                let id = top_level_string(bytes, "id");
+                return match id {
+                    Some(id)
+                        if self.acknowledged && matches!(kind.as_str(), "subscribe" | "start") =>
+                    {
+                        let error = ShapeError::VariablesTooDeep(self.shape.max_nesting);
+                        self.error(&id, json!([error.to_json()]))
+                    }
+                    _ => Verdict::Close(CLOSE_INVALID, "Invalid message received".into()),
+                };
+            }
+            Err(JsonError::Invalid(_)) => {
+                return Verdict::Close(CLOSE_INVALID, "Invalid message received".into());
+            }
         };
         let kind = message["type"].as_str().unwrap_or_default();
         let id = message["id"].as_str().unwrap_or_default().to_owned();
@@ -282,6 +349,10 @@ impl Guard {
             "subscribe" | "start" => {
                 if !self.acknowledged {
                     return Verdict::Close(CLOSE_UNAUTHORIZED, "Unauthorized".into());
+                }
+                let query = message["payload"]["query"].as_str().unwrap_or_default();
+                if let Err(error) = check_document(query, &self.shape) {
+                    return self.error(&id, json!([error.to_json()]));
                 }
                 if self.active.contains(&id) {
                     return Verdict::Close(
@@ -294,12 +365,7 @@ impl Guard {
                         "message": format!("at most {} operations may run on one connection; complete one first", self.limit),
                         "extensions": {"code": "RATE_LIMITED"}
                     }]);
-                    let payload = if self.modern() {
-                        error
-                    } else {
-                        json!({"errors": error})
-                    };
-                    return Verdict::Reply(json!({"id": id, "type": "error", "payload": payload}));
+                    return self.error(&id, error);
                 }
                 self.active.insert(id);
                 Verdict::Forward

@@ -6,7 +6,6 @@ use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, SqlErr, TransactionTrait,
-    sea_query::{Expr, ExprTrait, Func, LikeExpr},
 };
 use serde_json::Value;
 
@@ -326,7 +325,7 @@ pub struct ServiceFilter {
     pub search: Option<String>,
 }
 
-fn condition(viewer: &Viewer, filter: &ServiceFilter) -> Condition {
+fn condition(viewer: &Viewer, filter: &ServiceFilter) -> ApiResult<Condition> {
     let mut condition = visible(viewer);
     if let Some(stage) = filter.stage {
         condition = condition.add(services::Column::Stage.eq(stage));
@@ -334,31 +333,15 @@ fn condition(viewer: &Viewer, filter: &ServiceFilter) -> Condition {
     if let Some(status) = filter.status {
         condition = condition.add(services::Column::Status.eq(status));
     }
-    if let Some(text) = filter
-        .search
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        let pattern = format!(
-            "%{}%",
-            text.to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
-        let like = |column: services::Column| {
-            Expr::expr(Func::lower(Expr::col(column)))
-                .like(LikeExpr::new(pattern.clone()).escape('\\'))
-        };
-        condition = condition.add(
-            Condition::any()
-                .add(like(services::Column::Key))
-                .add(like(services::Column::Name))
-                .add(like(services::Column::Description)),
-        );
-    }
-    condition
+    condition = condition.add(crate::text::search_condition(
+        filter.search.as_deref(),
+        &[
+            services::Column::Key,
+            services::Column::Name,
+            services::Column::Description,
+        ],
+    )?);
+    Ok(condition)
 }
 
 /// Services matching `filter` that the viewer may see, by name.
@@ -368,7 +351,7 @@ pub async fn list(
     filter: &ServiceFilter,
     page: &Page,
 ) -> ApiResult<(Vec<services::Model>, PageInfoFlags)> {
-    let select = services::Entity::find().filter(condition(viewer, filter));
+    let select = services::Entity::find().filter(condition(viewer, filter)?);
     paging::by_name(
         db,
         select,
@@ -382,7 +365,7 @@ pub async fn list(
 /// How many services match.
 pub async fn count(db: &Db, viewer: &Viewer, filter: &ServiceFilter) -> ApiResult<u64> {
     Ok(services::Entity::find()
-        .filter(condition(viewer, filter))
+        .filter(condition(viewer, filter)?)
         .count(db.reader())
         .await?)
 }

@@ -3,7 +3,7 @@
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, SqlErr,
-    sea_query::{Expr, ExprTrait, Func, LikeExpr, Query},
+    sea_query::{Expr, ExprTrait, Query},
 };
 
 use crate::{
@@ -47,6 +47,12 @@ pub fn name(value: &str, field: &str) -> ApiResult<String> {
         return Err(ApiError::bad_input(
             field,
             format!("`{field}` holds 1 to {MAX_NAME} characters"),
+        ));
+    }
+    if crate::text::single_line_violation(value).is_some() {
+        return Err(ApiError::bad_input(
+            field,
+            format!("`{field}` is one line: no newlines, tabs or other control characters"),
         ));
     }
     Ok(value.to_owned())
@@ -215,27 +221,15 @@ pub async fn count_members(db: &Db, team_id: i64) -> ApiResult<u64> {
         .await?)
 }
 
-fn search_condition(search: Option<&str>) -> Condition {
-    match search.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Condition::all(),
-        Some(text) => {
-            let pattern = format!(
-                "%{}%",
-                text.to_lowercase()
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
-            let like = |column: users::Column| {
-                Expr::expr(Func::lower(Expr::col(column)))
-                    .like(LikeExpr::new(pattern.clone()).escape('\\'))
-            };
-            Condition::any()
-                .add(like(users::Column::DisplayName))
-                .add(like(users::Column::Email))
-                .add(like(users::Column::Subject))
-        }
-    }
+fn search_condition(search: Option<&str>) -> ApiResult<Condition> {
+    crate::text::search_condition(
+        search,
+        &[
+            users::Column::DisplayName,
+            users::Column::Email,
+            users::Column::Subject,
+        ],
+    )
 }
 
 /// People matching `search` in name, email or subject (managers and admins).
@@ -246,7 +240,7 @@ pub async fn users(
     page: &Page,
 ) -> ApiResult<(Vec<users::Model>, PageInfoFlags)> {
     require(viewer, Role::Manager, "list people")?;
-    let select = users::Entity::find().filter(search_condition(search));
+    let select = users::Entity::find().filter(search_condition(search)?);
     paging::by_name(
         db,
         select,
@@ -260,7 +254,7 @@ pub async fn users(
 /// How many people match `search`.
 pub async fn count_users(db: &Db, search: Option<String>) -> ApiResult<u64> {
     Ok(users::Entity::find()
-        .filter(search_condition(search.as_deref()))
+        .filter(search_condition(search.as_deref())?)
         .count(db.reader())
         .await?)
 }

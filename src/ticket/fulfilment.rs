@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    QuerySelect, TransactionTrait,
 };
 
 use super::{
@@ -57,10 +57,7 @@ pub async fn start(
     match &plan.approvers {
         Some(approvers) => {
             let mode = plan.mode.unwrap_or(ApprovalMode::Any);
-            let rows: Vec<Option<i64>> = match approvers {
-                None => vec![None],
-                Some(ids) => ids.iter().copied().map(Some).collect(),
-            };
+            let rows = approval_rows(approvers.as_deref(), mode, ticket.requester_id);
             for approver in &rows {
                 approvals::Entity::insert(approvals::ActiveModel {
                     id: NotSet,
@@ -147,8 +144,40 @@ async fn create_tasks(
     Ok(())
 }
 
-/// May `viewer` decide `approval`?
-pub fn designated(viewer: &Viewer, approval: &approvals::Model) -> bool {
+/// The approvals to ask for: one per named approver, or one that any manager
+/// may decide. Separation of duties: the requester never approves their own
+/// ticket. Named as an approver, the requester's place goes to any *other*
+/// manager when all must approve, or when nobody else is named.
+pub fn approval_rows(
+    approvers: Option<&[i64]>,
+    mode: ApprovalMode,
+    requester: i64,
+) -> Vec<Option<i64>> {
+    let Some(ids) = approvers else {
+        return vec![None];
+    };
+    let mut rows: Vec<Option<i64>> = Vec::new();
+    for &id in ids {
+        let row = (id != requester).then_some(id);
+        if !rows.contains(&row) {
+            rows.push(row);
+        }
+    }
+    if mode == ApprovalMode::Any && rows.len() > 1 {
+        rows.retain(Option::is_some);
+    }
+    if rows.is_empty() {
+        rows.push(None);
+    }
+    rows
+}
+
+/// May `viewer` decide `approval` of a ticket requested by `requester`? Never
+/// the requester; otherwise the named approver, or any manager.
+pub fn designated(viewer: &Viewer, approval: &approvals::Model, requester: i64) -> bool {
+    if viewer.user.id == requester {
+        return false;
+    }
     match approval.approver_id {
         Some(id) => id == viewer.user.id,
         None => matches!(viewer.role, Role::Manager | Role::Admin),
@@ -189,7 +218,12 @@ pub async fn decide(
         .one(&txn)
         .await?
         .ok_or_else(|| ApiError::NotFound("no approval with that `approvalId`".into()))?;
-    if !designated(viewer, &approval) {
+    if ticket.requester_id == viewer.user.id {
+        return Err(ApiError::Forbidden(
+            "you requested this ticket, so another approver must decide it".into(),
+        ));
+    }
+    if !designated(viewer, &approval, ticket.requester_id) {
         return Err(if scope.can_see(&ticket) {
             ApiError::Forbidden("only a designated approver decides".into())
         } else {
@@ -342,6 +376,9 @@ pub async fn approvals_of(db: &Db, ticket_id: i64) -> ApiResult<Vec<approvals::M
 }
 
 /// The approvals `viewer` is designated to decide, in `state`, newest first.
+/// The most approvals `myApprovals` lists (the newest).
+pub const MY_APPROVALS_LIMIT: u64 = 100;
+
 pub async fn mine(
     db: &Db,
     viewer: &Viewer,
@@ -351,10 +388,18 @@ pub async fn mine(
     if matches!(viewer.role, Role::Manager | Role::Admin) {
         reach = reach.add(approvals::Column::ApproverId.is_null());
     }
+    // Separation of duties: never the approvals of the viewer's own tickets.
+    let own_tickets = sea_orm::sea_query::Query::select()
+        .column(tickets::Column::Id)
+        .from(tickets::Entity)
+        .and_where(tickets::Column::RequesterId.eq(viewer.user.id))
+        .to_owned();
     Ok(approvals::Entity::find()
         .filter(reach)
         .filter(approvals::Column::State.eq(state))
+        .filter(approvals::Column::TicketId.not_in_subquery(own_tickets))
         .order_by_desc(approvals::Column::Id)
+        .limit(MY_APPROVALS_LIMIT)
         .all(db.reader())
         .await?)
 }
@@ -572,4 +617,37 @@ pub async fn change_task(
     .await?;
     db.commit(txn).await?;
     Ok((task, ticket))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_requester_never_approves_their_own_ticket() {
+        let requester = 7;
+        assert_eq!(
+            approval_rows(None, ApprovalMode::Any, requester),
+            vec![None]
+        );
+        // Named with others, under ANY: the others decide.
+        assert_eq!(
+            approval_rows(Some(&[7, 8]), ApprovalMode::Any, requester),
+            vec![Some(8)]
+        );
+        // Under ALL: the requester's place goes to any other manager.
+        assert_eq!(
+            approval_rows(Some(&[7, 8]), ApprovalMode::All, requester),
+            vec![None, Some(8)]
+        );
+        // Named alone: any other manager.
+        assert_eq!(
+            approval_rows(Some(&[7]), ApprovalMode::Any, requester),
+            vec![None]
+        );
+        assert_eq!(
+            approval_rows(Some(&[8, 9]), ApprovalMode::All, requester),
+            vec![Some(8), Some(9)]
+        );
+    }
 }

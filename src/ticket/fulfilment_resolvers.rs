@@ -73,10 +73,18 @@ impl Approval {
         self.0.created_at
     }
 
-    /// Whether the viewer may decide it.
+    /// Whether the viewer may decide it (never for their own ticket).
     async fn can_decide(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         let viewer = ctx.auth().viewer()?;
-        Ok(self.0.state == ApprovalState::Pending && fulfilment::designated(viewer, &self.0))
+        if self.0.state != ApprovalState::Pending {
+            return Ok(false);
+        }
+        let ticket = ctx
+            .state()?
+            .loader
+            .load_one(TicketKey(self.0.ticket_id))
+            .await?;
+        Ok(ticket.is_some_and(|t| fulfilment::designated(viewer, &self.0, t.requester_id)))
     }
 
     /// The ticket it gates. Designated approvers see it even when it is not
@@ -90,7 +98,7 @@ impl Approval {
             .load_one(TicketKey(self.0.ticket_id))
             .await?;
         Ok(ticket
-            .filter(|t| scope.can_see(t) || fulfilment::designated(viewer, &self.0))
+            .filter(|t| scope.can_see(t) || fulfilment::designated(viewer, &self.0, t.requester_id))
             .map(Ticket))
     }
 }
@@ -164,7 +172,8 @@ pub struct FulfilmentQuery;
 #[Object]
 impl FulfilmentQuery {
     /// The approvals the viewer is designated to decide (named, or as a
-    /// manager where any manager may), newest first.
+    /// manager where any manager may), newest first, at most 100. Never those
+    /// of the viewer's own tickets: a requester does not approve their own.
     async fn my_approvals(
         &self,
         ctx: &Context<'_>,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
-    sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr},
+    sea_query::{Expr, ExprTrait, Func, SimpleExpr},
 };
 use serde_json::{Value, json};
 
@@ -120,29 +120,10 @@ impl TicketFilter {
             Some(false) => condition = condition.add(breached_at(at).not()),
             None => {}
         }
-        if let Some(search) = self
-            .search
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            if search.chars().count() > 200 {
-                return Err(ApiError::bad_input(
-                    "search",
-                    "search text holds at most 200 characters",
-                ));
-            }
-            let pattern = format!("%{}%", escape_like(&search.to_lowercase()));
-            let like = |column: tickets::Column| {
-                Expr::expr(Func::lower(Expr::col(column)))
-                    .like(LikeExpr::new(pattern.clone()).escape('\\'))
-            };
-            condition = condition.add(
-                Condition::any()
-                    .add(like(tickets::Column::Title))
-                    .add(like(tickets::Column::Description)),
-            );
-        }
+        condition = condition.add(crate::text::search_condition(
+            self.search.as_deref(),
+            &[tickets::Column::Title, tickets::Column::Description],
+        )?);
         let ranges = [
             (tickets::Column::CreatedAt, self.created_after, true),
             (tickets::Column::CreatedAt, self.created_before, false),
@@ -160,12 +141,6 @@ impl TicketFilter {
         }
         Ok(condition)
     }
-}
-
-fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }
 
 /// The orders a ticket list can take.

@@ -1330,6 +1330,12 @@ fn title(value: &str, field: &str) -> ApiResult<String> {
             format!("`{field}` holds at most {MAX_TITLE} characters"),
         ));
     }
+    if crate::text::single_line_violation(value).is_some() {
+        return Err(ApiError::bad_input(
+            field,
+            format!("`{field}` is one line: no newlines, tabs or other control characters"),
+        ));
+    }
     Ok(value.to_owned())
 }
 

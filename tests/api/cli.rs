@@ -307,8 +307,9 @@ async fn the_quick_start_needs_no_setup_and_itsm_token_signs_with_its_key() {
 /// A request waiting on an unreachable PostgreSQL is in flight when SIGTERM
 /// arrives; it still gets its answer before the process exits cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ITSM_TEST_POSTGRES_URL"]
 async fn sigterm_lets_an_in_flight_request_finish() {
-    let Some(admin) = postgres_url() else { return };
+    let admin = postgres_url();
     let db = TestDatabase::create(Backend::Postgres).await;
     let proxy = Proxy::start(postgres_socket(&admin)).await;
     let url = via_proxy(&db.url, proxy.address);
@@ -354,8 +355,9 @@ async fn ctrl_c_shuts_the_server_down_cleanly() {
 /// PostgreSQL that accepts connections but never answers, which the pool
 /// would give up on only after 20 s) is answered 503 when the limit strikes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ITSM_TEST_POSTGRES_URL"]
 async fn a_request_over_the_time_limit_is_answered_503() {
-    let Some(admin) = postgres_url() else { return };
+    let admin = postgres_url();
     let db = TestDatabase::create(Backend::Postgres).await;
     let proxy = Proxy::start(postgres_socket(&admin)).await;
     let url = via_proxy(&db.url, proxy.address);
@@ -416,10 +418,8 @@ fn serve_refuses_postgres_without_a_key_and_a_short_secret() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ITSM_TEST_POSTGRES_URL"]
 async fn postgres_starts_without_a_key_in_development_mode() {
-    if postgres_url().is_none() {
-        return;
-    }
     let db = TestDatabase::create(Backend::Postgres).await;
     let dir = db.dir().clone();
     let env = [("ITSM_DATABASE_URL", db.url.as_str()), ("ITSM_DEV", "true")];
@@ -663,10 +663,8 @@ async fn seed_demo_loads_every_kind_priority_and_status(backend: Backend) {
 /// Two server processes share one PostgreSQL database: a subscriber on each
 /// receives what is changed through the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ITSM_TEST_POSTGRES_URL"]
 async fn two_server_processes_share_live_updates_through_postgres() {
-    if postgres_url().is_none() {
-        return;
-    }
     let db = TestDatabase::create(Backend::Postgres).await;
     let env = [
         ("ITSM_DATABASE_URL", db.url.as_str()),

@@ -21,6 +21,7 @@ crate::on_both_backends!(
     cancelling_a_request_skips_its_tasks_and_freezes_them,
     items_without_approval_start_work_at_once,
     a_request_keeps_the_form_it_was_made_with,
+    a_manager_never_decides_the_approval_of_her_own_ticket,
 );
 
 const UPDATE: &str =
@@ -901,4 +902,118 @@ async fn a_request_keeps_the_form_it_was_made_with(backend: Backend) {
             {"field": {"key": "justification", "label": "Why", "type": "TEXTAREA", "options": []}, "value": "Old"}
         ])
     );
+}
+
+/// Separation of duties: whoever requested a ticket never decides its
+/// approval, whatever the rule; another manager (or the other named
+/// approvers) must.
+async fn a_manager_never_decides_the_approval_of_her_own_ticket(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let d = desk(&app).await;
+    let otto = app.person("otto", Role::Manager).await;
+    let fiona = app.person("fiona", Role::Requester).await;
+    const MINE: &str = "{ myApprovals { id ticket { id } } }";
+    let decide =
+        |approval: &Value| json!({"input": {"approvalId": approval, "decision": "APPROVED"}});
+    let approvals_of = |who: &Person, id: &Value| {
+        let query = "query($id: ID!) { ticket(id: $id) { status approvals { id state canDecide approver { subject } } } }";
+        let variables = json!({"id": id});
+        let who = who.clone();
+        let app = &app;
+        async move { app.ok(&who, query, variables).await["ticket"].clone() }
+    };
+
+    // Any manager: her own request waits for another one.
+    let laptop = item(
+        &app,
+        &d.mia,
+        &d.service,
+        &d.queue,
+        "laptop",
+        json!({"approval": {"rule": "ANY_MANAGER"}}),
+    )
+    .await;
+    let own = request(&app, &d.mia, &laptop).await;
+    let ticket = approvals_of(&d.mia, &own).await;
+    assert_eq!(ticket["status"], "AWAITING_APPROVAL");
+    let approval = ticket["approvals"][0]["id"].clone();
+    assert_eq!(ticket["approvals"][0]["canDecide"], false);
+    let listed = app.ok(&d.mia, MINE, json!({})).await;
+    assert_eq!(listed["myApprovals"], json!([]), "not in her own inbox");
+    let refused = app.fails(&d.mia, DECIDE, decide(&approval)).await;
+    assert_eq!(code(&refused), Some("FORBIDDEN"), "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("another approver"),
+        "{refused}"
+    );
+    assert_eq!(
+        approvals_of(&d.mia, &own).await["approvals"][0]["state"],
+        "PENDING"
+    );
+    let listed = app.ok(&otto, MINE, json!({})).await;
+    assert_eq!(listed["myApprovals"][0]["id"], approval);
+    assert_eq!(
+        approvals_of(&otto, &own).await["approvals"][0]["canDecide"],
+        true
+    );
+    let decided = app.ok(&otto, DECIDE, decide(&approval)).await;
+    assert_eq!(decided["decideApproval"]["ticket"]["status"], "IN_PROGRESS");
+
+    // Her own normal change, too.
+    let create = "mutation { createChange(input: {title: \"Own change\", impact: LOW, urgency: LOW, changeType: NORMAL, risk: LOW}) { ticket { id approvals { id } } } }";
+    let change = app.ok(&d.mia, create, json!({})).await["createChange"]["ticket"].clone();
+    let approval = change["approvals"][0]["id"].clone();
+    let refused = app.fails(&d.mia, DECIDE, decide(&approval)).await;
+    assert_eq!(code(&refused), Some("FORBIDDEN"), "{refused}");
+    app.ok(&otto, DECIDE, decide(&approval)).await;
+
+    // Named as an approver of her own request: under ALL her place goes to
+    // any other manager; the other named approver still decides.
+    let monitor = item(
+        &app,
+        &d.mia,
+        &d.service,
+        &d.queue,
+        "monitor",
+        json!({
+        "approval": {"rule": "APPROVERS", "mode": "ALL", "approverIds": [d.mia.id, fiona.id]}}),
+    )
+    .await;
+    let own = request(&app, &d.mia, &monitor).await;
+    let ticket = approvals_of(&otto, &own).await;
+    let approvers: Vec<Value> = ticket["approvals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| a["approver"]["subject"].clone())
+        .collect();
+    assert_eq!(approvers, vec![Value::Null, json!("fiona")], "{ticket}");
+    for approval in ticket["approvals"].as_array().into_iter().flatten() {
+        let refused = app.fails(&d.mia, DECIDE, decide(&approval["id"])).await;
+        assert_eq!(code(&refused), Some("FORBIDDEN"), "{refused}");
+    }
+    app.ok(&otto, DECIDE, decide(&ticket["approvals"][0]["id"]))
+        .await;
+    let done = app
+        .ok(&fiona, DECIDE, decide(&ticket["approvals"][1]["id"]))
+        .await;
+    assert_eq!(done["decideApproval"]["ticket"]["status"], "IN_PROGRESS");
+
+    // Sent for approval by hand: still not hers to decide.
+    let incident = app
+        .incident(&d.mia, "Own outage", "LOW", "LOW", Some(&d.queue))
+        .await;
+    app.ok(
+        &d.mia,
+        TRANSITION,
+        json!({"input": {"id": incident["id"], "to": "AWAITING_APPROVAL"}}),
+    )
+    .await;
+    let approval = approvals_of(&d.mia, &incident["id"]).await["approvals"][0]["id"].clone();
+    let refused = app.fails(&d.mia, DECIDE, decide(&approval)).await;
+    assert_eq!(code(&refused), Some("FORBIDDEN"), "{refused}");
+    app.ok(&otto, DECIDE, decide(&approval)).await;
 }

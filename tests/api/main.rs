@@ -9,6 +9,7 @@ mod cli;
 mod comments;
 mod fulfilment;
 mod graphql;
+mod hardening;
 mod health;
 mod lifecycle;
 mod live;
