@@ -229,9 +229,45 @@ pub struct HttpSettings {
     #[arg(long, env = "ITSM_WS_KEEPALIVE", default_value = "30s", value_parser = parse_duration, global = true)]
     pub ws_keepalive: Duration,
 
+    /// Who may run introspection queries and read `/schema.graphql`: `on`
+    /// (anyone), `authenticated` (callers with a valid token) or `off`.
+    #[arg(
+        long,
+        env = "ITSM_INTROSPECTION",
+        value_enum,
+        default_value = "on",
+        global = true
+    )]
+    pub introspection: Introspection,
+
+    /// Serve the GraphiQL explorer at `/` (`true` or `false`).
+    #[arg(long, env = "ITSM_EXPLORER", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub explorer: bool,
+
+    /// When set, `/metrics` answers only `Authorization: Bearer <this token>`.
+    #[arg(
+        long,
+        env = "ITSM_METRICS_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub metrics_token: Option<Secret>,
+
     /// How long a WebSocket may stay open without a `connection_init`.
     #[arg(long, env = "ITSM_WS_INIT_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
     pub ws_init_timeout: Duration,
+}
+
+/// Who may run introspection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Introspection {
+    /// Anyone, signed in or not.
+    #[default]
+    On,
+    /// Callers with a valid token.
+    Authenticated,
+    /// Nobody.
+    Off,
 }
 
 /// Limits that keep one GraphQL request from consuming the service.

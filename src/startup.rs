@@ -57,6 +57,7 @@ impl Application {
             input: InputLimits {
                 max_list: settings.graphql.graphql_max_list.max(1),
             },
+            introspection: settings.http.introspection,
         };
         let bus = EventBus::new(settings.http.ws_buffer);
         let mut tasks =

@@ -30,7 +30,7 @@ use super::{
     input::{self, InputLimits},
     shape::{ShapeLimits, check_document, check_variables},
 };
-use crate::error::ApiError;
+use crate::{auth::Auth, config::Introspection, error::ApiError};
 
 /// What an internal error says to the client.
 pub const INTERNAL_MESSAGE: &str = "internal error";
@@ -60,6 +60,8 @@ pub struct Limits {
     pub shape: ShapeLimits,
     /// What any input value may hold.
     pub input: InputLimits,
+    /// Who may run introspection.
+    pub introspection: Introspection,
 }
 
 impl Default for Limits {
@@ -69,6 +71,7 @@ impl Default for Limits {
             max_complexity: 5000,
             shape: ShapeLimits::default(),
             input: InputLimits::default(),
+            introspection: Introspection::On,
         }
     }
 }
@@ -245,6 +248,24 @@ impl Extension for PolicyExtension {
             .map_err(|e| with_code(e, PARSE_FAILED))?;
         input::check_document(&document, &self.limits.input)
             .map_err(|error| error.to_server_error())?;
+        if self.limits.introspection != Introspection::On && asks_introspection(&document) {
+            let signed_in = matches!(ctx.data_opt::<Auth>(), Some(Auth::Viewer(_)));
+            match self.limits.introspection {
+                Introspection::Off => {
+                    return Err(coded(
+                        "introspection is turned off on this server",
+                        "FORBIDDEN",
+                    ));
+                }
+                Introspection::Authenticated if !signed_in => {
+                    return Err(coded(
+                        "introspection needs a valid bearer token on this server",
+                        "UNAUTHENTICATED",
+                    ));
+                }
+                _ => {}
+            }
+        }
         self.introspection_only
             .store(is_introspection_only(&document), Ordering::Relaxed);
         Ok(document)
@@ -283,6 +304,38 @@ impl Extension for PolicyExtension {
         }
         Ok(result)
     }
+}
+
+fn coded(message: &str, code: &str) -> ServerError {
+    with_code(ServerError::new(message, None), code)
+}
+
+/// True when the document selects `__schema` or `__type` anywhere (they are
+/// valid only at the query root, so anywhere means there).
+fn asks_introspection(document: &ExecutableDocument) -> bool {
+    let mut sets: Vec<&async_graphql::Positioned<async_graphql::parser::types::SelectionSet>> =
+        document
+            .operations
+            .iter()
+            .map(|(_, op)| &op.node.selection_set)
+            .chain(document.fragments.values().map(|f| &f.node.selection_set))
+            .collect();
+    while let Some(set) = sets.pop() {
+        for item in &set.node.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    let name = field.node.name.node.as_str();
+                    if name == "__schema" || name == "__type" {
+                        return true;
+                    }
+                    sets.push(&field.node.selection_set);
+                }
+                Selection::InlineFragment(fragment) => sets.push(&fragment.node.selection_set),
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+    }
+    false
 }
 
 fn limit_error(message: String) -> ServerError {
@@ -402,6 +455,7 @@ mod tests {
                 max_complexity: 10,
                 shape: ShapeLimits::default(),
                 input: InputLimits::default(),
+                introspection: Introspection::On,
             }))
             .finish();
         schema

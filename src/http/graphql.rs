@@ -225,7 +225,11 @@ fn parse_query_string(
 
 /// Reads the bearer token. A bad one ends the request with 401, whatever the
 /// query asks for; the message never says which check failed.
-async fn authenticate(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Auth, Response> {
+pub(crate) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Auth, Response> {
     let header = match headers.get(header::AUTHORIZATION).map(HeaderValue::to_str) {
         None => None,
         Some(Ok(value)) => Some(value),

@@ -1,6 +1,11 @@
 //! Liveness and readiness probes, and metrics.
 
-use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
 use serde_json::json;
 
 use super::{AppState, READY_TIMEOUT};
@@ -28,7 +33,27 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Prometheus metrics: SQL statements run and failed, and time spent in them,
 /// for requests and for background work (the event pump, timers).
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.settings.metrics_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !same(presented.trim().as_bytes(), token.expose().as_bytes()) {
+            let mut response = super::error_response(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "metrics need the metrics bearer token".into(),
+                None,
+            );
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"metrics\""),
+            );
+            return response;
+        }
+    }
     let metrics = state.db.metrics();
     let mut body = String::new();
     let families: [(&str, &str, &str); 3] = [
@@ -69,4 +94,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         body,
     )
+        .into_response()
+}
+
+/// Compares two secrets in time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

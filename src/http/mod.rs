@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, Request},
+    extract::{DefaultBodyLimit, Request, State},
     http::{HeaderName, HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Response},
     routing::get,
@@ -24,7 +24,12 @@ use tower_http::{
 };
 use tracing::Level;
 
-use crate::{auth::Authenticator, config::HttpSettings, db::Db, graphql::ItsmSchema};
+use crate::{
+    auth::{Auth, Authenticator},
+    config::{HttpSettings, Introspection},
+    db::Db,
+    graphql::ItsmSchema,
+};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -94,7 +99,10 @@ pub(crate) fn request_id(request: &Request) -> String {
         .to_owned()
 }
 
-async fn graphiql() -> Html<String> {
+async fn graphiql(State(state): State<AppState>) -> Response {
+    if !state.settings.explorer {
+        return not_found().await;
+    }
     Html(
         async_graphql::http::GraphiQLSource::build()
             .endpoint("/graphql")
@@ -102,9 +110,30 @@ async fn graphiql() -> Html<String> {
             .title("ITSM GraphQL")
             .finish(),
     )
+    .into_response()
 }
 
-async fn sdl() -> impl IntoResponse {
+/// The SDL, to whom introspection is open.
+async fn sdl(State(state): State<AppState>, request: Request) -> Response {
+    match state.settings.introspection {
+        Introspection::Off => return not_found().await,
+        Introspection::Authenticated => {
+            let id = request_id(&request);
+            match graphql::authenticate(&state, request.headers(), &id).await {
+                Ok(Auth::Viewer(_)) => {}
+                Ok(Auth::Anonymous) => {
+                    return error_response(
+                        StatusCode::UNAUTHORIZED,
+                        "UNAUTHENTICATED",
+                        "the schema needs a valid bearer token on this server".into(),
+                        None,
+                    );
+                }
+                Err(response) => return response,
+            }
+        }
+        Introspection::On => {}
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -112,6 +141,7 @@ async fn sdl() -> impl IntoResponse {
         )],
         crate::graphql::sdl(),
     )
+        .into_response()
 }
 
 async fn not_found() -> Response {

@@ -3,8 +3,9 @@
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
+use super::service;
 use crate::{
-    auth::Role,
+    auth::{Auth, Role},
     entity::users,
     error::ApiResult,
     graphql::{ContextExt, relay::encode_id},
@@ -22,13 +23,15 @@ impl User {
     }
 
     /// The identity provider's id for this person (the token's `sub`).
-    async fn subject(&self) -> &str {
-        &self.0.subject
+    /// Null for requesters looking at someone else: they see display names only.
+    async fn subject(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.shown(ctx).then_some(self.0.subject.as_str())
     }
 
-    /// The email address from the latest token, if it carried one.
-    async fn email(&self) -> Option<&str> {
-        self.0.email.as_deref()
+    /// The email address from the latest token, if it carried one. Null for
+    /// requesters looking at someone else.
+    async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.0.email.as_deref().filter(|_| self.shown(ctx))
     }
 
     /// The name to show: the token's `name`, else email, else subject.
@@ -36,19 +39,32 @@ impl User {
         &self.0.display_name
     }
 
-    /// The role granted by the latest token.
-    async fn role(&self) -> Role {
-        self.0.role
+    /// The role granted by the latest token. Null for requesters looking at
+    /// someone else.
+    async fn role(&self, ctx: &Context<'_>) -> Option<Role> {
+        self.shown(ctx).then_some(self.0.role)
     }
 
-    /// When the service first saw this person.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    /// When the service first saw this person. Null for requesters looking at
+    /// someone else.
+    async fn created_at(&self, ctx: &Context<'_>) -> Option<DateTime<Utc>> {
+        self.shown(ctx).then_some(self.0.created_at)
     }
 
-    /// When the stored claims last changed.
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+    /// When the stored claims last changed. Null for requesters looking at
+    /// someone else.
+    async fn updated_at(&self, ctx: &Context<'_>) -> Option<DateTime<Utc>> {
+        self.shown(ctx).then_some(self.0.updated_at)
+    }
+}
+
+impl User {
+    /// Whether the viewer may see more than the display name.
+    fn shown(&self, ctx: &Context<'_>) -> bool {
+        match ctx.auth() {
+            Auth::Viewer(viewer) => service::may_see_details(viewer, self.0.id),
+            Auth::Anonymous => false,
+        }
     }
 }
 

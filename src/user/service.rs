@@ -14,6 +14,13 @@ use crate::{
     error::ApiResult,
 };
 
+/// May `viewer` see more of `user_id` than their display name (subject,
+/// email, role, dates)? The person themselves and staff and integrations
+/// may; requesters see other people's display names only.
+pub fn may_see_details(viewer: &Viewer, user_id: i64) -> bool {
+    viewer.user.id == user_id || viewer.role != Role::Requester
+}
+
 /// Returns the user for these claims, creating it on first sight and bringing
 /// email, name and role in step with the claims when they changed.
 ///

@@ -358,7 +358,10 @@ async fn a_rejected_request_is_cancelled_with_the_reason(backend: Backend) {
         "{after}"
     );
     assert_eq!(after["approvals"][0]["state"], "REJECTED");
-    assert_eq!(after["approvals"][0]["decidedBy"]["subject"], "mia");
+    // The requester sees who decided by display name only.
+    assert_eq!(after["approvals"][0]["decidedBy"]["subject"], Value::Null);
+    let staff_view = ticket(&app, &d.mia, &id).await;
+    assert_eq!(staff_view["approvals"][0]["decidedBy"]["subject"], "mia");
     assert_eq!(after["tasks"], json!([]), "no work for a rejected request");
 }
 

@@ -18,6 +18,10 @@ crate::on_both_backends!(
     control_characters_are_refused_in_every_text_input_and_nothing_is_written,
     control_characters_in_token_claims_get_401_and_no_user,
     huge_lists_and_long_search_terms_are_refused,
+    introspection_and_the_sdl_follow_the_exposure_setting,
+    the_explorer_can_be_turned_off,
+    metrics_need_the_metrics_token_once_one_is_set,
+    requesters_see_only_the_display_names_of_other_people,
 );
 
 /// The nesting depths every path is tried with.
@@ -548,4 +552,169 @@ async fn huge_lists_and_long_search_terms_are_refused(backend: Backend) {
         assert_eq!(error["extensions"]["field"], "search", "{query}: {error}");
         app.ok(&agent, query, json!({"s": "x".repeat(200)})).await;
     }
+}
+
+const INTROSPECT: &str = "{ __schema { queryType { name } } }";
+
+async fn introspection_and_the_sdl_follow_the_exposure_setting(backend: Backend) {
+    // Off: nobody, on any path.
+    let app = spawn_app_with(backend, &["--introspection", "off"]).await;
+    let token = app.token("intro", Role::Admin);
+    for who in [None, Some(token.as_str())] {
+        let (_, body) = app.graphql(INTROSPECT, who).await;
+        assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+        let (_, body) = app
+            .graphql(
+                "query { ...T } fragment T on Query { __type(name: \"Ticket\") { name } }",
+                who,
+            )
+            .await;
+        assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+    }
+    still_serves(&app).await;
+    let sdl = app
+        .client
+        .get(app.url("/schema.graphql"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(sdl.status(), StatusCode::NOT_FOUND);
+    let mut ws = WsClient::signed_in_at(&app.ws_url(), &token).await;
+    ws.subscribe("i", INTROSPECT, json!({})).await;
+    let answer = ws.next_of("i").await;
+    assert!(answer.to_string().contains("FORBIDDEN"), "{answer}");
+
+    // Authenticated: only with a valid token.
+    let app = spawn_app_with(backend, &["--introspection", "authenticated"]).await;
+    let token = app.token("intro", Role::Requester);
+    let (_, body) = app.graphql(INTROSPECT, None).await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{body}");
+    let (_, body) = app.graphql(INTROSPECT, Some(&token)).await;
+    assert_eq!(
+        body["data"]["__schema"]["queryType"]["name"], "Query",
+        "{body}"
+    );
+    let anonymous = app
+        .client
+        .get(app.url("/schema.graphql"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let signed = app
+        .client
+        .get(app.url("/schema.graphql"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(signed.status(), StatusCode::OK);
+    let mut ws = WsClient::connect(&app, "graphql-transport-ws").await;
+    ws.send(json!({"type": "connection_init", "payload": {}}))
+        .await;
+    assert_eq!(ws.next().await["type"], "connection_ack");
+    ws.subscribe("i", INTROSPECT, json!({})).await;
+    let answer = ws.next_of("i").await;
+    assert!(answer.to_string().contains("UNAUTHENTICATED"), "{answer}");
+
+    // On (the default): anyone.
+    let app = spawn_app(backend).await;
+    let (_, body) = app.graphql(INTROSPECT, None).await;
+    assert_eq!(
+        body["data"]["__schema"]["queryType"]["name"], "Query",
+        "{body}"
+    );
+}
+
+async fn the_explorer_can_be_turned_off(backend: Backend) {
+    let app = spawn_app_with(backend, &["--explorer", "false"]).await;
+    let page = app.client.get(app.url("/")).send().await.expect("sent");
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    still_serves(&app).await;
+}
+
+async fn metrics_need_the_metrics_token_once_one_is_set(backend: Backend) {
+    let app = spawn_app_with(backend, &["--metrics-token", "scrape-secret-0123456789"]).await;
+    let get = |token: Option<&str>| {
+        let mut request = app.client.get(app.url("/metrics"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.expect("sent") }
+    };
+    assert_eq!(get(None).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(Some("scrape-secret-012345678")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // A user's token is not the metrics token.
+    assert_eq!(
+        get(Some(&app.token("ops", Role::Admin))).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let response = get(Some("scrape-secret-0123456789")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("text");
+    assert!(text.contains("itsm_db_statements_total"), "{text}");
+    // Probes stay open for load balancers.
+    let ready = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ready.status(), StatusCode::OK);
+}
+
+async fn requesters_see_only_the_display_names_of_other_people(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.person("people-admin", Role::Admin).await;
+    let agent = app.person("people-agent", Role::Agent).await;
+    let requester = app.person("people-requester", Role::Requester).await;
+    let (_, queue) = app.team_with_queue(&admin, "People desk", &[&agent]).await;
+    let ticket = app
+        .incident(&requester, "Screen flickers", "LOW", "LOW", Some(&queue))
+        .await;
+    app.ok(
+        &agent,
+        "mutation($input: AssignTicketInput!) { assignTicket(input: $input) { ticket { id } } }",
+        json!({"input": {"id": ticket["id"], "assigneeId": agent.id}}),
+    )
+    .await;
+    app.ok(
+        &agent,
+        "mutation($input: AddCommentInput!) { addComment(input: $input) { comment { id } } }",
+        json!({"input": {"ticketId": ticket["id"], "body": "Looking into it"}}),
+    )
+    .await;
+    let people = "{ subject email displayName role createdAt updatedAt }";
+    let query = format!(
+        "query($id: ID!) {{ ticket(id: $id) {{ requester {people} assignee {people} latestComment {{ author {people} }} comments {{ nodes {{ author {people} }} }} }} }}"
+    );
+    let seen = app
+        .ok(&requester, &query, json!({"id": ticket["id"]}))
+        .await["ticket"]
+        .clone();
+    for other in [
+        &seen["assignee"],
+        &seen["latestComment"]["author"],
+        &seen["comments"]["nodes"][0]["author"],
+    ] {
+        assert_eq!(other["displayName"], "Test people-agent", "{seen}");
+        for hidden in ["subject", "email", "role", "createdAt", "updatedAt"] {
+            assert_eq!(other[hidden], Value::Null, "{hidden}: {seen}");
+        }
+    }
+    // Themselves, in full.
+    assert_eq!(seen["requester"]["subject"], "people-requester");
+    assert_eq!(seen["requester"]["email"], "people-requester@example.com");
+    // Staff see everyone in full.
+    let staff = app.ok(&agent, &query, json!({"id": ticket["id"]})).await["ticket"].clone();
+    assert_eq!(staff["requester"]["subject"], "people-requester", "{staff}");
+    assert_eq!(staff["requester"]["role"], "REQUESTER", "{staff}");
+    assert_eq!(
+        staff["assignee"]["email"], "people-agent@example.com",
+        "{staff}"
+    );
 }
