@@ -29,6 +29,9 @@ trap cleanup EXIT
 export ITSM_DATABASE_URL="${admin_url%/*}/$database"
 export ITSM_JWT_SECRET="queue-page-benchmark-secret-0123456789"
 export ITSM_LOG=warn
+# One token stands for every simulated client: the per-caller rate limit would
+# measure the limiter, not the service.
+export ITSM_RATE_LIMIT=0
 
 echo "== seeding $tickets tickets"
 target/release/itsm seed --demo --tickets "$tickets"

@@ -322,6 +322,44 @@ pub struct GraphqlSettings {
     )]
     pub graphql_max_list: usize,
 
+    /// Cost points each caller (a signed-in person, or an anonymous address)
+    /// may spend a minute on this replica, all of them available at once; a
+    /// request's points are its complexity price. 0 turns the limit off.
+    #[arg(
+        long,
+        env = "ITSM_RATE_LIMIT",
+        default_value_t = 200_000,
+        global = true
+    )]
+    pub rate_limit: u32,
+
+    /// Most SQL statements one request (or one subscription event) may run.
+    #[arg(
+        long,
+        env = "ITSM_REQUEST_MAX_STATEMENTS",
+        default_value_t = 100,
+        global = true
+    )]
+    pub request_max_statements: u64,
+
+    /// Most rows one request (or one subscription event) may read.
+    #[arg(
+        long,
+        env = "ITSM_REQUEST_MAX_ROWS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub request_max_rows: u64,
+
+    /// Most pooled connections one request may use at once (its share of the pool).
+    #[arg(
+        long,
+        env = "ITSM_REQUEST_MAX_CONNECTIONS",
+        default_value_t = 2,
+        global = true
+    )]
+    pub request_max_connections: usize,
+
     /// Most operations in one batched HTTP request; 1 turns batching off.
     #[arg(
         long,

@@ -20,7 +20,7 @@ use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr,
+    DbErr, ExecResult, QueryResult, Statement,
     sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 
@@ -31,10 +31,196 @@ use crate::config::DatabaseSettings;
 /// On PostgreSQL both are the same pool.
 #[derive(Clone, Debug)]
 pub struct Db {
-    reader: DatabaseConnection,
+    reader: Reader,
     writer: DatabaseConnection,
     metrics: Arc<Metrics>,
     signals: Arc<Signals>,
+}
+
+/// What one request may take from the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestBudget {
+    /// Most statements it runs at once: its share of the pool.
+    pub max_concurrent: usize,
+    /// Most statements it runs in all.
+    pub max_statements: u64,
+    /// Most rows it reads in all.
+    pub max_rows: u64,
+}
+
+impl Default for RequestBudget {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 2,
+            max_statements: 100,
+            max_rows: 10_000,
+        }
+    }
+}
+
+/// The marker of a statement refused because its request spent its budget.
+pub const OVER_BUDGET: &str = "request over budget";
+
+/// One request's meter and share of the pool: every read it makes passes
+/// here, so a request can neither hold more than its share of connections
+/// nor run more statements or read more rows than its budget.
+#[derive(Debug)]
+pub struct Gate {
+    budget: RequestBudget,
+    permits: tokio::sync::Semaphore,
+    statements: AtomicU64,
+    rows: AtomicU64,
+    active: AtomicU64,
+    peak: AtomicU64,
+}
+
+/// A statement under way: holds its share of the pool until dropped.
+struct Entered<'a> {
+    gate: &'a Gate,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        self.gate.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Gate {
+    /// A fresh gate for one request.
+    pub fn new(budget: RequestBudget) -> Self {
+        Self {
+            budget,
+            permits: tokio::sync::Semaphore::new(budget.max_concurrent.max(1)),
+            statements: AtomicU64::new(0),
+            rows: AtomicU64::new(0),
+            active: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
+        }
+    }
+
+    /// The most statements this request ran at once.
+    pub fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Statements run so far.
+    pub fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    /// Rows read so far.
+    pub fn rows(&self) -> u64 {
+        self.rows.load(Ordering::Relaxed)
+    }
+
+    /// Starts counting afresh (each event of a subscription is a request of its own).
+    pub fn reset(&self) {
+        self.statements.store(0, Ordering::Relaxed);
+        self.rows.store(0, Ordering::Relaxed);
+        self.peak.store(0, Ordering::Relaxed);
+    }
+
+    /// Waits for a share of the pool and counts the statement, or refuses it
+    /// once the budget is spent.
+    async fn enter(&self) -> Result<Entered<'_>, DbErr> {
+        let over = |what: &str, limit: u64| {
+            Err(DbErr::Custom(format!(
+                "{OVER_BUDGET}: more than {limit} {what} in one request"
+            )))
+        };
+        if self.rows() > self.budget.max_rows {
+            return over("rows", self.budget.max_rows);
+        }
+        if self.statements.fetch_add(1, Ordering::Relaxed) >= self.budget.max_statements {
+            return over("SQL statements", self.budget.max_statements);
+        }
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| DbErr::Custom("request gate closed".into()))?;
+        let active = self.active.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(active, Ordering::Relaxed);
+        Ok(Entered {
+            gate: self,
+            _permit: permit,
+        })
+    }
+
+    fn read(&self, rows: usize) -> Result<(), DbErr> {
+        let rows = u64::try_from(rows).unwrap_or(u64::MAX);
+        let total = self
+            .rows
+            .fetch_add(rows, Ordering::Relaxed)
+            .saturating_add(rows);
+        if total > self.budget.max_rows {
+            return Err(DbErr::Custom(format!(
+                "{OVER_BUDGET}: more than {} rows in one request",
+                self.budget.max_rows
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The pool reads go through; metered by a request's [`Gate`] when it has one.
+#[derive(Clone, Debug)]
+pub struct Reader {
+    conn: DatabaseConnection,
+    gate: Option<Arc<Gate>>,
+}
+
+impl Reader {
+    async fn enter(&self) -> Result<Option<Entered<'_>>, DbErr> {
+        match &self.gate {
+            Some(gate) => gate.enter().await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn read(&self, rows: usize) -> Result<(), DbErr> {
+        self.gate.as_ref().map_or(Ok(()), |gate| gate.read(rows))
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl ConnectionTrait for Reader {
+    fn get_database_backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let _permit = self.enter().await?;
+        self.conn.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        let _permit = self.enter().await?;
+        self.conn.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let _permit = self.enter().await?;
+        let row = self.conn.query_one_raw(stmt).await?;
+        self.read(usize::from(row.is_some()))?;
+        Ok(row)
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let _permit = self.enter().await?;
+        let rows = self.conn.query_all_raw(stmt).await?;
+        self.read(rows.len())?;
+        Ok(rows)
+    }
+
+    fn support_returning(&self) -> bool {
+        self.conn.support_returning()
+    }
+
+    fn is_mock_connection(&self) -> bool {
+        false
+    }
 }
 
 /// In-process signals about committed changes.
@@ -132,7 +318,10 @@ impl Db {
             let metrics = Arc::default();
             let pool = observed(pool, &metrics, false);
             return Ok(Self {
-                reader: pool.clone(),
+                reader: Reader {
+                    conn: pool.clone(),
+                    gate: None,
+                },
                 writer: pool,
                 metrics,
                 signals: Arc::default(),
@@ -153,7 +342,10 @@ impl Db {
         if settings.sqlite_path().is_none() {
             // Every connection to an in-memory database is a database of its own.
             return Ok(Self {
-                reader: writer.clone(),
+                reader: Reader {
+                    conn: writer.clone(),
+                    gate: None,
+                },
                 writer,
                 metrics,
                 signals: Arc::default(),
@@ -169,7 +361,10 @@ impl Db {
         .with_context(|| format!("could not open {} for reading", settings.database_url))?;
         let reader = observed(reader, &metrics, false);
         Ok(Self {
-            reader,
+            reader: Reader {
+                conn: reader,
+                gate: None,
+            },
             writer,
             metrics,
             signals: Arc::default(),
@@ -179,11 +374,30 @@ impl Db {
     /// The same database, with statements counted as background work.
     pub fn background(&self) -> Self {
         Self {
-            reader: observed(self.reader.clone(), &self.metrics, true),
+            reader: Reader {
+                conn: observed(self.reader.conn.clone(), &self.metrics, true),
+                gate: None,
+            },
             writer: observed(self.writer.clone(), &self.metrics, true),
             metrics: self.metrics.clone(),
             signals: self.signals.clone(),
         }
+    }
+
+    /// The same database, with reads metered by `gate`.
+    pub fn gated(&self, gate: Arc<Gate>) -> Self {
+        Self {
+            reader: Reader {
+                conn: self.reader.conn.clone(),
+                gate: Some(gate),
+            },
+            ..self.clone()
+        }
+    }
+
+    /// The gate metering this handle's reads, if any.
+    pub fn gate(&self) -> Option<&Arc<Gate>> {
+        self.reader.gate.as_ref()
     }
 
     /// Signals about committed changes.
@@ -215,8 +429,8 @@ impl Db {
         &self.metrics
     }
 
-    /// For queries. Read-only on SQLite.
-    pub fn reader(&self) -> &DatabaseConnection {
+    /// For queries. Read-only on SQLite; metered per request.
+    pub fn reader(&self) -> &Reader {
         &self.reader
     }
 
@@ -240,7 +454,7 @@ impl Db {
 
     /// Checks that the database answers, within `timeout`.
     pub async fn ping(&self, timeout: Duration) -> anyhow::Result<()> {
-        tokio::time::timeout(timeout, self.reader.ping())
+        tokio::time::timeout(timeout, self.reader.conn.ping())
             .await
             .context("database ping timed out")?
             .context("database ping failed")
@@ -249,7 +463,7 @@ impl Db {
     /// Closes both pools.
     pub async fn close(self) {
         // Errors on close only mean the pool was already gone.
-        let _ = self.reader.close_by_ref().await;
+        let _ = self.reader.conn.close_by_ref().await;
         let _ = self.writer.close_by_ref().await;
     }
 }

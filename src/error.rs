@@ -30,8 +30,12 @@ pub enum ApiError {
     BadUserInputs(Vec<(String, String)>),
     /// The write conflicts with the current state (stale version, duplicate key).
     Conflict(String),
-    /// Too many requests; try later.
+    /// Too many requests; try again after this many seconds.
     RateLimited,
+    /// The request spent its budget of SQL statements or rows.
+    BudgetExceeded(String),
+    /// The database could not be reached in time; try again shortly.
+    Unavailable,
     /// Anything else; the cause is logged with the request id.
     Internal(Arc<anyhow::Error>),
 }
@@ -49,6 +53,8 @@ impl ApiError {
             Self::BadUserInput { .. } | Self::BadUserInputs(_) => "BAD_USER_INPUT",
             Self::Conflict(_) => "CONFLICT",
             Self::RateLimited => "RATE_LIMITED",
+            Self::BudgetExceeded(_) => "BUDGET_EXCEEDED",
+            Self::Unavailable => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -73,7 +79,13 @@ impl From<DbErr> for ApiError {
             Some(SqlErr::UniqueConstraintViolation(_)) => {
                 Self::Conflict("a record with the same unique values already exists".into())
             }
-            _ => Self::internal(anyhow::Error::new(err).context("database error")),
+            _ => match err {
+                DbErr::Custom(message) if message.starts_with(crate::db::OVER_BUDGET) => {
+                    Self::BudgetExceeded(message)
+                }
+                DbErr::ConnectionAcquire(_) => Self::Unavailable,
+                err => Self::internal(anyhow::Error::new(err).context("database error")),
+            },
         }
     }
 }

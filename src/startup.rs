@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use crate::{
     auth::{Authenticator, JwtKeys, KeySource},
     config::Settings,
-    db::Db,
+    db::{Db, RequestBudget},
     events::{self, bus::EventBus},
     graphql::{self, Limits, input::InputLimits, shape::ShapeLimits},
     http::{self, AppState},
@@ -58,6 +58,7 @@ impl Application {
                 max_list: settings.graphql.graphql_max_list.max(1),
             },
             introspection: settings.http.introspection,
+            rate_per_minute: settings.graphql.rate_limit,
         };
         let bus = EventBus::new(settings.http.ws_buffer);
         let mut tasks =
@@ -66,7 +67,12 @@ impl Application {
             db.background(),
             settings.database.sla_sweep,
         ));
-        let schema = graphql::build_schema(limits, db.clone(), bus, settings.dev);
+        let budget = RequestBudget {
+            max_concurrent: settings.graphql.request_max_connections.max(1),
+            max_statements: settings.graphql.request_max_statements.max(1),
+            max_rows: settings.graphql.request_max_rows.max(1),
+        };
+        let schema = graphql::build_schema(limits, budget, db.clone(), bus, settings.dev);
         let (shutdown, shutdown_watch) = tokio::sync::watch::channel(false);
         let state = AppState {
             schema,
@@ -114,7 +120,10 @@ impl Application {
             // WebSockets are not HTTP requests the server waits for: tell them.
             let _ = sockets.send(true);
         };
-        axum::serve(self.listener, self.router)
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
             .context("server error")?;

@@ -77,7 +77,8 @@ fn problem(field: impl Into<String>, message: impl Into<String>) -> Problem {
     }
 }
 
-const MAX_FIELDS: usize = 50;
+/// Most fields a request form holds.
+pub const MAX_FIELDS: usize = 50;
 const MAX_TEXT: usize = 200;
 const MAX_TEXTAREA: usize = 5_000;
 

@@ -33,7 +33,8 @@ use crate::{
     },
 };
 
-const MAX_TASKS: usize = 30;
+/// Most tasks a catalog item's template holds.
+pub const MAX_TASKS: usize = 30;
 
 /// An approval rule as given.
 #[derive(Debug, Clone, PartialEq, Eq)]

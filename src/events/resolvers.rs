@@ -17,7 +17,7 @@ use crate::{
         connection::{PageArgs, TotalCount},
         relay::decode_id_of,
     },
-    ticket::resolvers::{TicketEvent, TicketEventConnection, page_complexity},
+    ticket::resolvers::{TicketEvent, TicketEventConnection},
 };
 
 fn bus<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a EventBus> {
@@ -94,7 +94,6 @@ impl EventQuery {
     /// The ticket events the viewer may read, oldest first: the subscriptions'
     /// feed for integrators who poll. Keep the last `endCursor` and pass it as
     /// `after` next time.
-    #[graphql(complexity = "page_complexity(first, None, child_complexity)")]
     async fn ticket_events(
         &self,
         ctx: &Context<'_>,

@@ -27,7 +27,10 @@ use async_graphql::{
 use futures_util::StreamExt;
 
 use super::{
+    cost::{self, TypeMap},
     input::{self, InputLimits},
+    loaders::RequestState,
+    rate::{Caller, ClientAddress, RateLimit},
     shape::{ShapeLimits, check_document, check_variables},
 };
 use crate::{auth::Auth, config::Introspection, error::ApiError};
@@ -62,6 +65,8 @@ pub struct Limits {
     pub input: InputLimits,
     /// Who may run introspection.
     pub introspection: Introspection,
+    /// Cost points each caller may spend a minute (per replica); 0 is no limit.
+    pub rate_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -72,6 +77,7 @@ impl Default for Limits {
             shape: ShapeLimits::default(),
             input: InputLimits::default(),
             introspection: Introspection::On,
+            rate_per_minute: 0,
         }
     }
 }
@@ -97,6 +103,14 @@ impl From<ApiError> for async_graphql::Error {
                 }
             }
             ApiError::RateLimited => ("too many requests; try again later".to_owned(), None),
+            ApiError::BudgetExceeded(message) => (
+                format!("{message}: ask for smaller pages or fewer nested lists"),
+                None,
+            ),
+            ApiError::Unavailable => (
+                "the database is busy; try again in a moment".to_owned(),
+                None,
+            ),
             ApiError::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "internal error");
                 (INTERNAL_MESSAGE.to_owned(), None)
@@ -140,15 +154,22 @@ pub fn report(ctx: &async_graphql::Context<'_>, error: ApiError) -> async_graphq
     error.into()
 }
 
-/// Adds limits and error classification to every request and subscription.
+/// Adds limits, pricing, the rate limit and error classification to every
+/// request and subscription.
 pub struct RequestPolicy {
     limits: Limits,
+    types: Arc<TypeMap>,
+    rate: Option<Arc<RateLimit>>,
 }
 
 impl RequestPolicy {
-    /// A policy enforcing `limits`.
-    pub fn new(limits: Limits) -> Self {
-        Self { limits }
+    /// A policy enforcing `limits`, pricing queries with `types`.
+    pub fn new(limits: Limits, types: Arc<TypeMap>) -> Self {
+        Self {
+            limits,
+            types,
+            rate: RateLimit::new(limits.rate_per_minute).map(Arc::new),
+        }
     }
 }
 
@@ -156,18 +177,71 @@ impl ExtensionFactory for RequestPolicy {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(PolicyExtension {
             limits: self.limits,
+            types: self.types.clone(),
+            rate: self.rate.clone(),
             introspection_only: AtomicBool::new(false),
             request_id: Arc::default(),
+            operation_name: Mutex::default(),
+            meter: Arc::default(),
         })
     }
 }
 
 struct PolicyExtension {
     limits: Limits,
+    types: Arc<TypeMap>,
+    rate: Option<Arc<RateLimit>>,
     introspection_only: AtomicBool,
     /// Request data is not visible to the `request` hook itself, so
     /// `prepare_request` copies the id here.
     request_id: Arc<Mutex<Option<RequestId>>>,
+    /// The operation the request names, for pricing.
+    operation_name: Mutex<Option<String>>,
+    /// The price, and the request's state (whose gate counts statements and rows).
+    meter: Arc<Mutex<Meter>>,
+}
+
+/// What a request was priced at and what measures what it spends.
+#[derive(Default)]
+struct Meter {
+    requested: Option<u64>,
+    limit: u64,
+    state: Option<Arc<RequestState>>,
+}
+
+impl Meter {
+    /// `extensions.cost` of a response.
+    fn cost(&self, response: &Response) -> Option<Value> {
+        let requested = self.requested?;
+        let gate = self.state.as_ref().and_then(|state| state.db().gate());
+        let number = |n: u64| Value::Number(n.into());
+        let mut cost = async_graphql::indexmap::IndexMap::new();
+        cost.insert(async_graphql::Name::new("requested"), number(requested));
+        cost.insert(
+            async_graphql::Name::new("actual"),
+            number(cost::measure(&response.data)),
+        );
+        cost.insert(async_graphql::Name::new("limit"), number(self.limit));
+        if let Some(gate) = gate {
+            cost.insert(
+                async_graphql::Name::new("statements"),
+                number(gate.statements()),
+            );
+            cost.insert(async_graphql::Name::new("rows"), number(gate.rows()));
+            cost.insert(
+                async_graphql::Name::new("peakConnections"),
+                number(gate.peak()),
+            );
+        }
+        Some(Value::Object(cost))
+    }
+}
+
+fn with_cost(mut response: Response, meter: &Mutex<Meter>) -> Response {
+    if let Some(cost) = meter.lock().ok().and_then(|m| m.cost(&response)) {
+        response.extensions.insert("cost".to_owned(), cost);
+    }
+    response
 }
 
 impl PolicyExtension {
@@ -185,7 +259,7 @@ impl PolicyExtension {
 #[async_graphql::async_trait::async_trait]
 impl Extension for PolicyExtension {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let response = next.run(ctx).await;
+        let response = with_cost(next.run(ctx).await, &self.meter);
         let request_id = Self::request_id(&self.request_id, ctx);
         finish(response, request_id.as_ref())
     }
@@ -199,8 +273,10 @@ impl Extension for PolicyExtension {
         // The connection's id lives in its session data.
         let session_id = ctx.data_opt::<RequestId>().cloned();
         let slot = self.request_id.clone();
+        let meter = self.meter.clone();
         next.run(ctx, stream)
             .map(move |response| {
+                let response = with_cost(response, &meter);
                 let request_id = slot
                     .lock()
                     .ok()
@@ -225,7 +301,20 @@ impl Extension for PolicyExtension {
         if let (Some(id), Ok(mut slot)) = (id, self.request_id.lock()) {
             *slot = Some(id);
         }
-        next.run(ctx, request).await
+        if let Ok(mut name) = self.operation_name.lock() {
+            name.clone_from(&request.operation_name);
+        }
+        let request = next.run(ctx, request).await?;
+        // The request's state is added by an extension further in.
+        let state = request
+            .data
+            .get(&TypeId::of::<Arc<RequestState>>())
+            .and_then(|data| data.downcast_ref::<Arc<RequestState>>())
+            .cloned();
+        if let Ok(mut meter) = self.meter.lock() {
+            meter.state = state;
+        }
+        Ok(request)
     }
 
     async fn parse_query(
@@ -268,6 +357,11 @@ impl Extension for PolicyExtension {
         }
         self.introspection_only
             .store(is_introspection_only(&document), Ordering::Relaxed);
+        let operation_name = self.operation_name.lock().ok().and_then(|n| n.clone());
+        let requested = cost::price(&self.types, &document, operation_name.as_deref(), variables);
+        if let Ok(mut meter) = self.meter.lock() {
+            meter.requested = Some(requested);
+        }
         Ok(document)
     }
 
@@ -296,11 +390,41 @@ impl Extension for PolicyExtension {
                 result.depth
             ))]);
         }
-        if result.complexity > max_complexity {
+        let requested = self
+            .meter
+            .lock()
+            .ok()
+            .and_then(|mut meter| {
+                meter.limit = u64::try_from(max_complexity).unwrap_or(u64::MAX);
+                meter.requested
+            })
+            .unwrap_or(0);
+        if requested > u64::try_from(max_complexity).unwrap_or(u64::MAX) {
             return Err(vec![limit_error(format!(
-                "query is too complex: complexity {} exceeds the limit of {max_complexity}",
-                result.complexity
+                "query is too complex: it may cost {requested} points (each field 1, a list's fields once per row it may return), over the limit of {max_complexity}; ask for smaller pages or fewer nested lists"
             ))]);
+        }
+        if let Some(rate) = &self.rate {
+            let caller = match ctx.data_opt::<Auth>() {
+                Some(Auth::Viewer(viewer)) => Caller::User(viewer.user.id),
+                _ => ctx
+                    .data_opt::<ClientAddress>()
+                    .map_or(Caller::Anonymous, |address| Caller::Address(address.0)),
+            };
+            if let Err(wait) = rate.charge(&caller, requested) {
+                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let mut error = ServerError::new(
+                    format!(
+                        "rate limit: this costs {requested} points and the caller's budget of {} points a minute is spent; try again in {seconds} s",
+                        self.limits.rate_per_minute
+                    ),
+                    None,
+                );
+                let extensions = error.extensions.get_or_insert_with(Default::default);
+                extensions.set("code", "RATE_LIMITED");
+                extensions.set("retryAfter", seconds);
+                return Err(vec![error]);
+            }
         }
         Ok(result)
     }
@@ -450,13 +574,17 @@ mod tests {
 
     async fn run(query: &str) -> Response {
         let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
-            .extension(RequestPolicy::new(Limits {
-                max_depth: 3,
-                max_complexity: 10,
-                shape: ShapeLimits::default(),
-                input: InputLimits::default(),
-                introspection: Introspection::On,
-            }))
+            .extension(RequestPolicy::new(
+                Limits {
+                    max_depth: 3,
+                    max_complexity: 10,
+                    shape: ShapeLimits::default(),
+                    input: InputLimits::default(),
+                    introspection: Introspection::On,
+                    rate_per_minute: 0,
+                },
+                Arc::default(),
+            ))
             .finish();
         schema
             .execute(async_graphql::Request::new(query).data(RequestId("req-1".into())))

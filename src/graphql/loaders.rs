@@ -14,7 +14,7 @@ use tokio::sync::OnceCell;
 
 use crate::{
     auth::Auth,
-    db::Db,
+    db::{Db, Gate, RequestBudget},
     entity::{catalog_items, comments, queues, services, teams, tickets, users},
     error::{ApiError, ApiResult},
     ticket::{access::Scope, model::Visibility},
@@ -242,9 +242,13 @@ impl RequestState {
         }
     }
 
-    /// Forgets every cached relation, so the next lookups read afresh (for
-    /// long-lived subscriptions).
+    /// Forgets every cached relation, so the next lookups read afresh, and
+    /// starts a new budget (for long-lived subscriptions: each event counts
+    /// as a request of its own).
     pub fn forget(&self) {
+        if let Some(gate) = self.db.gate() {
+            gate.reset();
+        }
         self.loader.clear::<UserKey>();
         self.loader.clear::<QueueKey>();
         self.loader.clear::<TeamKey>();
@@ -252,6 +256,11 @@ impl RequestState {
         self.loader.clear::<ServiceKey>();
         self.loader.clear::<CatalogItemKey>();
         self.loader.clear::<CommentsKey>();
+    }
+
+    /// The database, metered for this request.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// The viewer's scope, loaded on first use.
@@ -266,12 +275,13 @@ impl RequestState {
 /// Adds fresh [`RequestState`] to every request.
 pub struct RequestStateFactory {
     db: Db,
+    budget: RequestBudget,
 }
 
 impl RequestStateFactory {
-    /// State over `db`.
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    /// State over `db`, each request metered by `budget`.
+    pub fn new(db: Db, budget: RequestBudget) -> Self {
+        Self { db, budget }
     }
 }
 
@@ -279,12 +289,14 @@ impl async_graphql::extensions::ExtensionFactory for RequestStateFactory {
     fn create(&self) -> Arc<dyn async_graphql::extensions::Extension> {
         Arc::new(RequestStateExtension {
             db: self.db.clone(),
+            budget: self.budget,
         })
     }
 }
 
 struct RequestStateExtension {
     db: Db,
+    budget: RequestBudget,
 }
 
 #[async_graphql::async_trait::async_trait]
@@ -295,9 +307,10 @@ impl async_graphql::extensions::Extension for RequestStateExtension {
         mut request: async_graphql::Request,
         next: async_graphql::extensions::NextPrepareRequest<'_>,
     ) -> async_graphql::ServerResult<async_graphql::Request> {
+        let gate = Arc::new(Gate::new(self.budget));
         request
             .data
-            .insert(Arc::new(RequestState::new(self.db.clone())));
+            .insert(Arc::new(RequestState::new(self.db.gated(gate))));
         next.run(ctx, request).await
     }
 }

@@ -5,10 +5,12 @@
 //! [`ContextExt`].
 
 pub mod connection;
+pub mod cost;
 pub mod errors;
 mod heartbeat;
 pub mod input;
 pub mod loaders;
+pub mod rate;
 pub mod relay;
 pub mod shape;
 
@@ -18,8 +20,15 @@ pub use errors::{Limits, RequestId};
 use loaders::{RequestState, RequestStateFactory};
 
 use crate::{
-    auth::Auth, catalog, db::Db, error::ApiError, events, events::bus::EventBus, lifecycle, queue,
-    routing, team, ticket, ticket::access::Scope, user,
+    auth::Auth,
+    catalog,
+    db::{Db, RequestBudget},
+    error::ApiError,
+    events,
+    events::bus::EventBus,
+    lifecycle, queue, routing, team, ticket,
+    ticket::access::Scope,
+    user,
 };
 
 /// The service's schema type.
@@ -62,19 +71,27 @@ pub struct SubscriptionRoot(
     heartbeat::HeartbeatSubscription,
 );
 
-fn builder(limits: Limits) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
         SubscriptionRoot::default(),
     )
-    .extension(errors::RequestPolicy::new(limits))
 }
 
 /// Builds the schema the server executes, with its limits and data.
-pub fn build_schema(limits: Limits, db: Db, bus: EventBus, development: bool) -> ItsmSchema {
-    let mut builder = builder(limits)
-        .extension(RequestStateFactory::new(db.clone()))
+pub fn build_schema(
+    limits: Limits,
+    budget: RequestBudget,
+    db: Db,
+    bus: EventBus,
+    development: bool,
+) -> ItsmSchema {
+    // Priced from the schema's own SDL: every list field is priced by construction.
+    let types = std::sync::Arc::new(cost::TypeMap::from_sdl(&sdl()));
+    let mut builder = builder()
+        .extension(errors::RequestPolicy::new(limits, types))
+        .extension(RequestStateFactory::new(db.clone(), budget))
         .data(db)
         .data(bus);
     if !development {
@@ -85,7 +102,7 @@ pub fn build_schema(limits: Limits, db: Db, bus: EventBus, development: bool) ->
 
 /// The schema in SDL, as checked in at `schema.graphql`.
 pub fn sdl() -> String {
-    builder(Limits::default()).finish().sdl()
+    builder().finish().sdl()
 }
 
 /// What resolvers read from the context.
@@ -111,6 +128,10 @@ impl ContextExt for Context<'_> {
     }
 
     fn db(&self) -> Result<&Db, ApiError> {
+        // The request's own handle, metered by its budget.
+        if let Some(state) = self.data_opt::<std::sync::Arc<RequestState>>() {
+            return Ok(state.db());
+        }
         self.data_opt::<Db>()
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("schema built without a database")))
     }

@@ -2,7 +2,7 @@
 //! queries only (and for the WebSocket upgrade).
 
 use async_graphql::{
-    BatchRequest, Request as GraphQLRequest, Variables,
+    BatchRequest, BatchResponse, Request as GraphQLRequest, Variables,
     parser::{
         parse_query,
         types::{DocumentOperations, OperationType},
@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    AppState, error_response, request_id,
+    AppState, client_address, error_response, request_id,
     strict_json::{self, JsonError},
     ws,
 };
@@ -33,6 +33,7 @@ use crate::{
 /// The token is checked first, so a bad one costs no parsing at all.
 pub async fn post(State(state): State<AppState>, request: Request) -> Response {
     let id = request_id(&request);
+    let address = client_address(&request);
     let (parts, body) = request.into_parts();
     let auth = match authenticate(&state, &parts.headers, &id).await {
         Ok(auth) => auth,
@@ -68,8 +69,11 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
             return error_response(StatusCode::BAD_REQUEST, code, message, None);
         }
     };
-    let batch = batch.data(auth).data(RequestId(id));
-    GraphQLResponse::from(state.schema.execute_batch(batch).await).into_response()
+    let mut batch = batch.data(auth).data(RequestId(id));
+    if let Some(address) = address {
+        batch = batch.data(address);
+    }
+    respond(state.schema.execute_batch(batch).await)
 }
 
 /// `GET /graphql`: a WebSocket upgrade, or a query in the query string.
@@ -79,6 +83,7 @@ pub async fn get_or_upgrade(State(state): State<AppState>, request: Request) -> 
         return ws::upgrade(state, request).await;
     }
     let id = request_id(&request);
+    let address = client_address(&request);
     let auth = match authenticate(&state, request.headers(), &id).await {
         Ok(auth) => auth,
         Err(response) => return response,
@@ -115,8 +120,61 @@ pub async fn get_or_upgrade(State(state): State<AppState>, request: Request) -> 
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let graphql_request = graphql_request.data(auth).data(RequestId(id));
-    GraphQLResponse::from(state.schema.execute(graphql_request).await).into_response()
+    let mut graphql_request = graphql_request.data(auth).data(RequestId(id));
+    if let Some(address) = address {
+        graphql_request = graphql_request.data(address);
+    }
+    respond(BatchResponse::Single(
+        state.schema.execute(graphql_request).await,
+    ))
+}
+
+/// Seconds a client is asked to wait after a 503 or a 429.
+const RETRY_AFTER_SECONDS: u64 = 1;
+
+/// The HTTP response for GraphQL responses: 503 with `Retry-After` when the
+/// database could not be reached in time (the request may simply be
+/// retried), 429 with `Retry-After` when the viewer is rate limited; else as
+/// async-graphql answers.
+fn respond(batch: BatchResponse) -> Response {
+    let responses: Vec<&async_graphql::Response> = match &batch {
+        BatchResponse::Single(response) => vec![response],
+        BatchResponse::Batch(responses) => responses.iter().collect(),
+    };
+    let codes: Vec<String> = responses
+        .iter()
+        .flat_map(|response| response.errors.iter())
+        .filter_map(|error| match error.extensions.as_ref()?.get("code")? {
+            async_graphql::Value::String(code) => Some(code.clone()),
+            _ => None,
+        })
+        .collect();
+    let retry_after = responses
+        .iter()
+        .flat_map(|response| response.errors.iter())
+        .filter_map(
+            |error| match error.extensions.as_ref()?.get("retryAfter")? {
+                async_graphql::Value::Number(seconds) => seconds.as_u64(),
+                _ => None,
+            },
+        )
+        .max()
+        .unwrap_or(RETRY_AFTER_SECONDS);
+    let status = if codes.iter().any(|c| c == "SERVICE_UNAVAILABLE") {
+        Some(StatusCode::SERVICE_UNAVAILABLE)
+    } else if codes.iter().any(|c| c == "RATE_LIMITED") {
+        Some(StatusCode::TOO_MANY_REQUESTS)
+    } else {
+        None
+    };
+    let mut response = GraphQLResponse::from(batch).into_response();
+    if let Some(status) = status {
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    }
+    response
 }
 
 /// Reads a POST body: one request object, or an array of 1 to `max_batch`.
@@ -258,6 +316,19 @@ fn unauthenticated(reason: &str) -> Response {
 }
 
 fn internal(error: ApiError, id: &str) -> Response {
+    if let ApiError::Unavailable = error {
+        tracing::warn!("no database connection in time while authenticating");
+        let mut response = error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            "the database is busy; try again in a moment".into(),
+            Some(id),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        return response;
+    }
     match error {
         ApiError::Internal(cause) => {
             tracing::error!(error = format!("{cause:#}"), "internal error");

@@ -28,7 +28,7 @@ use crate::{
     auth::{Auth, Authenticator},
     config::{HttpSettings, Introspection},
     db::Db,
-    graphql::ItsmSchema,
+    graphql::{ItsmSchema, rate::ClientAddress},
 };
 
 /// What every handler shares.
@@ -87,6 +87,14 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .with_state(state)
         .layer(middleware)
+}
+
+/// The address the request came from, when the server knows it.
+pub(crate) fn client_address(request: &Request) -> Option<ClientAddress> {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| ClientAddress(info.0.ip()))
 }
 
 /// The request id set (or kept) by the request-id layer.

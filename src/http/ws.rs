@@ -39,13 +39,14 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::{
-    AppState, error_response, request_id,
+    AppState, client_address, error_response, request_id,
     strict_json::{self, JsonError},
 };
 use crate::{
     auth::{Auth, AuthError},
     graphql::{
         RequestId,
+        rate::ClientAddress,
         shape::{ShapeError, ShapeLimits, check_document, top_level_string},
     },
 };
@@ -76,6 +77,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Answers the upgrade request with the subprotocol the client offered.
 pub async fn upgrade(state: AppState, request: Request) -> Response {
     let id = request_id(&request);
+    let address = client_address(&request);
     let (mut parts, _body) = request.into_parts();
     let protocol = parts
         .headers
@@ -104,10 +106,16 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
         // Client messages are small: start small, and cap them like HTTP bodies.
         .read_buffer_size(16 * 1024)
         .max_message_size(state.settings.max_body_bytes)
-        .on_upgrade(move |socket| serve(socket, state, protocol, id).instrument(span))
+        .on_upgrade(move |socket| serve(socket, state, protocol, id, address).instrument(span))
 }
 
-async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols, id: String) {
+async fn serve(
+    socket: WebSocket,
+    state: AppState,
+    protocol: WebSocketProtocols,
+    id: String,
+    address: Option<ClientAddress>,
+) {
     let (mut sink, mut source) = socket.split();
     // Client messages reach async-graphql only after the guard has seen them.
     let (to_graphql, from_client) = mpsc::channel::<Bytes>(16);
@@ -144,6 +152,9 @@ async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols,
     };
     let mut connection_data = Data::default();
     connection_data.insert(RequestId(id));
+    if let Some(address) = address {
+        connection_data.insert(address);
+    }
     let messages = GraphQLWebSocket::new(state.schema.clone(), input, protocol)
         .connection_data(connection_data)
         .on_connection_init(on_init);

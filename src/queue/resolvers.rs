@@ -20,9 +20,7 @@ use crate::{
     team::resolvers::Team,
     ticket::{
         model::Priority,
-        resolvers::{
-            TicketConnection, TicketFilterInput, TicketOrderInput, page_complexity, ticket_page,
-        },
+        resolvers::{TicketConnection, TicketFilterInput, TicketOrderInput, ticket_page},
     },
 };
 
@@ -73,7 +71,6 @@ impl Queue {
     /// The queue's tickets that the viewer may see, by importance unless told
     /// otherwise: priority (CRITICAL first), then resolution due time (none
     /// last: paused or stopped clocks), then age.
-    #[graphql(complexity = "page_complexity(first, last, child_complexity)")]
     #[allow(clippy::too_many_arguments)]
     async fn tickets(
         &self,

@@ -260,7 +260,6 @@ impl Ticket {
     }
 
     /// The comments the viewer may read, oldest first. Requesters see public ones only.
-    #[graphql(complexity = "page_complexity(first, last, child_complexity)")]
     async fn comments(
         &self,
         ctx: &Context<'_>,
@@ -291,7 +290,6 @@ impl Ticket {
     }
 
     /// What happened to the ticket, oldest first. Requesters do not see work notes.
-    #[graphql(complexity = "page_complexity(first, last, child_complexity)")]
     async fn history(
         &self,
         ctx: &Context<'_>,
@@ -348,17 +346,6 @@ impl Ticket {
             internal: scope.is_staff(),
         })
     }
-}
-
-/// Complexity of a page: its size times the cost of one row.
-pub fn page_complexity(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
-    let rows = first
-        .or(last)
-        .unwrap_or(crate::graphql::connection::DEFAULT_PAGE)
-        .max(1);
-    usize::try_from(rows)
-        .unwrap_or(1)
-        .saturating_mul(child.max(1))
 }
 
 fn event_cursor(seq: i64) -> String {
@@ -830,7 +817,6 @@ impl TicketQuery {
 
     /// The tickets the viewer may see, filtered and ordered (by importance
     /// unless told otherwise).
-    #[graphql(complexity = "page_complexity(first, last, child_complexity)")]
     #[allow(clippy::too_many_arguments)]
     async fn tickets(
         &self,

@@ -7,6 +7,7 @@ mod auth;
 mod catalog;
 mod cli;
 mod comments;
+mod cost;
 mod fulfilment;
 mod graphql;
 mod hardening;
