@@ -31,9 +31,10 @@ trap cleanup EXIT
 export ITSM_DATABASE_URL="${admin_url%/*}/$database"
 export ITSM_JWT_SECRET="subscriber-benchmark-secret-0123456789"
 export ITSM_LOG=warn
-# One token stands for every simulated client: the per-caller rate limit would
-# measure the limiter, not the service.
+# One token stands for every simulated client: the per-caller rate limit and
+# socket cap would measure the limits, not the service.
 export ITSM_RATE_LIMIT=0
+export ITSM_WS_MAX_PER_VIEWER=0
 
 target/release/itsm seed --demo --tickets 200 >/dev/null
 target/release/itsm serve --listen "127.0.0.1:$port" &

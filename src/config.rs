@@ -207,6 +207,21 @@ pub struct HttpSettings {
     #[arg(long, env = "ITSM_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
 
+    /// How long a client may take to send a request's headers before the
+    /// connection is closed.
+    #[arg(long, env = "ITSM_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub header_timeout: Duration,
+
+    /// How long a client may take to send a request's body before it is
+    /// answered with 408.
+    #[arg(long, env = "ITSM_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub body_timeout: Duration,
+
+    /// How long in-flight requests get to finish once shutdown begins; what
+    /// still runs then is cut off.
+    #[arg(long, env = "ITSM_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub shutdown_grace: Duration,
+
     /// How long one HTTP request may take before it is answered with 503.
     #[arg(long, env = "ITSM_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
     pub request_timeout: Duration,
@@ -224,6 +239,16 @@ pub struct HttpSettings {
         global = true
     )]
     pub ws_max_subscriptions: usize,
+
+    /// Most WebSockets one signed-in viewer may have open at once on this
+    /// replica; more are closed with 4429. 0 means no cap.
+    #[arg(
+        long,
+        env = "ITSM_WS_MAX_PER_VIEWER",
+        default_value_t = 50,
+        global = true
+    )]
+    pub ws_max_per_viewer: usize,
 
     /// How often the server pings an open WebSocket (protocol-level ping or `ka`).
     #[arg(long, env = "ITSM_WS_KEEPALIVE", default_value = "30s", value_parser = parse_duration, global = true)]

@@ -22,6 +22,7 @@ pub struct Application {
     address: SocketAddr,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     shutdown: tokio::sync::watch::Sender<bool>,
+    serve: http::serve::ServeSettings,
 }
 
 impl Application {
@@ -80,6 +81,7 @@ impl Application {
             authenticator: Authenticator::new(Arc::new(keys), db.clone()),
             settings: Arc::new(settings.http.clone()),
             max_batch: settings.graphql.graphql_max_batch,
+            sockets: Arc::default(),
             limits,
             shutdown: shutdown_watch,
         };
@@ -95,6 +97,10 @@ impl Application {
             address,
             tasks,
             shutdown,
+            serve: http::serve::ServeSettings {
+                header_timeout: settings.http.header_timeout,
+                shutdown_grace: settings.http.shutdown_grace,
+            },
         })
     }
 
@@ -120,13 +126,7 @@ impl Application {
             // WebSockets are not HTTP requests the server waits for: tell them.
             let _ = sockets.send(true);
         };
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("server error")?;
+        http::serve::serve(self.listener, self.router, self.serve, shutdown).await;
         for task in &self.tasks {
             task.abort();
         }

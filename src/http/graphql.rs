@@ -47,9 +47,21 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
             None,
         );
     }
-    let bytes = match axum::body::to_bytes(body, state.settings.max_body_bytes).await {
-        Ok(bytes) => bytes,
+    let read = axum::body::to_bytes(body, state.settings.max_body_bytes);
+    let bytes = match tokio::time::timeout(state.settings.body_timeout, read).await {
+        Ok(Ok(bytes)) => bytes,
         Err(_) => {
+            return error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "BAD_USER_INPUT",
+                format!(
+                    "the request body did not arrive within {:?}",
+                    state.settings.body_timeout
+                ),
+                None,
+            );
+        }
+        Ok(Err(_)) => {
             return error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "BAD_USER_INPUT",

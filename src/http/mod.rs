@@ -2,6 +2,7 @@
 
 mod graphql;
 mod health;
+pub mod serve;
 mod strict_json;
 mod ws;
 
@@ -46,6 +47,8 @@ pub struct AppState {
     pub max_batch: usize,
     /// The query limits, for checks made before a request reaches the schema.
     pub limits: crate::graphql::Limits,
+    /// The sockets each viewer has open.
+    pub sockets: Arc<ws::SocketCounts>,
     /// Turns true when the server starts shutting down.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

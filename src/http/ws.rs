@@ -11,7 +11,7 @@
 //! the legacy protocol) at the keep-alive interval.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     str::FromStr,
     sync::{
         Arc, Mutex,
@@ -62,6 +62,8 @@ pub const CLOSE_INIT_TIMEOUT: u16 = 4408;
 pub const CLOSE_DUPLICATE: u16 = 4409;
 /// Close code when the server shuts down.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code when the viewer already has as many sockets open as allowed.
+pub const CLOSE_TOO_MANY: u16 = 4429;
 /// Close code for a message larger than the limit (RFC 6455).
 pub const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code for a message that is not valid JSON of the protocol.
@@ -124,18 +126,36 @@ async fn serve(
     });
 
     let refused = Arc::new(AtomicBool::new(false));
+    let crowded = Arc::new(AtomicBool::new(false));
     let session = Arc::new(Mutex::new(None::<u64>));
     let authenticator = state.authenticator.clone();
     let refused_by_init = refused.clone();
+    let crowded_by_init = crowded.clone();
     let session_of_init = session.clone();
+    let sockets = state.sockets.clone();
+    let max_per_viewer = state.settings.ws_max_per_viewer;
     let on_init = move |payload: Value| async move {
         let header = authorization(&payload);
         match authenticator.from_authorization(header.as_deref()).await {
             Ok(auth) => {
-                if let (Auth::Viewer(viewer), Ok(mut ends)) = (&auth, session_of_init.lock()) {
-                    *ends = viewer.expires_at;
-                }
                 let mut data = Data::default();
+                if let Auth::Viewer(viewer) = &auth {
+                    if let Ok(mut ends) = session_of_init.lock() {
+                        *ends = viewer.expires_at;
+                    }
+                    // The claim lives in the connection's data: dropped with it.
+                    match sockets.claim(viewer.user.id, max_per_viewer) {
+                        Some(claim) => data.insert(claim),
+                        None => {
+                            tracing::info!(
+                                user = viewer.user.id,
+                                "too many sockets for one viewer"
+                            );
+                            crowded_by_init.store(true, Ordering::SeqCst);
+                            return Err(async_graphql::Error::new("Too many connections"));
+                        }
+                    }
+                }
                 data.insert(auth);
                 Ok(data)
             }
@@ -232,7 +252,12 @@ async fn serve(
             }
         }
     };
-    let (code, reason) = if refused.load(Ordering::SeqCst) {
+    let (code, reason) = if crowded.load(Ordering::SeqCst) {
+        (
+            CLOSE_TOO_MANY,
+            "Too many connections for this viewer".to_owned(),
+        )
+    } else if refused.load(Ordering::SeqCst) {
         (CLOSE_FORBIDDEN, "Forbidden".to_owned())
     } else {
         close.unwrap_or((1000, String::new()))
@@ -242,6 +267,46 @@ async fn serve(
         reason: reason.into(),
     };
     let _ = send(&mut sink, Message::Close(Some(frame))).await;
+}
+
+/// The sockets each signed-in viewer has open, to cap them.
+#[derive(Debug, Default)]
+pub struct SocketCounts(Mutex<HashMap<i64, usize>>);
+
+/// One open socket of a viewer; counted until dropped.
+pub struct SocketClaim {
+    counts: Arc<SocketCounts>,
+    user: i64,
+}
+
+impl SocketCounts {
+    /// Counts one more socket for `user`, unless they have `max` already
+    /// (0 means no cap).
+    pub fn claim(self: &Arc<Self>, user: i64, max: usize) -> Option<SocketClaim> {
+        let mut counts = self.0.lock().ok()?;
+        let open = counts.entry(user).or_insert(0);
+        if max > 0 && *open >= max {
+            return None;
+        }
+        *open += 1;
+        Some(SocketClaim {
+            counts: self.clone(),
+            user,
+        })
+    }
+}
+
+impl Drop for SocketClaim {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.counts.0.lock()
+            && let Some(open) = counts.get_mut(&self.user)
+        {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                counts.remove(&self.user);
+            }
+        }
+    }
 }
 
 /// Sends one message, giving up after [`SEND_TIMEOUT`].

@@ -22,6 +22,10 @@ crate::on_both_backends!(
     the_explorer_can_be_turned_off,
     metrics_need_the_metrics_token_once_one_is_set,
     requesters_see_only_the_display_names_of_other_people,
+    a_client_trickling_headers_is_disconnected,
+    a_stalled_body_gets_408,
+    a_stalled_request_cannot_hold_shutdown_past_the_grace_period,
+    a_viewer_may_hold_only_so_many_sockets,
 );
 
 /// The nesting depths every path is tried with.
@@ -717,4 +721,111 @@ async fn requesters_see_only_the_display_names_of_other_people(backend: Backend)
         staff["assignee"]["email"], "people-agent@example.com",
         "{staff}"
     );
+}
+
+/// Reads from `stream` until the server closes it; returns what it sent.
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    // A safety net for a broken server, not a timing assertion.
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "the server never closed the connection");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+async fn a_client_trickling_headers_is_disconnected(backend: Backend) {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(backend, &["--header-timeout", "1s"]).await;
+    let mut stream = tokio::net::TcpStream::connect(app.address)
+        .await
+        .expect("connect");
+    // Half a request head, then nothing.
+    stream
+        .write_all(b"POST /graphql HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .await
+        .expect("write");
+    until_closed(&mut stream).await;
+    still_serves(&app).await;
+}
+
+async fn a_stalled_body_gets_408(backend: Backend) {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(backend, &["--body-timeout", "1s"]).await;
+    let mut stream = tokio::net::TcpStream::connect(app.address)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"POST /graphql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{\"query\":")
+        .await
+        .expect("write");
+    let answer = until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("BAD_USER_INPUT"), "{answer}");
+}
+
+async fn a_stalled_request_cannot_hold_shutdown_past_the_grace_period(backend: Backend) {
+    use tokio::io::AsyncWriteExt;
+    // The body may take a minute; shutdown gives requests one second.
+    let mut app = spawn_app_with(
+        backend,
+        &[
+            "--body-timeout",
+            "60s",
+            "--request-timeout",
+            "60s",
+            "--shutdown-grace",
+            "1s",
+        ],
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(app.address)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"POST /graphql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"query\":")
+        .await
+        .expect("write");
+    // The request is in flight once the server has read its head: a second
+    // request on another connection proves the server is past accepting it.
+    still_serves(&app).await;
+    // Half the body timeout: only the grace period can end it this soon.
+    tokio::time::timeout(std::time::Duration::from_secs(30), app.stopped())
+        .await
+        .expect("the server stops within the grace period, not the body timeout");
+    // The stalled client's connection was cut.
+    until_closed(&mut stream).await;
+}
+
+async fn a_viewer_may_hold_only_so_many_sockets(backend: Backend) {
+    let app = spawn_app_with(backend, &["--ws-max-per-viewer", "2"]).await;
+    let agent = app.person("sockets", Role::Agent).await;
+    let other = app.person("other-sockets", Role::Agent).await;
+    let first = WsClient::signed_in(&app, &agent).await;
+    let _second = WsClient::signed_in(&app, &agent).await;
+    let mut third = WsClient::connect(&app, "graphql-transport-ws").await;
+    third
+        .send(json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {}", agent.token)}}))
+        .await;
+    let (code, _) = third.close_code().await;
+    assert_eq!(code, 4429);
+    // Someone else is not affected.
+    let _theirs = WsClient::signed_in(&app, &other).await;
+    // Closing one makes room again (once the server has let go of it).
+    drop(first);
+    let mut admitted = false;
+    for _ in 0..200 {
+        let mut again = WsClient::connect(&app, "graphql-transport-ws").await;
+        again
+            .send(json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {}", agent.token)}}))
+            .await;
+        if again.raw_or_close().await == Some(json!("connection_ack")) {
+            admitted = true;
+            break;
+        }
+    }
+    assert!(admitted, "a closed socket frees its place");
 }

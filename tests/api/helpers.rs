@@ -293,6 +293,17 @@ impl TestApp {
         }
     }
 
+    /// Shuts the server down and waits until `run_until` has returned.
+    pub async fn stopped(&mut self) {
+        self.begin_shutdown();
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("the server task ends")
+                .expect("the server stops cleanly");
+        }
+    }
+
     pub fn token_for(&self, claims: &Claims) -> String {
         self.keys
             .mint(claims, Duration::from_secs(600))
@@ -817,6 +828,23 @@ impl WsClient {
             let message = self.next().await;
             if message["id"] == id {
                 return message;
+            }
+        }
+    }
+
+    /// The type of the next message (`Some("connection_ack")`, say), or
+    /// `None` when the server closes the socket instead.
+    pub async fn raw_or_close(&mut self) -> Option<Value> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            match tokio::time::timeout(WS_TIMEOUT, self.0.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let value: Value = serde_json::from_str(&text).expect("json");
+                    return Some(value["type"].clone());
+                }
+                Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) | Err(_) => return None,
+                Ok(Some(Ok(_))) => continue,
             }
         }
     }

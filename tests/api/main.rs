@@ -9,6 +9,7 @@ mod cli;
 mod comments;
 mod cost;
 mod fulfilment;
+mod fuzz;
 mod graphql;
 mod hardening;
 mod health;
