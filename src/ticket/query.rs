@@ -125,12 +125,33 @@ impl TicketFilter {
             &[tickets::Column::Title, tickets::Column::Description],
         )?);
         let ranges = [
-            (tickets::Column::CreatedAt, self.created_after, true),
-            (tickets::Column::CreatedAt, self.created_before, false),
-            (tickets::Column::UpdatedAt, self.updated_after, true),
-            (tickets::Column::UpdatedAt, self.updated_before, false),
+            (
+                tickets::Column::CreatedAt,
+                self.created_after,
+                true,
+                "createdAfter",
+            ),
+            (
+                tickets::Column::CreatedAt,
+                self.created_before,
+                false,
+                "createdBefore",
+            ),
+            (
+                tickets::Column::UpdatedAt,
+                self.updated_after,
+                true,
+                "updatedAfter",
+            ),
+            (
+                tickets::Column::UpdatedAt,
+                self.updated_before,
+                false,
+                "updatedBefore",
+            ),
         ];
-        for (column, bound, lower) in ranges {
+        for (column, bound, lower, field) in ranges {
+            crate::clock::check_instant(field, bound)?;
             if let Some(bound) = bound {
                 condition = condition.add(if lower {
                     column.gte(bound)

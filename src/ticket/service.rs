@@ -453,6 +453,8 @@ fn check_kind_fields(kind: TicketKind, new: &NewTicket) -> ApiResult<()> {
 }
 
 fn check_window(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> ApiResult<()> {
+    crate::clock::check_instant("plannedStart", start)?;
+    crate::clock::check_instant("plannedEnd", end)?;
     match (start, end) {
         (Some(start), Some(end)) if end <= start => Err(ApiError::bad_input(
             "plannedEnd",

@@ -26,6 +26,7 @@ crate::on_both_backends!(
     a_stalled_body_gets_408,
     a_stalled_request_cannot_hold_shutdown_past_the_grace_period,
     a_viewer_may_hold_only_so_many_sockets,
+    instants_outside_four_digit_years_are_refused_on_both_backends,
 );
 
 /// The nesting depths every path is tried with.
@@ -828,4 +829,47 @@ async fn a_viewer_may_hold_only_so_many_sockets(backend: Backend) {
         }
     }
     assert!(admitted, "a closed socket frees its place");
+}
+
+async fn instants_outside_four_digit_years_are_refused_on_both_backends(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let agent = app.person("far-dates", Role::Manager).await;
+    for at in [
+        "+200000-01-01T00:00:00Z",
+        "+10000-01-01T00:00:00Z",
+        "0000-01-01T00:00:00Z",
+        "-0005-01-01T00:00:00Z",
+    ] {
+        let filter = app
+            .fails(
+                &agent,
+                "query($at: DateTime) { tickets(filter: {createdAfter: $at}) { totalCount } }",
+                json!({"at": at}),
+            )
+            .await;
+        assert_eq!(
+            filter["extensions"]["code"], "BAD_USER_INPUT",
+            "{at}: {filter}"
+        );
+        let change = app
+            .fails(
+                &agent,
+                "mutation($at: DateTime) { createChange(input: {title: \"Far\", impact: LOW, urgency: LOW, changeType: STANDARD, risk: LOW, plannedStart: $at}) { ticket { id } } }",
+                json!({"at": at}),
+            )
+            .await;
+        assert_eq!(
+            change["extensions"]["code"], "BAD_USER_INPUT",
+            "{at}: {change}"
+        );
+    }
+    let conn = app.db.connect().await;
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM tickets").await, 0);
+    // The last four-digit year is fine.
+    app.ok(
+        &agent,
+        "query($at: DateTime) { tickets(filter: {createdBefore: $at}) { totalCount } }",
+        json!({"at": "9999-12-31T23:59:59Z"}),
+    )
+    .await;
 }
