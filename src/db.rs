@@ -395,6 +395,19 @@ impl Db {
         }
     }
 
+    /// The same database without a request's gate: for the work a
+    /// subscription's feed does on its own (replaying and following the
+    /// log), which is not the subscriber's request.
+    pub fn ungated(&self) -> Self {
+        Self {
+            reader: Reader {
+                conn: self.reader.conn.clone(),
+                gate: None,
+            },
+            ..self.clone()
+        }
+    }
+
     /// The gate metering this handle's reads, if any.
     pub fn gate(&self) -> Option<&Arc<Gate>> {
         self.reader.gate.as_ref()

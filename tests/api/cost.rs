@@ -18,6 +18,7 @@ crate::on_both_backends!(
     a_request_over_its_budget_stops_with_budget_exceeded,
     a_request_uses_at_most_its_share_of_the_pool,
     the_rate_limit_is_counted_in_cost_points_per_caller,
+    a_subscription_spends_its_budget_per_event,
 );
 
 /// A desk with an agent, a requester and `tickets` tickets in one queue.
@@ -275,4 +276,56 @@ async fn a_database_that_does_not_answer_in_time_gets_503_with_retry_after() {
     let body: Value = response.json().await.expect("json");
     assert_eq!(error_code(&body), Some("SERVICE_UNAVAILABLE"), "{body}");
     proxy.restore();
+}
+
+/// Each event of a subscription is a request of its own: a long-lived
+/// subscription never runs out of budget, however many events it delivers.
+async fn a_subscription_spends_its_budget_per_event(backend: Backend) {
+    let app = spawn_app_with(backend, &["--request-max-statements", "6"]).await;
+    let admin = app.person("sub-admin", Role::Admin).await;
+    let agent = app.person("sub-agent", Role::Agent).await;
+    let requester = app.person("sub-requester", Role::Requester).await;
+    let (_, queue) = app.team_with_queue(&admin, "Budget desk", &[&agent]).await;
+    // Start after the newest event so far: what follows is replayed or
+    // delivered live, whenever the subscription is in place.
+    app.incident(&requester, "before", "LOW", "LOW", Some(&queue))
+        .await;
+    let events = app
+        .ok(
+            &agent,
+            "{ ticketEvents(first: 100) { nodes { cursor } } }",
+            json!({}),
+        )
+        .await;
+    let after = events["ticketEvents"]["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.last())
+        .map(|node| node["cursor"].clone())
+        .expect("an event");
+    let mut ws = WsClient::signed_in(&app, &agent).await;
+    ws.subscribe(
+        "board",
+        "subscription($q: ID!, $after: String) { queueUpdates(queueId: $q, after: $after) { seq kind ticket { number requester { displayName } queue { name } } } }",
+        json!({"q": queue, "after": after}),
+    )
+    .await;
+    for i in 0..12 {
+        app.incident(
+            &requester,
+            &format!("event {i}"),
+            "LOW",
+            "LOW",
+            Some(&queue),
+        )
+        .await;
+    }
+    let mut delivered = 0;
+    while delivered < 12 {
+        let message = ws.next_of("board").await;
+        assert_eq!(message["type"], "next", "{message}");
+        assert!(message["payload"].get("errors").is_none(), "{message}");
+        if message["payload"]["data"]["queueUpdates"]["kind"] == "CREATED" {
+            delivered += 1;
+        }
+    }
 }

@@ -448,6 +448,36 @@ async fn control_characters_are_refused_in_every_text_input_and_nothing_is_writt
                 json!({"s": bad}),
                 "s",
             ),
+            (
+                "mutation($input: CreateTeamInput!) { createTeam(input: $input) { team { id } } }",
+                json!({"input": {"name": bad}}),
+                "input.name",
+            ),
+            (
+                "mutation($input: CreateTeamInput!) { createTeam(input: $input) { team { id } } }",
+                json!({"input": {"name": "ok", "description": bad}}),
+                "input.description",
+            ),
+            (
+                "mutation($input: TransitionTicketInput!) { transitionTicket(input: $input) { ticket { id } } }",
+                json!({"input": {"id": ticket, "to": "RESOLVED", "resolution": bad}}),
+                "input.resolution",
+            ),
+            (
+                "mutation($input: DecideApprovalInput!) { decideApproval(input: $input) { approval { id } } }",
+                json!({"input": {"approvalId": "QXBwcm92YWw6MQ", "decision": "REJECTED", "comment": bad}}),
+                "input.comment",
+            ),
+            (
+                "mutation($input: CreateRoutingRuleInput!) { createRoutingRule(input: $input) { rule { id } } }",
+                json!({"input": {"name": "r", "conditions": {"keywords": ["ok", bad]}, "actions": {}}}),
+                "input.conditions.keywords",
+            ),
+            (
+                "mutation($input: SubmitServiceRequestInput!) { submitServiceRequest(input: $input) { ticket { id } } }",
+                json!({"input": {"catalogItemId": "Q2F0YWxvZ0l0ZW06MQ", "answers": {"justification": bad}}}),
+                "input.answers.justification",
+            ),
         ];
         for (query, variables, field) in attempts {
             let error = app.fails(&agent, query, variables).await;
