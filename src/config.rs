@@ -358,7 +358,9 @@ pub struct GraphqlSettings {
     )]
     pub rate_limit: u32,
 
-    /// Most SQL statements one request (or one subscription event) may run.
+    /// Most SQL statements the reads of one request (or one subscription
+    /// event) may run; a mutation's own transaction is counted in
+    /// `extensions.cost` but not refused.
     #[arg(
         long,
         env = "ITSM_REQUEST_MAX_STATEMENTS",

@@ -42,7 +42,8 @@ pub struct Db {
 pub struct RequestBudget {
     /// Most statements it runs at once: its share of the pool.
     pub max_concurrent: usize,
-    /// Most statements it runs in all.
+    /// Most statements its reads run in all (statements in its transactions
+    /// are counted in `extensions.cost`, not refused).
     pub max_statements: u64,
     /// Most rows it reads in all.
     pub max_rows: u64,
@@ -69,6 +70,7 @@ pub struct Gate {
     budget: RequestBudget,
     permits: tokio::sync::Semaphore,
     statements: AtomicU64,
+    writes: AtomicU64,
     rows: AtomicU64,
     active: AtomicU64,
     peak: AtomicU64,
@@ -93,6 +95,7 @@ impl Gate {
             budget,
             permits: tokio::sync::Semaphore::new(budget.max_concurrent.max(1)),
             statements: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
             rows: AtomicU64::new(0),
             active: AtomicU64::new(0),
             peak: AtomicU64::new(0),
@@ -104,9 +107,11 @@ impl Gate {
         self.peak.load(Ordering::Relaxed)
     }
 
-    /// Statements run so far.
+    /// Statements run so far: reads, and those in the request's transactions.
     pub fn statements(&self) -> u64 {
-        self.statements.load(Ordering::Relaxed)
+        self.statements
+            .load(Ordering::Relaxed)
+            .saturating_add(self.writes.load(Ordering::Relaxed))
     }
 
     /// Rows read so far.
@@ -117,6 +122,7 @@ impl Gate {
     /// Starts counting afresh (each event of a subscription is a request of its own).
     pub fn reset(&self) {
         self.statements.store(0, Ordering::Relaxed);
+        self.writes.store(0, Ordering::Relaxed);
         self.rows.store(0, Ordering::Relaxed);
         self.peak.store(0, Ordering::Relaxed);
     }
@@ -132,6 +138,9 @@ impl Gate {
         if self.rows() > self.budget.max_rows {
             return over("rows", self.budget.max_rows);
         }
+        // Only reads are refused: a mutation's own transaction is bounded by
+        // its inputs, and refusing its payload after it committed would
+        // report a failure for a write that happened.
         if self.statements.fetch_add(1, Ordering::Relaxed) >= self.budget.max_statements {
             return over("SQL statements", self.budget.max_statements);
         }
@@ -146,6 +155,12 @@ impl Gate {
             gate: self,
             _permit: permit,
         })
+    }
+
+    /// Counts a statement run inside one of the request's transactions (for
+    /// `extensions.cost`; the budget refuses reads only).
+    fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
     }
 
     fn read(&self, rows: usize) -> Result<(), DbErr> {
@@ -384,13 +399,22 @@ impl Db {
         }
     }
 
-    /// The same database, with reads metered by `gate`.
+    /// The same database, metered by `gate`: reads pass it, and statements
+    /// in transactions are counted against it.
     pub fn gated(&self, gate: Arc<Gate>) -> Self {
+        let mut writer = self.writer.clone();
+        let metrics = self.metrics.clone();
+        let counted = gate.clone();
+        writer.set_metric_callback(move |info| {
+            metrics.requests.observe(info);
+            counted.wrote();
+        });
         Self {
             reader: Reader {
                 conn: self.reader.conn.clone(),
                 gate: Some(gate),
             },
+            writer,
             ..self.clone()
         }
     }
@@ -404,6 +428,7 @@ impl Db {
                 conn: self.reader.conn.clone(),
                 gate: None,
             },
+            writer: observed(self.writer.clone(), &self.metrics, false),
             ..self.clone()
         }
     }

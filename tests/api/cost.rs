@@ -112,6 +112,19 @@ async fn responses_carry_their_requested_and_actual_cost(backend: Backend) {
         "{body}"
     );
 
+    // A mutation's statements count too, those in its transaction included.
+    let (_, body) = app
+        .graphql(
+            "mutation { createIncident(input: {title: \"Counted\", impact: LOW, urgency: LOW}) { ticket { id } } }",
+            Some(&agent.token),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert!(
+        cost(&body)["statements"].as_u64().is_some_and(|n| n >= 3),
+        "{body}"
+    );
+
     // Over the socket, each event carries its own.
     let mut ws = WsClient::signed_in(&app, &agent).await;
     ws.subscribe("q", "{ tickets(first: 10) { nodes { id } } }", json!({}))
