@@ -331,16 +331,7 @@ pub fn json_nesting(bytes: &[u8]) -> usize {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'"' => {
-                i += 1;
-                while i < bytes.len() {
-                    match bytes[i] {
-                        b'\\' => i += 2,
-                        b'"' => break,
-                        _ => i += 1,
-                    }
-                }
-            }
+            b'"' => i = json_string_end(bytes, i + 1),
             b'[' | b'{' => {
                 depth += 1;
                 deepest = deepest.max(depth);
@@ -353,6 +344,20 @@ pub fn json_nesting(bytes: &[u8]) -> usize {
     deepest
 }
 
+/// The index of the quote closing the JSON string whose text starts at
+/// `start` (past the end when it is not closed).
+fn json_string_end(bytes: &[u8], start: usize) -> usize {
+    let mut i = start;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return i,
+            _ => i += 1,
+        }
+    }
+    i
+}
+
 /// The string value of a top-level key of a JSON object, read without parsing
 /// the rest (for naming the operation of a message too deep to parse).
 pub fn top_level_string(bytes: &[u8], key: &str) -> Option<String> {
@@ -363,14 +368,7 @@ pub fn top_level_string(bytes: &[u8], key: &str) -> Option<String> {
         match bytes[i] {
             b'"' => {
                 let start = i + 1;
-                i += 1;
-                while i < bytes.len() {
-                    match bytes[i] {
-                        b'\\' => i += 2,
-                        b'"' => break,
-                        _ => i += 1,
-                    }
-                }
+                i = json_string_end(bytes, start);
                 let end = i.min(bytes.len());
                 if depth == 1 {
                     let rest = bytes.get(end + 1..).unwrap_or_default();
