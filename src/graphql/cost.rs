@@ -67,13 +67,14 @@ struct FieldInfo {
 /// The fields of every object and interface type, read from the SDL.
 #[derive(Debug, Default)]
 pub struct TypeMap {
-    fields: HashMap<(String, String), FieldInfo>,
+    /// Type name → field name → what the field returns.
+    fields: HashMap<String, HashMap<String, FieldInfo>>,
 }
 
 impl TypeMap {
     /// Reads the object and interface types of `sdl`.
     pub fn from_sdl(sdl: &str) -> Self {
-        let mut fields = HashMap::new();
+        let mut fields: HashMap<String, HashMap<String, FieldInfo>> = HashMap::new();
         let Ok(document) = parse_schema(sdl) else {
             tracing::error!("the schema's own SDL does not parse; pricing every field at 1");
             return Self::default();
@@ -103,8 +104,8 @@ impl TypeMap {
                     .arguments
                     .iter()
                     .any(|argument| argument.node.name.node == "first");
-                fields.insert(
-                    (name.clone(), field.node.name.node.to_string()),
+                fields.entry(name.clone()).or_default().insert(
+                    field.node.name.node.to_string(),
                     FieldInfo {
                         ty: named.to_string(),
                         list,
@@ -116,8 +117,10 @@ impl TypeMap {
         Self { fields }
     }
 
+    /// Looked up by borrowed names: pricing runs for every request and
+    /// allocates nothing per field.
     fn field(&self, parent: &str, name: &str) -> Option<&FieldInfo> {
-        self.fields.get(&(parent.to_owned(), name.to_owned()))
+        self.fields.get(parent)?.get(name)
     }
 }
 
@@ -203,14 +206,15 @@ impl Pricing<'_> {
 
     fn field(&mut self, field: &Field, parent: &str) -> u64 {
         let name = field.name.node.as_str();
-        let info = self.map.field(parent, name).cloned();
+        let map = self.map;
+        let info = map.field(parent, name);
         let children = if field.selection_set.node.items.is_empty() {
             0
         } else {
-            let ty = info.as_ref().map_or("", |i| i.ty.as_str());
+            let ty = info.map_or("", |i| i.ty.as_str());
             self.set(&field.selection_set, ty)
         };
-        let rows = match &info {
+        let rows = match info {
             Some(info) if info.paged => self.page_size(field),
             Some(info) if info.list && parent.ends_with("Connection") => 1,
             Some(info) if info.list => SMALL_LISTS
