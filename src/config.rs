@@ -278,6 +278,30 @@ pub struct HttpSettings {
     )]
     pub metrics_token: Option<Secret>,
 
+    /// Most connections the public listener holds at once, WebSockets
+    /// included; a connection beyond them is answered 503 with `Retry-After`
+    /// and closed. 0 works it out from the open-file limit, less the database
+    /// pool and a reserve.
+    #[arg(long, env = "ITSM_MAX_CONNECTIONS", default_value_t = 0, global = true)]
+    pub max_connections: usize,
+
+    /// Most GraphQL HTTP requests running at once; one more is answered 503
+    /// with `Retry-After` at once rather than queued. 0 means no limit.
+    #[arg(long, env = "ITSM_MAX_REQUESTS", default_value_t = 64, global = true)]
+    pub max_requests: usize,
+
+    /// The shortest wait suggested to a refused client (`Retry-After`); each
+    /// refusal adds up to as much again at random, so that refused clients
+    /// do not all return at once.
+    #[arg(long, env = "ITSM_RETRY_AFTER", default_value = "2s", value_parser = parse_duration, global = true)]
+    pub retry_after: Duration,
+
+    /// A second address serving only `/healthz`, `/readyz` and `/metrics`
+    /// (which then leaves the public listener), with descriptors of its own:
+    /// it answers while the public listener is full.
+    #[arg(long, env = "ITSM_ADMIN_LISTEN", global = true)]
+    pub admin_listen: Option<SocketAddr>,
+
     /// How long a WebSocket may stay open without a `connection_init`.
     #[arg(long, env = "ITSM_WS_INIT_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
     pub ws_init_timeout: Duration,

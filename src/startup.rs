@@ -11,15 +11,23 @@ use crate::{
     db::{Db, RequestBudget},
     events::{self, bus::EventBus},
     graphql::{self, Limits, input::InputLimits, shape::ShapeLimits},
-    http::{self, AppState},
+    http::{
+        self, AppState,
+        capacity::{self as budget, Capacity},
+        serve::Door,
+    },
 };
+
+/// Connections the admin listener holds at once.
+const ADMIN_CONNECTIONS: usize = 32;
 
 /// A bound, ready-to-serve instance of the service.
 pub struct Application {
-    listener: TcpListener,
-    router: axum::Router,
+    door: Door,
+    admin: Option<Door>,
     db: Db,
     address: SocketAddr,
+    admin_address: Option<SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     shutdown: tokio::sync::watch::Sender<bool>,
     serve: http::serve::ServeSettings,
@@ -74,6 +82,7 @@ impl Application {
             max_rows: settings.graphql.request_max_rows.max(1),
         };
         let schema = graphql::build_schema(limits, budget, db.clone(), bus, settings.dev);
+        let capacity = connection_capacity(&settings);
         let (shutdown, shutdown_watch) = tokio::sync::watch::channel(false);
         let state = AppState {
             schema,
@@ -82,19 +91,43 @@ impl Application {
             settings: Arc::new(settings.http.clone()),
             max_batch: settings.graphql.graphql_max_batch,
             sockets: Arc::default(),
+            capacity: capacity.clone(),
             limits,
             shutdown: shutdown_watch,
         };
-        let router = http::router(state);
         let listener = TcpListener::bind(settings.http.listen)
             .await
             .with_context(|| format!("could not listen on {}", settings.http.listen))?;
         let address = listener.local_addr().context("no local address")?;
-        Ok(Self {
+        let (admin, admin_address) = match settings.http.admin_listen {
+            Some(listen) => {
+                let listener = TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("could not listen on {listen} (admin)"))?;
+                let address = listener.local_addr().context("no local address")?;
+                let router = http::admin_router(state.clone());
+                let door = Door {
+                    listener,
+                    refusals: router.clone(),
+                    router,
+                    capacity: Capacity::small(ADMIN_CONNECTIONS),
+                };
+                (Some(door), Some(address))
+            }
+            None => (None, None),
+        };
+        let door = Door {
             listener,
-            router,
+            router: http::router(state),
+            refusals: http::refusal_router(capacity.clone()),
+            capacity,
+        };
+        Ok(Self {
+            door,
+            admin,
             db,
             address,
+            admin_address,
             tasks,
             shutdown,
             serve: http::serve::ServeSettings {
@@ -107,6 +140,11 @@ impl Application {
     /// The address actually bound.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The admin listener's address, when one is configured.
+    pub fn admin_address(&self) -> Option<SocketAddr> {
+        self.admin_address
     }
 
     /// Serves until SIGTERM or Ctrl-C, letting in-flight requests finish.
@@ -126,7 +164,20 @@ impl Application {
             // WebSockets are not HTTP requests the server waits for: tell them.
             let _ = sockets.send(true);
         };
-        http::serve::serve(self.listener, self.router, self.serve, shutdown).await;
+        // The admin listener answers until the public one has drained.
+        let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin = self.admin.map(|door| {
+            let address = self.admin_address;
+            tracing::info!(admin_address = ?address, "admin listener: health and metrics");
+            tokio::spawn(http::serve::serve(door, self.serve, async move {
+                let _ = admin_stopped.await;
+            }))
+        });
+        http::serve::serve(self.door, self.serve, shutdown).await;
+        let _ = admin_stop.send(());
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
         for task in &self.tasks {
             task.abort();
         }
@@ -134,6 +185,41 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Raises the open-file limit, works out the public listener's connection
+/// budget and logs it.
+fn connection_capacity(settings: &Settings) -> Arc<Capacity> {
+    let http = &settings.http;
+    // SQLite has a writer beside the pooled readers.
+    let pool = settings.database.db_max_connections.saturating_add(1);
+    let open_files = budget::raise_open_file_limit();
+    let derived = open_files.map(|limit| budget::connection_budget(limit, pool));
+    let connections = match (http.max_connections, derived) {
+        (0, Some(derived)) => derived,
+        (0, None) => 1024,
+        (configured, derived) => {
+            if derived.is_some_and(|derived| configured > derived) {
+                tracing::warn!(
+                    configured,
+                    derived,
+                    open_files,
+                    "max-connections is more than the open-file limit leaves room for: \
+                     expect accept failures before the budget is reached"
+                );
+            }
+            configured
+        }
+    };
+    let websockets = connections - budget::http_headroom(connections, http.max_requests);
+    tracing::info!(
+        open_files,
+        connections,
+        websockets,
+        requests = http.max_requests,
+        "connection budget"
+    );
+    Capacity::new(connections, websockets, http.max_requests, http.retry_after)
 }
 
 async fn shutdown_signal() {

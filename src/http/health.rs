@@ -8,7 +8,7 @@ use axum::{
 };
 use serde_json::json;
 
-use super::{AppState, READY_TIMEOUT};
+use super::{AppState, READY_TIMEOUT, capacity::Capacity};
 
 /// Liveness: the process answers. Never touches the database, so a database
 /// outage does not get healthy replicas restarted.
@@ -16,19 +16,46 @@ pub async fn live() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: the database answers within a short timeout; 503 otherwise, so a
-/// load balancer stops sending traffic until it is back.
-pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+/// Readiness: the public listener has room and the database answers within a
+/// short timeout; 503 otherwise, so a load balancer stops sending new clients
+/// before the replica is full, and while the database is away.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    if let Some(reason) = state.capacity.saturated() {
+        return saturated(&state.capacity, reason);
+    }
     match state.db.ping(READY_TIMEOUT).await {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response(),
         Err(error) => {
             tracing::warn!(error = format!("{error:#}"), "not ready");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({ "status": "unavailable", "reason": "database unreachable" })),
             )
+                .into_response()
         }
     }
+}
+
+/// The readiness answer of a replica that should get no new clients.
+pub fn saturated(capacity: &Capacity, reason: &str) -> Response {
+    let usage = capacity.usage();
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({
+            "status": "saturated",
+            "reason": reason,
+            "connections": usage.connections,
+            "connectionBudget": usage.connection_budget,
+            "websockets": usage.websockets,
+            "websocketBudget": usage.websocket_budget,
+        })),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(capacity.retry_after()),
+    );
+    response
 }
 
 /// Prometheus metrics: SQL statements run and failed, and time spent in them,
@@ -87,6 +114,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             body.push_str(&format!("{name}{{source=\"{source}\"}} {value}\n"));
         }
     }
+    write_capacity(&mut body, &state.capacity);
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -95,6 +123,75 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         body,
     )
         .into_response()
+}
+
+/// The public listener's budgets, what it holds, and what it refused.
+fn write_capacity(body: &mut String, capacity: &Capacity) {
+    use std::fmt::Write as _;
+    let usage = capacity.usage();
+    let gauges = [
+        (
+            "itsm_connections_open",
+            "Connections open on the public listener, WebSockets included.",
+            usage.connections,
+        ),
+        (
+            "itsm_connection_budget",
+            "Most connections the public listener holds; more are refused.",
+            usage.connection_budget,
+        ),
+        (
+            "itsm_websockets_open",
+            "WebSockets open on the public listener.",
+            usage.websockets,
+        ),
+        (
+            "itsm_websocket_budget",
+            "Most WebSockets the public listener holds; more upgrades are refused.",
+            usage.websocket_budget,
+        ),
+        (
+            "itsm_http_requests_running",
+            "GraphQL HTTP requests running now.",
+            usage.requests,
+        ),
+        (
+            "itsm_http_requests_running_limit",
+            "Most GraphQL HTTP requests running at once; more are refused.",
+            usage.request_limit,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = write!(
+            body,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+        );
+    }
+    let name = "itsm_refused_total";
+    let _ = write!(
+        body,
+        "# HELP {name} Clients refused with 503 because a budget was spent, by budget.\n# TYPE {name} counter\n"
+    );
+    for (refusal, count) in usage.refused {
+        let _ = writeln!(body, "{name}{{budget=\"{}\"}} {count}", refusal.label());
+    }
+    for (name, help, value) in [
+        (
+            "itsm_connections_dropped_total",
+            "Connections closed unanswered: beyond the budget and the refusals it answers.",
+            usage.dropped,
+        ),
+        (
+            "itsm_accept_errors_total",
+            "Failed accepts on the public listener (out of file descriptors, mostly).",
+            usage.accept_errors,
+        ),
+    ] {
+        let _ = write!(
+            body,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+        );
+    }
 }
 
 /// Compares two secrets in time that does not depend on where they differ.

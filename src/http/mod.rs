@@ -1,5 +1,6 @@
 //! The axum router: GraphQL over HTTP and WebSocket, GraphiQL, the SDL, health.
 
+pub mod capacity;
 mod graphql;
 mod health;
 pub mod serve;
@@ -12,6 +13,7 @@ use axum::{
     Json, Router,
     extract::{DefaultBodyLimit, Request, State},
     http::{HeaderName, HeaderValue, StatusCode, header},
+    middleware::{self, Next},
     response::{Html, IntoResponse, Response},
     routing::get,
 };
@@ -25,6 +27,7 @@ use tower_http::{
 };
 use tracing::Level;
 
+use self::capacity::{Capacity, Refusal};
 use crate::{
     auth::{Auth, Authenticator},
     config::{HttpSettings, Introspection},
@@ -49,6 +52,8 @@ pub struct AppState {
     pub limits: crate::graphql::Limits,
     /// The sockets each viewer has open.
     pub sockets: Arc<ws::SocketCounts>,
+    /// What the public listener holds and may hold.
+    pub capacity: Arc<Capacity>,
     /// Turns true when the server starts shutting down.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -80,16 +85,64 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes));
 
-    Router::new()
+    let graphql = get(graphql::get_or_upgrade)
+        .post(graphql::post)
+        .route_layer(middleware::from_fn_with_state(state.clone(), admit));
+    let mut router = Router::new()
         .route("/", get(graphiql))
-        .route("/graphql", get(graphql::get_or_upgrade).post(graphql::post))
+        .route("/graphql", graphql)
         .route("/schema.graphql", get(sdl))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready));
+    // With an admin listener, metrics are served there only.
+    if settings.admin_listen.is_none() {
+        router = router.route("/metrics", get(health::metrics));
+    }
+    router
+        .fallback(not_found)
+        .with_state(state)
+        .layer(middleware)
+}
+
+/// The admin listener's router: health and metrics only.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(health::metrics))
         .fallback(not_found)
         .with_state(state)
-        .layer(middleware)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            READY_TIMEOUT * 2,
+        ))
+}
+
+/// What answers a connection beyond the public listener's budget: liveness
+/// (the process is alive), readiness (saturated) and 503 for all else.
+pub fn refusal_router(capacity: Arc<Capacity>) -> Router {
+    let ready = capacity.clone();
+    Router::new()
+        .route("/healthz", get(health::live))
+        .route(
+            "/readyz",
+            get(move || async move { health::saturated(&ready, "connections") }),
+        )
+        .fallback(move || async move { capacity.refusal(Refusal::Connections) })
+}
+
+/// Lets a GraphQL request run only while fewer than the limit run; refuses
+/// it with 503 at once otherwise. WebSocket upgrades have a budget of their own.
+async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if graphql::is_websocket_upgrade(request.headers()) {
+        return next.run(request).await;
+    }
+    let Some(running) = state.capacity.request() else {
+        return state.capacity.refusal(Refusal::Requests);
+    };
+    let response = next.run(request).await;
+    drop(running);
+    response
 }
 
 /// The address the request came from, when the server knows it.

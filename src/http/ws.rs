@@ -39,7 +39,9 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::{
-    AppState, client_address, error_response, request_id,
+    AppState,
+    capacity::Refusal,
+    client_address, error_response, request_id,
     strict_json::{self, JsonError},
 };
 use crate::{
@@ -102,13 +104,24 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
+    // Refused before the upgrade, while the client can still read a status.
+    let Some(slot) = state.capacity.websocket() else {
+        tracing::info!("websocket refused: the listener holds as many as it may");
+        return state.capacity.refusal(Refusal::Websockets);
+    };
     let span = tracing::info_span!("websocket", request_id = %id, protocol = protocol.sec_websocket_protocol());
     upgrade
         .protocols([protocol.sec_websocket_protocol()])
         // Client messages are small: start small, and cap them like HTTP bodies.
         .read_buffer_size(16 * 1024)
         .max_message_size(state.settings.max_body_bytes)
-        .on_upgrade(move |socket| serve(socket, state, protocol, id, address).instrument(span))
+        .on_upgrade(move |socket| {
+            async move {
+                serve(socket, state, protocol, id, address).await;
+                drop(slot);
+            }
+            .instrument(span)
+        })
 }
 
 async fn serve(

@@ -20,6 +20,8 @@ use crate::helpers::{
 };
 
 crate::on_both_backends!(
+    running_out_of_file_descriptors_backs_off_and_recovers_by_itself,
+    the_open_file_limit_is_raised_to_the_hard_limit_and_the_budget_logged,
     seed_demo_loads_every_kind_priority_and_status,
     migrate_subcommands_apply_roll_back_and_report,
     internal_errors_are_logged_with_their_cause_and_request_id,
@@ -67,10 +69,34 @@ impl Served {
         Self::launch(dir, env, &serve)
     }
 
+    /// `itsm serve <args>` after the shell's `ulimit` has set the open-file limit.
+    fn start_limited(dir: &Path, env: &[(&str, &str)], ulimit: &str, args: &[&str]) -> Self {
+        let mut command = Command::new("sh");
+        command.current_dir(dir).env_clear();
+        if let Ok(path) = std::env::var("PATH") {
+            command.env("PATH", path);
+        }
+        command
+            .envs(env.iter().copied())
+            .args([
+                "-c",
+                &format!("ulimit {ulimit} && exec \"$0\" \"$@\""),
+                BINARY,
+                "serve",
+            ])
+            .args(args);
+        Self::spawn(command)
+    }
+
     /// `itsm <args>` on a free port, logging JSON; no subcommand means `serve`.
     fn launch(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Self {
-        let mut child = itsm(dir, env)
-            .args(args)
+        let mut command = itsm(dir, env);
+        command.args(args);
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -390,6 +416,124 @@ async fn a_request_over_the_time_limit_is_answered_503() {
         "the request limit, not the database's, ended it: {waited:?}"
     );
     proxy.restore();
+}
+
+/// With a budget larger than the descriptors allow, the server runs out of
+/// them: it logs it once, keeps retrying with back-off, and serves again by
+/// itself once the sockets close.
+async fn running_out_of_file_descriptors_backs_off_and_recovers_by_itself(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let env = [
+        ("ITSM_DATABASE_URL", db.url.as_str()),
+        ("ITSM_JWT_SECRET", TEST_SECRET),
+    ];
+    let served = Served::start_limited(
+        db.dir(),
+        &env,
+        "-n 128",
+        &[
+            "--db-max-connections",
+            "2",
+            "--max-connections",
+            "1000",
+            "--header-timeout",
+            "60s",
+        ],
+    );
+    assert!(
+        served
+            .wait_for_log(|e| message_contains(e, "max-connections is more than"))
+            .await,
+        "a budget beyond the descriptors is warned about"
+    );
+    let address: std::net::SocketAddr = served.address.parse().expect("address");
+    // The kernel completes these handshakes even when the server cannot
+    // accept them any more.
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        held.push(
+            tokio::net::TcpStream::connect(address)
+                .await
+                .expect("connect"),
+        );
+    }
+    assert!(
+        served
+            .wait_for_log(|e| message_contains(e, "out of file descriptors"))
+            .await,
+        "running out is logged"
+    );
+    let warnings = served
+        .log
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|e| message_contains(e, "out of file descriptors"))
+        .count();
+    assert_eq!(warnings, 1, "logged once, not once per attempt");
+
+    drop(held);
+    assert!(
+        served
+            .wait_for_log(|e| message_contains(e, "accepting again"))
+            .await,
+        "accepting resumes by itself"
+    );
+    let health = tokio::time::timeout(WAIT, served.client.get(served.url("/healthz")).send())
+        .await
+        .expect("answered")
+        .expect("sent");
+    assert_eq!(health.status(), StatusCode::OK);
+    let (status, body) = served
+        .graphql("{ __typename }", "not-a-token", "after-emfile")
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let metrics = served
+        .client
+        .get(served.url("/metrics"))
+        .send()
+        .await
+        .expect("sent");
+    let metrics = metrics.text().await.expect("text");
+    let errors = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("itsm_accept_errors_total "))
+        .and_then(|value| value.parse::<u64>().ok())
+        .expect("itsm_accept_errors_total");
+    assert!(errors >= 1, "{metrics}");
+}
+
+/// The soft limit is raised to the hard one at start-up, and the connection
+/// budget worked out from it is logged.
+async fn the_open_file_limit_is_raised_to_the_hard_limit_and_the_budget_logged(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let env = [
+        ("ITSM_DATABASE_URL", db.url.as_str()),
+        ("ITSM_JWT_SECRET", TEST_SECRET),
+    ];
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).expect("the limit");
+    let served = Served::start_limited(db.dir(), &env, "-Sn 256", &["--db-max-connections", "4"]);
+    assert!(
+        served
+            .wait_for_log(|e| message_contains(e, "connection budget"))
+            .await
+    );
+    let line = served
+        .log
+        .lock()
+        .expect("lock")
+        .iter()
+        .find(|e| message_contains(e, "connection budget"))
+        .cloned()
+        .expect("logged");
+    assert_eq!(line["fields"]["open_files"], hard, "{line}");
+    let connections = line["fields"]["connections"].as_u64().expect("connections");
+    assert_eq!(
+        connections,
+        itsm::http::capacity::connection_budget(hard, 5) as u64,
+        "the budget leaves room for the pool (4 and a writer): {line}"
+    );
+    assert!(line["fields"]["websockets"].as_u64() < Some(connections));
 }
 
 #[test]

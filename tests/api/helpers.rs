@@ -202,6 +202,8 @@ pub fn with_database(url: &str, name: &str) -> String {
 /// A running server and what a test needs to talk to it.
 pub struct TestApp {
     pub address: SocketAddr,
+    /// The admin listener, when `--admin-listen` was given.
+    pub admin_address: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub db: TestDatabase,
     keys: JwtKeys,
@@ -240,12 +242,14 @@ pub async fn spawn_on_url(db: TestDatabase, url: &str, args: &[&str]) -> TestApp
         .await
         .expect("the server starts");
     let address = app.address();
+    let admin_address = app.admin_address();
     let (shutdown, stopped) = oneshot::channel();
     let server = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
     TestApp {
         address,
+        admin_address,
         client: reqwest::Client::new(),
         db,
         keys,

@@ -16,6 +16,7 @@ mod health;
 mod lifecycle;
 mod live;
 mod nplus1;
+mod overload;
 mod queues;
 mod routing;
 mod schema;
