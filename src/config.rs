@@ -287,7 +287,7 @@ pub struct HttpSettings {
 
     /// Most GraphQL HTTP requests running at once; one more is answered 503
     /// with `Retry-After` at once rather than queued. 0 means no limit.
-    #[arg(long, env = "ITSM_MAX_REQUESTS", default_value_t = 64, global = true)]
+    #[arg(long, env = "ITSM_MAX_REQUESTS", default_value_t = 32, global = true)]
     pub max_requests: usize,
 
     /// The shortest wait suggested to a refused client (`Retry-After`); each

@@ -1,7 +1,9 @@
 //! Load generators for the itsm GraphQL service. Each checks every response
 //! it gets and prints figures; none asserts a time.
 
+mod overload;
 mod queue_page;
+mod saturate;
 mod subscribers;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +21,10 @@ enum Command {
     QueuePage(queue_page::QueuePage),
     /// Many WebSocket subscribers receiving a stream of ticket changes.
     Subscribers(subscribers::Subscribers),
+    /// The board page offered at a multiple of the rate the server sustains.
+    Overload(overload::Overload),
+    /// WebSockets up to the server's ceiling: refusals, health, recovery.
+    Saturate(saturate::Saturate),
 }
 
 #[tokio::main]
@@ -26,5 +32,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::QueuePage(args) => queue_page::run(args).await,
         Command::Subscribers(args) => subscribers::run(args).await,
+        Command::Overload(args) => overload::run(args).await,
+        Command::Saturate(args) => saturate::run(args).await,
     }
 }

@@ -37,7 +37,7 @@ pub struct QueuePage {
     warmup: u64,
 }
 
-const BOARD: &str = "query Board($queue: ID!, $first: Int!) {
+pub(crate) const BOARD: &str = "query Board($queue: ID!, $first: Int!) {
   queue(id: $queue) {
     name
     stats { open unassigned breached }
@@ -57,7 +57,11 @@ const BOARD: &str = "query Board($queue: ID!, $first: Int!) {
   }
 }";
 
-async fn post(client: &reqwest::Client, args: &QueuePage, body: &Value) -> anyhow::Result<Value> {
+pub(crate) async fn post(
+    client: &reqwest::Client,
+    args: &QueuePage,
+    body: &Value,
+) -> anyhow::Result<Value> {
     let response = client
         .post(&args.url)
         .bearer_auth(&args.token)
@@ -77,7 +81,7 @@ async fn post(client: &reqwest::Client, args: &QueuePage, body: &Value) -> anyho
 }
 
 /// Checks one board response: a full page of tickets, each with its fields.
-fn check(body: &Value, page: usize) -> anyhow::Result<()> {
+pub(crate) fn check(body: &Value, page: usize) -> anyhow::Result<()> {
     let edges = body["data"]["queue"]["tickets"]["edges"]
         .as_array()
         .context("no edges")?;
@@ -93,7 +97,7 @@ fn check(body: &Value, page: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn fullest_queue(
+pub(crate) async fn fullest_queue(
     client: &reqwest::Client,
     args: &QueuePage,
 ) -> anyhow::Result<(String, String, i64)> {
@@ -153,7 +157,7 @@ async fn client_loop(
     outcome
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

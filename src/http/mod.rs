@@ -75,7 +75,12 @@ pub fn router(state: AppState) -> Router {
                         request_id = %request_id(request),
                     )
                 })
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(DefaultOnResponse::new().level(Level::INFO))
+                // Every response is logged above with its status; a line at
+                // ERROR for each 503 would flood the log exactly when the
+                // service sheds load. Causes of real failures are logged
+                // where they happen, and refusals are counted in /metrics.
+                .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))

@@ -14,7 +14,13 @@ use tokio::{
 
 use crate::helpers::{Backend, TestApp, WsClient, error_code, spawn_app_with};
 
+/// The example client, run here against the real server.
+#[allow(dead_code)]
+#[path = "../../examples/subscribe.rs"]
+mod subscribe_example;
+
 crate::on_both_backends!(
+    the_example_subscriber_backs_off_as_told_and_resumes_where_it_left_off,
     a_full_listener_refuses_early_keeps_health_answering_and_recovers,
     requests_beyond_the_concurrency_limit_are_refused_at_once,
     without_an_admin_listener_metrics_stay_public_and_report_the_budget,
@@ -238,13 +244,104 @@ async fn without_an_admin_listener_metrics_stay_public_and_report_the_budget(bac
     let (status, metrics) = get(app.address, "/metrics").await;
     assert_eq!(status, 200);
     assert_eq!(gauge(&metrics, "itsm_connection_budget"), 500, "{metrics}");
-    // 500 less a headroom of max(64 requests, 500 / 20) for plain HTTP.
-    assert_eq!(gauge(&metrics, "itsm_websocket_budget"), 436, "{metrics}");
-    assert_eq!(gauge(&metrics, "itsm_http_requests_running_limit"), 64);
+    // 500 less a headroom of max(32 requests, 500 / 20) for plain HTTP.
+    assert_eq!(gauge(&metrics, "itsm_websocket_budget"), 468, "{metrics}");
+    assert_eq!(gauge(&metrics, "itsm_http_requests_running_limit"), 32);
     assert!(
         gauge(&metrics, "itsm_connections_open") >= 1,
         "this very request's connection is open: {metrics}"
     );
+}
+
+/// `examples/subscribe.rs`, refused while the WebSocket budget is spent,
+/// waits at least the `Retry-After` it is given, then subscribes from the
+/// last cursor it saw and receives the event it would otherwise have missed.
+async fn the_example_subscriber_backs_off_as_told_and_resumes_where_it_left_off(backend: Backend) {
+    use subscribe_example::{Backoff, Update, follow};
+    // 6 connections less a headroom of 3 for HTTP: 3 WebSockets.
+    let app = spawn_app_with(
+        backend,
+        &[
+            "--max-connections",
+            "6",
+            "--max-requests",
+            "3",
+            "--retry-after",
+            "1s",
+        ],
+    )
+    .await;
+    let admin = app.person("ada.admin", Role::Admin).await;
+    let agent = app.person("sam.subscriber", Role::Agent).await;
+    let (_, queue) = app.team_with_queue(&admin, "Backoff", &[&agent]).await;
+    let mut first = WsClient::signed_in(&app, &agent).await;
+    first
+        .subscribe(
+            "q",
+            "subscription($q: ID!) { queueUpdates(queueId: $q) { cursor } }",
+            json!({"q": queue}),
+        )
+        .await;
+    let _second = WsClient::signed_in(&app, &agent).await;
+    let third = WsClient::signed_in(&app, &agent).await;
+    app.incident(&agent, "Seen before", "LOW", "LOW", Some(&queue))
+        .await;
+    let seen = first.next_of("q").await;
+    let cursor = seen["payload"]["data"]["queueUpdates"]["cursor"]
+        .as_str()
+        .expect("a cursor")
+        .to_owned();
+
+    let (updates, mut received) = tokio::sync::mpsc::channel(16);
+    let backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
+    let follower = tokio::spawn(follow(
+        app.ws_url(),
+        agent.token.clone(),
+        queue.clone(),
+        Some(cursor.clone()),
+        backoff,
+        updates,
+    ));
+    match next_update(&mut received).await {
+        Update::Refused { retry_after, wait } => {
+            let retry_after = retry_after.expect("the refusal says when to retry");
+            assert!(
+                (Duration::from_secs(1)..=Duration::from_secs(2)).contains(&retry_after),
+                "{retry_after:?}"
+            );
+            assert!(wait >= retry_after, "waits {wait:?}, told {retry_after:?}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // An event happens while it waits; then a place frees up.
+    app.incident(&agent, "While turned away", "LOW", "LOW", Some(&queue))
+        .await;
+    drop(third);
+    let resumed_after = loop {
+        match next_update(&mut received).await {
+            Update::Subscribed { after } => break after,
+            Update::Refused { .. } | Update::Disconnected { .. } => {}
+            Update::Event(event) => panic!("an event before subscribing: {event}"),
+        }
+    };
+    assert_eq!(resumed_after.as_deref(), Some(cursor.as_str()));
+    match next_update(&mut received).await {
+        Update::Event(event) => {
+            assert_eq!(event["ticket"]["title"], "While turned away", "{event}");
+            assert_eq!(event["kind"], "CREATED", "{event}");
+        }
+        other => panic!("expected the missed event, got {other:?}"),
+    }
+    follower.abort();
+}
+
+async fn next_update(
+    received: &mut tokio::sync::mpsc::Receiver<subscribe_example::Update>,
+) -> subscribe_example::Update {
+    tokio::time::timeout(HANG, received.recv())
+        .await
+        .expect("an update in time")
+        .expect("following")
 }
 
 /// Waits until `running` GraphQL requests run, as the metrics tell.
