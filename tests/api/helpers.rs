@@ -681,6 +681,29 @@ pub async fn age_ticket_by(app: &TestApp, global_id: &str, shift: chrono::Durati
     row.update(&conn).await.expect("age ticket");
 }
 
+/// Sets one time column of a ticket, written as the service writes times (a
+/// bound value, to the microsecond): SQLite compares times as text, so a
+/// hand-formatted literal could sort apart from the same instant written by
+/// the service.
+pub async fn set_ticket_time(
+    app: &TestApp,
+    id: i64,
+    column: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) {
+    use chrono::SubsecRound;
+    use itsm::entity::tickets;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let conn = app.db.connect().await;
+    let column: tickets::Column = column.parse().expect("a tickets column");
+    tickets::Entity::update_many()
+        .col_expr(column, Expr::value(at.trunc_subsecs(6)))
+        .filter(tickets::Column::Id.eq(id))
+        .exec(&conn)
+        .await
+        .expect("set a ticket time");
+}
+
 /// A GraphQL WebSocket client speaking either protocol.
 pub struct WsClient(
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,

@@ -7,7 +7,7 @@ use itsm::auth::Role;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{Backend, TestApp, code, count, error_field, spawn_app},
+    helpers::{Backend, TestApp, code, count, error_field, set_ticket_time, spawn_app},
     tickets::id_of,
 };
 
@@ -31,16 +31,9 @@ fn numbers(connection: &Value) -> Vec<String> {
 }
 
 async fn backdate(app: &TestApp, ticket: &Value, column: &str, hours: i64) {
-    let conn = app.db.connect().await;
-    let at = (chrono::Utc::now() - chrono::Duration::hours(hours))
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
-    let sql = format!(
-        "UPDATE tickets SET {column} = '{at}' WHERE id = {}",
-        id_of(ticket["id"].as_str().unwrap_or_default())
-    );
-    sea_orm::ConnectionTrait::execute_unprepared(&conn, &sql)
-        .await
-        .expect("backdate");
+    let at = chrono::Utc::now() - chrono::Duration::hours(hours);
+    let id = id_of(ticket["id"].as_str().unwrap_or_default());
+    set_ticket_time(app, id, column, at).await;
 }
 
 async fn a_queue_lists_its_tickets_by_importance(backend: Backend) {

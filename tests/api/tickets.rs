@@ -745,18 +745,13 @@ async fn tickets_filter_by_every_criterion(backend: Backend) {
     assert_eq!(fields["ticket"]["sla"]["responseBreached"], true);
 
     // The critical ticket is now five hours old, and was last touched then.
-    let conn = app.db.connect().await;
-    let five_hours_ago =
-        (Utc::now() - Duration::hours(5)).to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
-    sea_orm::ConnectionTrait::execute_unprepared(
-        &conn,
-        &format!(
-            "UPDATE tickets SET updated_at = '{five_hours_ago}' WHERE id = {}",
-            id_of(id)
-        ),
+    crate::helpers::set_ticket_time(
+        &app,
+        id_of(id),
+        "updated_at",
+        Utc::now() - Duration::hours(5),
     )
-    .await
-    .expect("backdate update");
+    .await;
     let hour_ago = (Utc::now() - Duration::hours(1)).to_rfc3339();
     assert_eq!(run(json!({"createdBefore": hour_ago})).await, vec![na]);
     assert_eq!(run(json!({"createdAfter": hour_ago})).await, vec![nb, nc]);

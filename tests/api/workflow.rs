@@ -242,18 +242,13 @@ async fn a_ticket_lives_through_pending_resolution_reopening_and_closing(backend
     );
 
     // Two hours spent pending move the resolution due time two hours later.
-    let conn = app.db.connect().await;
-    let two_hours_ago = (chrono::Utc::now() - chrono::Duration::hours(2))
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
-    sea_orm::ConnectionTrait::execute_unprepared(
-        &conn,
-        &format!(
-            "UPDATE tickets SET paused_since = '{two_hours_ago}' WHERE id = {}",
-            crate::tickets::id_of(id.as_str().unwrap_or_default())
-        ),
+    crate::helpers::set_ticket_time(
+        &app,
+        crate::tickets::id_of(id.as_str().unwrap_or_default()),
+        "paused_since",
+        chrono::Utc::now() - chrono::Duration::hours(2),
     )
-    .await
-    .expect("pause earlier");
+    .await;
     let back = transition(&app, &cast.nina, id, json!({"to": "IN_PROGRESS"})).await;
     assert_eq!(
         (back["pendingReason"].clone(), back["sla"]["paused"].clone()),
