@@ -112,6 +112,8 @@ pub struct Settings {
     #[command(flatten)]
     pub database: DatabaseSettings,
     #[command(flatten)]
+    pub events: EventSettings,
+    #[command(flatten)]
     pub http: HttpSettings,
     #[command(flatten)]
     pub graphql: GraphqlSettings,
@@ -155,16 +157,6 @@ pub struct DatabaseSettings {
     #[arg(long, env = "ITSM_SQLITE_BUSY_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
     pub sqlite_busy_timeout: Duration,
 
-    /// How often SLA warnings and breaches are looked for.
-    #[arg(long, env = "ITSM_SLA_SWEEP", default_value = "30s", value_parser = parse_duration, global = true)]
-    pub sla_sweep: Duration,
-
-    /// How often the event pump reads the log without being woken (by this
-    /// process's commits or, on PostgreSQL, another replica's NOTIFY): the
-    /// most a lost notification can delay an event. At least 100 ms.
-    #[arg(long, env = "ITSM_EVENT_POLL", default_value = "2s", value_parser = parse_duration, global = true)]
-    pub event_poll: Duration,
-
     /// Do not apply pending migrations when `serve` starts.
     #[arg(long, env = "ITSM_NO_MIGRATE", global = true)]
     pub no_migrate: bool,
@@ -189,6 +181,25 @@ impl DatabaseSettings {
         }
         Some(PathBuf::from(path))
     }
+}
+
+/// The event log's readers: the pump that feeds subscriptions, and the SLA timer.
+#[derive(Debug, Clone, Args)]
+pub struct EventSettings {
+    /// How often the event pump reads the log without being woken (by this
+    /// process's commits or, on PostgreSQL, another replica's NOTIFY): the
+    /// most a lost notification can delay an event. At least 100 ms.
+    #[arg(long, env = "ITSM_EVENT_POLL", default_value = "2s", value_parser = parse_duration, global = true)]
+    pub event_poll: Duration,
+
+    /// Events buffered for subscribers that read slowly; one that falls further
+    /// behind is stopped and told to resume with `after`.
+    #[arg(long, env = "ITSM_WS_BUFFER", default_value_t = 4096, global = true)]
+    pub ws_buffer: usize,
+
+    /// How often SLA warnings and breaches are looked for.
+    #[arg(long, env = "ITSM_SLA_SWEEP", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub sla_sweep: Duration,
 }
 
 /// The HTTP listener and its guards.
@@ -225,11 +236,6 @@ pub struct HttpSettings {
     /// How long one HTTP request may take before it is answered with 503.
     #[arg(long, env = "ITSM_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
     pub request_timeout: Duration,
-
-    /// Events buffered for subscribers that read slowly; one that falls further
-    /// behind is stopped and told to resume with `after`.
-    #[arg(long, env = "ITSM_WS_BUFFER", default_value_t = 4096, global = true)]
-    pub ws_buffer: usize,
 
     /// Most subscriptions one WebSocket may run at once; more get an error.
     #[arg(

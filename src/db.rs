@@ -11,7 +11,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -238,6 +238,72 @@ impl ConnectionTrait for Reader {
     }
 }
 
+/// A write transaction. The only way to commit it is [`Txn::commit`], which
+/// wakes this process's event pump when the transaction wrote ticket events
+/// (other replicas hear of them through `NOTIFY`), so no commit can forget
+/// to. Dropped uncommitted, it rolls back.
+#[derive(Debug)]
+pub struct Txn {
+    inner: DatabaseTransaction,
+    signals: Arc<Signals>,
+    wrote_events: AtomicBool,
+}
+
+impl Txn {
+    /// Marks the transaction as one that wrote ticket events (the event log
+    /// calls this as it appends).
+    pub fn wrote_events(&self) {
+        self.wrote_events.store(true, Ordering::Relaxed);
+    }
+
+    /// Rolls back (as dropping it would, but waiting for the database).
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        self.inner.rollback().await
+    }
+
+    /// Commits, then wakes the event pump if events were written.
+    pub async fn commit(self) -> Result<(), DbErr> {
+        let wake = self.wrote_events.load(Ordering::Relaxed);
+        let signals = self.signals;
+        self.inner.commit().await?;
+        if wake {
+            signals.events.notify_one();
+        }
+        Ok(())
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl ConnectionTrait for Txn {
+    fn get_database_backend(&self) -> DbBackend {
+        self.inner.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.inner.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.inner.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.inner.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.inner.query_all_raw(stmt).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.inner.support_returning()
+    }
+
+    fn is_mock_connection(&self) -> bool {
+        false
+    }
+}
+
 /// In-process signals about committed changes.
 #[derive(Debug, Default)]
 pub struct Signals {
@@ -443,12 +509,14 @@ impl Db {
         &self.signals
     }
 
-    /// Commits a transaction that wrote ticket events, and wakes this
-    /// process's event pump. (Other replicas hear of it through `NOTIFY`.)
-    pub async fn commit(&self, txn: DatabaseTransaction) -> Result<(), DbErr> {
-        txn.commit().await?;
-        self.signals.events.notify_one();
-        Ok(())
+    /// Starts a write transaction. It is committed with [`Txn::commit`],
+    /// which wakes the event pump when the transaction wrote ticket events.
+    pub async fn begin(&self) -> Result<Txn, DbErr> {
+        Ok(Txn {
+            inner: sea_orm::TransactionTrait::begin(&self.writer).await?,
+            signals: self.signals.clone(),
+            wrote_events: AtomicBool::new(false),
+        })
     }
 
     /// Tells every replica that team membership changed.
@@ -540,4 +608,37 @@ fn sqlite_options(
                 .foreign_keys(true)
         });
     options
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_commit_wakes_the_event_pump_only_when_events_were_written() {
+        let settings = crate::config::Settings::from_args(["--database-url", "sqlite::memory:"])
+            .expect("settings");
+        let db = Db::connect(&settings.database).await.expect("connect");
+        let woken = |db: &Db| db.signals().events.notified().now_or_never().is_some();
+
+        db.begin()
+            .await
+            .expect("begin")
+            .commit()
+            .await
+            .expect("commit");
+        assert!(!woken(&db), "nothing written: the pump sleeps on");
+
+        let txn = db.begin().await.expect("begin");
+        txn.wrote_events();
+        txn.rollback().await.expect("rollback");
+        assert!(!woken(&db), "rolled back: nothing to read");
+
+        let txn = db.begin().await.expect("begin");
+        txn.wrote_events();
+        txn.commit().await.expect("commit");
+        assert!(woken(&db), "events committed: the pump reads the log");
+    }
 }

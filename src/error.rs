@@ -67,6 +67,15 @@ impl ApiError {
         }
     }
 
+    /// A database error, except that a unique-constraint violation becomes
+    /// `BAD_USER_INPUT` on `field` with `message` (a name or key taken).
+    pub fn unless_unique(error: DbErr, field: &str, message: impl Into<String>) -> Self {
+        match error.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => Self::bad_input(field, message),
+            _ => error.into(),
+        }
+    }
+
     /// An internal error with a cause for the log.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         Self::Internal(Arc::new(cause.into()))

@@ -10,7 +10,7 @@ use crate::{
     config::Settings,
     db::{Db, RequestBudget},
     events::{self, bus::EventBus},
-    graphql::{self, Limits, input::InputLimits, shape::ShapeLimits},
+    graphql::{self, Limits},
     http::{
         self, AppState,
         capacity::{self as budget, Capacity},
@@ -56,25 +56,13 @@ impl Application {
         } else {
             db.migrate().await?;
         }
-        let limits = Limits {
-            max_depth: settings.graphql.graphql_max_depth,
-            max_complexity: settings.graphql.graphql_max_complexity,
-            shape: ShapeLimits {
-                max_nesting: settings.graphql.graphql_max_nesting.max(1),
-                max_tokens: settings.graphql.graphql_max_tokens.max(1),
-            },
-            input: InputLimits {
-                max_list: settings.graphql.graphql_max_list.max(1),
-            },
-            introspection: settings.http.introspection,
-            rate_per_minute: settings.graphql.rate_limit,
-        };
-        let bus = EventBus::new(settings.http.ws_buffer);
+        let limits = Limits::from_settings(&settings);
+        let bus = EventBus::new(settings.events.ws_buffer);
         let mut tasks =
-            events::pump::spawn(db.background(), bus.clone(), settings.database.event_poll);
+            events::pump::spawn(db.background(), bus.clone(), settings.events.event_poll);
         tasks.push(events::sla::spawn(
             db.background(),
-            settings.database.sla_sweep,
+            settings.events.sla_sweep,
         ));
         let budget = RequestBudget {
             max_concurrent: settings.graphql.request_max_connections.max(1),

@@ -8,6 +8,13 @@ use sea_orm::{
 
 use crate::error::{ApiError, ApiResult};
 
+/// Longest name (of a team, a queue, a service…), in characters.
+const MAX_NAME: usize = 100;
+/// Longest description, in characters.
+const MAX_DESCRIPTION: usize = 2_000;
+/// Longest long text (a ticket's description, a comment, a note), in characters.
+const MAX_TEXT: usize = 20_000;
+
 /// Longest search text, in characters.
 pub const MAX_SEARCH_CHARS: usize = 200;
 
@@ -65,6 +72,56 @@ pub fn search_condition<C: ColumnTrait>(
                 .like(LikeExpr::new(pattern.clone()).escape('\\')),
         )
     }))
+}
+
+/// A checked name: 1 to 100 characters.
+pub fn name(value: &str, field: &str) -> ApiResult<String> {
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > MAX_NAME {
+        return Err(ApiError::bad_input(
+            field,
+            format!("`{field}` holds 1 to {MAX_NAME} characters"),
+        ));
+    }
+    if single_line_violation(value).is_some() {
+        return Err(ApiError::bad_input(
+            field,
+            format!("`{field}` is one line: no newlines, tabs or other control characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// A checked description: at most 2,000 characters; blank means none.
+pub fn description(value: Option<&str>) -> ApiResult<Option<String>> {
+    match value.map(str::trim) {
+        Some(text) if text.chars().count() > MAX_DESCRIPTION => Err(ApiError::bad_input(
+            "description",
+            format!("`description` holds at most {MAX_DESCRIPTION} characters"),
+        )),
+        Some("") | None => Ok(None),
+        Some(text) => Ok(Some(text.to_owned())),
+    }
+}
+
+/// A checked long text (a description, a comment, a note): at most
+/// 20,000 characters, trimmed.
+pub fn long_text(value: &str, field: &str) -> ApiResult<String> {
+    if value.chars().count() > MAX_TEXT {
+        return Err(ApiError::bad_input(
+            field,
+            format!("`{field}` holds at most {MAX_TEXT} characters"),
+        ));
+    }
+    Ok(value.trim().to_owned())
+}
+
+/// Trimmed text, or `None` when blank.
+pub fn clean(value: Option<&str>) -> Option<String> {
+    value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 #[cfg(test)]

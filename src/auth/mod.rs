@@ -105,6 +105,22 @@ fn bearer_token(header: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// Raises `FORBIDDEN` unless the viewer has at least `role`.
+pub fn require(viewer: &Viewer, role: Role, what: &str) -> ApiResult<()> {
+    if viewer.role >= role && viewer.role != Role::Integration {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "only {} may {what}",
+            match role {
+                Role::Admin => "admins",
+                Role::Manager => "managers and admins",
+                _ => "agents, managers and admins",
+            }
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::bearer_token;

@@ -9,13 +9,14 @@ use super::{
     model::{ApprovalMode, ApprovalRule, TaskTemplate},
     service::{self, Approval, ItemFields, ItemFilter, Submission},
 };
+use crate::paging::PageArgs;
 use crate::{
     connection,
     entity::catalog_items,
     error::{ApiError, ApiResult},
     graphql::{
         ContextExt,
-        connection::{PageArgs, TotalCount},
+        connection::TotalCount,
         errors::report,
         loaders::{QueueKey, ServiceKey, UserKey},
         relay::{decode_id_of, encode_id},

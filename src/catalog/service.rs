@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
     sea_query::{Expr, ExprTrait, Query},
 };
 use serde_json::Value;
@@ -16,15 +16,14 @@ use super::{
     model::{ApprovalMode, ApprovalRule, TaskTemplate},
 };
 use crate::{
-    auth::{Role, Viewer},
+    auth::{Role, Viewer, require},
     clock::now,
-    db::Db,
+    db::{Db, Txn},
     entity::{catalog_items, queues, services, tickets, users},
     error::{ApiError, ApiResult},
-    graphql::connection::{Page, PageInfoFlags},
     lifecycle::stage::{ServiceStatus, Stage},
     paging,
-    team::service::require,
+    paging::{Page, PageInfoFlags},
     ticket::{
         access::Scope,
         fulfilment::Plan,
@@ -155,7 +154,7 @@ fn item_key(value: &str) -> ApiResult<String> {
     }
 }
 
-async fn check_references(txn: &DatabaseTransaction, fields: &ItemFields) -> ApiResult<()> {
+async fn check_references(txn: &Txn, fields: &ItemFields) -> ApiResult<()> {
     if let Some(id) = fields.service_id
         && services::Entity::find_by_id(id).one(txn).await?.is_none()
     {
@@ -238,15 +237,6 @@ fn json<T: serde::Serialize>(value: &T) -> ApiResult<String> {
     serde_json::to_string(value).map_err(ApiError::internal)
 }
 
-fn taken(error: sea_orm::DbErr) -> ApiError {
-    match error.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => {
-            ApiError::bad_input("key", "an item with this key exists")
-        }
-        _ => error.into(),
-    }
-}
-
 /// Adds an item to the catalog (managers and admins).
 #[tracing::instrument(skip_all, fields(viewer = viewer.user.id))]
 pub async fn create(
@@ -268,7 +258,7 @@ pub async fn create(
     let queue_id = fields.fulfilment_queue_id.ok_or_else(|| {
         ApiError::bad_input("fulfilmentQueueId", "an item needs a fulfilment queue")
     })?;
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     check_references(&txn, &fields).await?;
     let approval = fields.approval.clone().unwrap_or_default();
     let at = now();
@@ -300,7 +290,7 @@ pub async fn create(
     })
     .exec_with_returning(&txn)
     .await
-    .map_err(taken)?;
+    .map_err(|e| ApiError::unless_unique(e, "key", "an item with this key exists"))?;
     txn.commit().await?;
     Ok(item)
 }
@@ -315,7 +305,7 @@ pub async fn update(
     fields: ItemFields,
 ) -> ApiResult<catalog_items::Model> {
     require(viewer, Role::Manager, "manage the catalog")?;
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     let item = catalog_items::Entity::find_by_id(id)
         .one(&txn)
         .await?
@@ -377,7 +367,7 @@ pub async fn update(
         .filter(catalog_items::Column::Version.eq(item.version))
         .exec_with_returning(&txn)
         .await
-        .map_err(taken)?;
+        .map_err(|e| ApiError::unless_unique(e, "key", "an item with this key exists"))?;
     let saved = saved
         .pop()
         .ok_or_else(|| ApiError::Conflict("the item changed meanwhile; reload and retry".into()))?;

@@ -11,9 +11,6 @@ use tokio::sync::broadcast;
 
 use crate::entity::{ticket_events, tickets};
 
-/// Events buffered for slow subscribers before they are cut off.
-pub const DEFAULT_CAPACITY: usize = 4096;
-
 /// One committed event and its ticket.
 #[derive(Debug, Clone)]
 pub struct Published {

@@ -17,7 +17,7 @@ use crate::{
     db::Db,
     entity::{ticket_events, tickets},
     error::{ApiError, ApiResult},
-    graphql::connection::{Page, PageInfoFlags, encode_cursor},
+    paging::{self, Page, PageInfoFlags, encode_cursor},
     ticket::{access::Scope, model::Visibility},
 };
 
@@ -126,7 +126,7 @@ pub fn after_seq(after: Option<&str>) -> ApiResult<Option<i64>> {
     let Some(after) = after else {
         return Ok(None);
     };
-    let page = crate::graphql::connection::PageArgs {
+    let page = paging::PageArgs {
         first: Some(1),
         after: Some(after.to_owned()),
         last: None,
@@ -241,7 +241,7 @@ pub async fn follow(
     authorize(&db, &scope, feed).await?;
     let (cursor, replaying) = match after {
         Some(seq) => (seq, true),
-        None => (latest(&db).await?, false),
+        None => (super::pump::latest_seq(&db).await?, false),
     };
     let follow = Follow {
         db,
@@ -261,16 +261,6 @@ pub async fn follow(
     }))
 }
 
-async fn latest(db: &Db) -> ApiResult<i64> {
-    let latest: Option<Option<i64>> = ticket_events::Entity::find()
-        .select_only()
-        .column_as(ticket_events::Column::Seq.max(), "latest")
-        .into_tuple()
-        .one(db.reader())
-        .await?;
-    Ok(latest.flatten().unwrap_or(0))
-}
-
 /// A page of the events the viewer may read, oldest first: the polling feed.
 pub async fn page(
     db: &Db,
@@ -278,29 +268,8 @@ pub async fn page(
     feed: Feed,
     page: &Page,
 ) -> ApiResult<(Vec<ticket_events::Model>, PageInfoFlags)> {
-    let condition = readable(scope, feed);
-    let mut select = ticket_events::Entity::find().filter(condition);
-    if let Some(key) = &page.key {
-        let field = if page.backward { "before" } else { "after" };
-        let seq = key
-            .first()
-            .and_then(serde_json::Value::as_i64)
-            .ok_or_else(|| ApiError::bad_input(field, "the cursor does not fit this feed"))?;
-        select = select.filter(if page.backward {
-            ticket_events::Column::Seq.lt(seq)
-        } else {
-            ticket_events::Column::Seq.gt(seq)
-        });
-    }
-    let rows = if page.backward {
-        select.order_by_desc(ticket_events::Column::Seq)
-    } else {
-        select.order_by_asc(ticket_events::Column::Seq)
-    }
-    .limit(page.limit + 1)
-    .all(db.reader())
-    .await?;
-    Ok(page.finish(rows))
+    let select = ticket_events::Entity::find().filter(readable(scope, feed));
+    paging::by_number(db, select, ticket_events::Column::Seq, page).await
 }
 
 /// Counts the events the viewer may read in `feed`.

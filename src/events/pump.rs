@@ -38,7 +38,8 @@ pub fn spawn(db: Db, bus: EventBus, poll: Duration) -> Vec<JoinHandle<()>> {
     tasks
 }
 
-async fn latest_seq(db: &Db) -> ApiResult<i64> {
+/// The newest sequence number in the log (0 when it is empty).
+pub(crate) async fn latest_seq(db: &Db) -> ApiResult<i64> {
     let latest: Option<Option<i64>> = ticket_events::Entity::find()
         .select_only()
         .column_as(ticket_events::Column::Seq.max(), "latest")

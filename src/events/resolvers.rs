@@ -10,13 +10,10 @@ use super::{
     bus::EventBus,
     feed::{self, Feed, after_seq},
 };
+use crate::paging::PageArgs;
 use crate::{
     error::{ApiError, ApiResult},
-    graphql::{
-        ContextExt,
-        connection::{PageArgs, TotalCount},
-        relay::decode_id_of,
-    },
+    graphql::{ContextExt, connection::TotalCount, relay::decode_id_of},
     ticket::resolvers::{TicketEvent, TicketEventConnection},
 };
 

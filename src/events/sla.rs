@@ -5,10 +5,7 @@
 
 use std::time::Duration;
 
-use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
-    sea_query::Expr,
-};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect, sea_query::Expr};
 use tokio::task::JoinHandle;
 
 use crate::{
@@ -121,7 +118,7 @@ pub async fn sweep(db: &Db) -> ApiResult<usize> {
 /// Claims one alert and writes its event; false when another replica (or an
 /// earlier sweep) already did.
 async fn raise(db: &Db, alert: Alert, id: i64) -> ApiResult<bool> {
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     let claimed = tickets::Entity::update_many()
         .col_expr(alert.flag(), Expr::val(true))
         .filter(tickets::Column::Id.eq(id))
@@ -152,6 +149,6 @@ async fn raise(db: &Db, alert: Alert, id: i64) -> ApiResult<bool> {
         Draft::system(&ticket, kind, &changes, at).visible_as(Visibility::Internal),
     )
     .await?;
-    db.commit(txn).await?;
+    txn.commit().await?;
     Ok(true)
 }

@@ -22,7 +22,7 @@ use async_graphql::{
     },
 };
 
-use super::connection::{DEFAULT_PAGE, MAX_PAGE};
+use crate::paging::{DEFAULT_PAGE, MAX_PAGE};
 
 /// Rows a list that is not paged may hold, when nothing smaller is known:
 /// the cap on list inputs and pages alike.

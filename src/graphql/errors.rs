@@ -69,15 +69,23 @@ pub struct Limits {
     pub rate_per_minute: u32,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
+impl Limits {
+    /// The limits `settings` ask for: the one place their defaults live is
+    /// the command line's.
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        let graphql = &settings.graphql;
         Self {
-            max_depth: 12,
-            max_complexity: 5000,
-            shape: ShapeLimits::default(),
-            input: InputLimits::default(),
-            introspection: Introspection::On,
-            rate_per_minute: 0,
+            max_depth: graphql.graphql_max_depth,
+            max_complexity: graphql.graphql_max_complexity,
+            shape: ShapeLimits {
+                max_nesting: graphql.graphql_max_nesting.max(1),
+                max_tokens: graphql.graphql_max_tokens.max(1),
+            },
+            input: InputLimits {
+                max_list: graphql.graphql_max_list.max(1),
+            },
+            introspection: settings.http.introspection,
+            rate_per_minute: graphql.rate_limit,
         }
     }
 }
@@ -578,8 +586,11 @@ mod tests {
                 Limits {
                     max_depth: 3,
                     max_complexity: 10,
-                    shape: ShapeLimits::default(),
-                    input: InputLimits::default(),
+                    shape: ShapeLimits {
+                        max_nesting: 32,
+                        max_tokens: 10_000,
+                    },
+                    input: InputLimits { max_list: 100 },
                     introspection: Introspection::On,
                     rate_per_minute: 0,
                 },

@@ -35,12 +35,6 @@ pub struct InputLimits {
     pub max_list: usize,
 }
 
-impl Default for InputLimits {
-    fn default() -> Self {
-        Self { max_list: 100 }
-    }
-}
-
 /// An input the policy refuses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputError {

@@ -21,15 +21,6 @@ pub struct ShapeLimits {
     pub max_tokens: usize,
 }
 
-impl Default for ShapeLimits {
-    fn default() -> Self {
-        Self {
-            max_nesting: 32,
-            max_tokens: 10_000,
-        }
-    }
-}
-
 /// Why a request was refused before parsing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShapeError {
@@ -443,7 +434,10 @@ mod tests {
     #[test]
     fn a_deep_document_costs_one_pass_and_an_error() {
         let deep = nested_objects(100_000);
-        let limits = ShapeLimits::default();
+        let limits = ShapeLimits {
+            max_nesting: 32,
+            max_tokens: 10_000,
+        };
         assert_eq!(
             check_document(&deep, &limits),
             Err(ShapeError::QueryTooDeep(limits.max_nesting))

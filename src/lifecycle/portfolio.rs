@@ -4,21 +4,21 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, SqlErr, TransactionTrait,
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    SqlErr,
 };
 use serde_json::Value;
 
 use super::stage::{ServiceStatus, Stage};
 use crate::{
-    auth::{Role, Viewer},
+    auth::{Role, Viewer, require},
     clock::now,
-    db::Db,
+    db::{Db, Txn},
     entity::{service_stage_moves, services, teams},
     error::{ApiError, ApiResult},
-    graphql::connection::{Page, PageInfoFlags},
     paging,
-    team::service::{description as checked_description, require},
+    paging::{Page, PageInfoFlags},
+    text::description as checked_description,
 };
 
 const MAX_KEY: usize = 50;
@@ -100,7 +100,7 @@ fn name(value: &str) -> ApiResult<String> {
     Ok(value.to_owned())
 }
 
-async fn team(txn: &DatabaseTransaction, id: i64, field: &str) -> ApiResult<teams::Model> {
+async fn team(txn: &Txn, id: i64, field: &str) -> ApiResult<teams::Model> {
     teams::Entity::find_by_id(id)
         .one(txn)
         .await?
@@ -108,7 +108,7 @@ async fn team(txn: &DatabaseTransaction, id: i64, field: &str) -> ApiResult<team
 }
 
 async fn record_move(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     service: &services::Model,
     from: Option<Stage>,
     actor: i64,
@@ -140,7 +140,7 @@ pub async fn create(db: &Db, viewer: &Viewer, new: NewService) -> ApiResult<serv
     let key = key(&new.key)?;
     let name = name(&new.name)?;
     let description = checked_description(new.description.as_deref())?.unwrap_or_default();
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     let owner = team(&txn, new.owner_team_id, "ownerTeamId").await?;
     let at = now();
     let service = services::Entity::insert(services::ActiveModel {
@@ -169,7 +169,7 @@ pub async fn create(db: &Db, viewer: &Viewer, new: NewService) -> ApiResult<serv
 }
 
 async fn load_for_change(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     viewer: &Viewer,
     id: i64,
     expected_version: Option<i32>,
@@ -191,7 +191,7 @@ async fn load_for_change(
 }
 
 async fn save(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     before: &services::Model,
     mut row: services::ActiveModel,
 ) -> ApiResult<services::Model> {
@@ -216,7 +216,7 @@ pub async fn update(
     expected_version: i32,
     edit: ServiceEdit,
 ) -> ApiResult<services::Model> {
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     let before = load_for_change(&txn, viewer, id, Some(expected_version)).await?;
     let mut row = services::ActiveModel::default();
     if let Some(value) = &edit.name {
@@ -244,7 +244,7 @@ pub async fn move_stage(
     expected_version: Option<i32>,
 ) -> ApiResult<services::Model> {
     let note = clean_note(note)?;
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     let before = load_for_change(&txn, viewer, id, expected_version).await?;
     if before.status == ServiceStatus::Retired {
         return Err(ApiError::bad_input(
@@ -284,7 +284,7 @@ pub async fn retire(
     expected_version: Option<i32>,
 ) -> ApiResult<services::Model> {
     let note = clean_note(note)?;
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     let before = load_for_change(&txn, viewer, id, expected_version).await?;
     if before.status == ServiceStatus::Retired {
         return Err(ApiError::Conflict("the service is already retired".into()));

@@ -7,13 +7,14 @@ use super::{
     portfolio::{self, NewService, ServiceEdit, ServiceFilter},
     stage::{ServiceStatus, Stage},
 };
+use crate::paging::{PageArgs, encode_cursor};
 use crate::{
     connection,
     entity::{service_stage_moves, services},
     error::{ApiError, ApiResult},
     graphql::{
         ContextExt,
-        connection::{PageArgs, TotalCount, encode_cursor},
+        connection::TotalCount,
         loaders::{TeamKey, UserKey},
         relay::{decode_id_of, encode_id},
     },

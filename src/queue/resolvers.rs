@@ -6,13 +6,14 @@ use chrono::{DateTime, Utc};
 use sea_orm::Condition;
 
 use super::service::{self, QueueFields, Stats};
+use crate::paging::PageArgs;
 use crate::{
     connection,
     entity::queues,
     error::{ApiError, ApiResult},
     graphql::{
         ContextExt,
-        connection::{PageArgs, TotalCount},
+        connection::TotalCount,
         loaders::TeamKey,
         relay::{decode_id_of, encode_id},
     },

@@ -2,25 +2,20 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, SqlErr,
-    TransactionTrait,
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
     sea_query::{Expr, Func, SimpleExpr},
 };
 
 use crate::{
-    auth::{Role, Viewer},
+    auth::{Role, Viewer, require},
     clock::now,
     db::Db,
     entity::{queues, teams, tickets},
     error::{ApiError, ApiResult},
-    graphql::connection::{Page, PageInfoFlags},
     paging,
-    team::service::{description, name, require},
-    ticket::{
-        access::Scope,
-        model::Priority,
-        query::{OPEN, breached_at},
-    },
+    paging::{Page, PageInfoFlags},
+    text::{description, name},
+    ticket::{access::Scope, model::Priority, query::breached_at, rules::workflow::OPEN},
 };
 
 /// Queues matching `condition`, by name.
@@ -59,15 +54,6 @@ pub struct QueueFields {
     pub is_default: Option<bool>,
 }
 
-fn taken(error: sea_orm::DbErr) -> ApiError {
-    match error.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => {
-            ApiError::bad_input("name", "a queue with this name exists")
-        }
-        _ => error.into(),
-    }
-}
-
 async fn team<C: sea_orm::ConnectionTrait>(conn: &C, id: i64) -> ApiResult<teams::Model> {
     teams::Entity::find_by_id(id)
         .one(conn)
@@ -96,7 +82,7 @@ pub async fn create(db: &Db, viewer: &Viewer, fields: QueueFields) -> ApiResult<
     let team_id = fields
         .team_id
         .ok_or_else(|| ApiError::bad_input("teamId", "a queue needs a team"))?;
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     let team = team(&txn, team_id).await?;
     let is_default = fields.is_default.unwrap_or(false);
     if is_default {
@@ -114,7 +100,7 @@ pub async fn create(db: &Db, viewer: &Viewer, fields: QueueFields) -> ApiResult<
     })
     .exec_with_returning(&txn)
     .await
-    .map_err(taken)?;
+    .map_err(|e| ApiError::unless_unique(e, "name", "a queue with this name exists"))?;
     txn.commit().await?;
     Ok(queue)
 }
@@ -128,7 +114,7 @@ pub async fn update(
     fields: QueueFields,
 ) -> ApiResult<queues::Model> {
     require(viewer, Role::Manager, "change queues")?;
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     let queue = queues::Entity::find_by_id(id)
         .one(&txn)
         .await?
@@ -159,7 +145,7 @@ pub async fn update(
     row.updated_at = Set(now());
     let queue = sea_orm::ActiveModelTrait::update(row, &txn)
         .await
-        .map_err(taken)?;
+        .map_err(|e| ApiError::unless_unique(e, "name", "a queue with this name exists"))?;
     txn.commit().await?;
     if fields.team_id.is_some() {
         // A queue handed to another team changes who reaches its tickets.

@@ -2,18 +2,17 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use super::rules::{Actions, Conditions, Facts, first_match};
 use crate::{
-    auth::{Role, Viewer},
+    auth::{Role, Viewer, require},
     clock::now,
-    db::Db,
+    db::{Db, Txn},
     entity::{catalog_items, queues, routing_rules, services, users},
     error::{ApiError, ApiResult},
-    team::service::require,
 };
 
 /// A rule's fields; on update `None` keeps a field.
@@ -49,7 +48,7 @@ pub fn actions_of(rule: &routing_rules::Model) -> Actions {
     serde_json::from_str(&rule.actions).unwrap_or_default()
 }
 
-async fn check(txn: &DatabaseTransaction, fields: &RuleFields) -> ApiResult<()> {
+async fn check(txn: &Txn, fields: &RuleFields) -> ApiResult<()> {
     if let Some(name) = &fields.name
         && (name.trim().is_empty() || name.chars().count() > 200)
     {
@@ -146,7 +145,7 @@ pub async fn create(
     if fields.actions.is_none() {
         return Err(ApiError::bad_input("actions", "a rule needs actions"));
     }
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     check(&txn, &fields).await?;
     let last: Option<Option<i32>> = routing_rules::Entity::find()
         .select_only()
@@ -181,7 +180,7 @@ pub async fn update(
     fields: RuleFields,
 ) -> ApiResult<routing_rules::Model> {
     require(viewer, Role::Manager, "manage routing rules")?;
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     check(&txn, &fields).await?;
     let rule = routing_rules::Entity::find_by_id(id)
         .one(&txn)
@@ -228,7 +227,7 @@ pub async fn reorder(
     ids: &[i64],
 ) -> ApiResult<Vec<routing_rules::Model>> {
     require(viewer, Role::Manager, "manage routing rules")?;
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     let mut all: Vec<i64> = routing_rules::Entity::find()
         .select_only()
         .column(routing_rules::Column::Id)

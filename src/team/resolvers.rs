@@ -5,13 +5,14 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, Condition};
 
 use super::service;
+use crate::paging::PageArgs;
 use crate::{
     connection,
     entity::{queues, teams},
     error::{ApiError, ApiResult},
     graphql::{
         ContextExt,
-        connection::{PageArgs, TotalCount},
+        connection::TotalCount,
         relay::{decode_id_of, encode_id},
     },
     paging::{BY_NAME, name_cursor},
@@ -104,7 +105,7 @@ impl Team {
 
 fn user_page(
     rows: Vec<crate::entity::users::Model>,
-    flags: crate::graphql::connection::PageInfoFlags,
+    flags: crate::paging::PageInfoFlags,
     total: TotalCount,
 ) -> UserConnection {
     let rows = rows

@@ -2,81 +2,24 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, SqlErr,
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter,
     sea_query::{Expr, ExprTrait, Query},
 };
 
 use crate::{
-    auth::{Role, Viewer},
+    auth::{Role, Viewer, require},
     clock::now,
     db::Db,
     entity::{team_members, teams, users},
     error::{ApiError, ApiResult},
-    graphql::connection::{Page, PageInfoFlags},
     paging,
+    paging::{Page, PageInfoFlags},
+    text::{description, name},
 };
-
-const MAX_NAME: usize = 100;
-const MAX_DESCRIPTION: usize = 2_000;
-
-/// Raises `FORBIDDEN` unless the viewer has at least `role`.
-pub fn require(viewer: &Viewer, role: Role, what: &str) -> ApiResult<()> {
-    if viewer.role >= role && viewer.role != Role::Integration {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "only {} may {what}",
-            match role {
-                Role::Admin => "admins",
-                Role::Manager => "managers and admins",
-                _ => "agents, managers and admins",
-            }
-        )))
-    }
-}
 
 /// May see who belongs to which team: staff and integrations.
 pub fn may_see_people(viewer: &Viewer) -> bool {
     viewer.role >= Role::Agent || viewer.role == Role::Integration
-}
-
-/// A checked name: 1 to 100 characters.
-pub fn name(value: &str, field: &str) -> ApiResult<String> {
-    let value = value.trim();
-    if value.is_empty() || value.chars().count() > MAX_NAME {
-        return Err(ApiError::bad_input(
-            field,
-            format!("`{field}` holds 1 to {MAX_NAME} characters"),
-        ));
-    }
-    if crate::text::single_line_violation(value).is_some() {
-        return Err(ApiError::bad_input(
-            field,
-            format!("`{field}` is one line: no newlines, tabs or other control characters"),
-        ));
-    }
-    Ok(value.to_owned())
-}
-
-/// A checked description: at most 2,000 characters; blank means none.
-pub fn description(value: Option<&str>) -> ApiResult<Option<String>> {
-    match value.map(str::trim) {
-        Some(text) if text.chars().count() > MAX_DESCRIPTION => Err(ApiError::bad_input(
-            "description",
-            format!("`description` holds at most {MAX_DESCRIPTION} characters"),
-        )),
-        Some("") | None => Ok(None),
-        Some(text) => Ok(Some(text.to_owned())),
-    }
-}
-
-fn taken(error: sea_orm::DbErr, what: &str) -> ApiError {
-    match error.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => {
-            ApiError::bad_input("name", format!("a {what} with this name exists"))
-        }
-        _ => error.into(),
-    }
 }
 
 /// All teams, by name.
@@ -120,7 +63,7 @@ pub async fn create(
     })
     .exec_with_returning(db.writer())
     .await
-    .map_err(|e| taken(e, "team"))
+    .map_err(|e| ApiError::unless_unique(e, "name", "a team with this name exists"))
 }
 
 /// Adds a user to a team (admins). Adding a member twice changes nothing.

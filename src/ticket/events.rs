@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{EventKind, Visibility};
 use crate::{
+    db::Txn,
     entity::{ticket_events, tickets},
     error::{ApiError, ApiResult},
 };
@@ -117,8 +118,10 @@ impl<'a> Draft<'a> {
     }
 }
 
-/// Appends one event and returns its sequence number.
-pub async fn record<C: ConnectionTrait>(conn: &C, draft: Draft<'_>) -> ApiResult<i64> {
+/// Appends one event and returns its sequence number. The transaction's
+/// commit wakes the event pump.
+pub async fn record(conn: &Txn, draft: Draft<'_>) -> ApiResult<i64> {
+    conn.wrote_events();
     let seq = next_counter(conn, "EVENT").await?;
     let changes = serde_json::to_string(draft.changes).map_err(ApiError::internal)?;
     ticket_events::Entity::insert(ticket_events::ActiveModel {

@@ -5,15 +5,14 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::{
     access::Scope,
     events::{self, Change, Draft},
     model::{ApprovalState, EventKind, Status, TaskStatus},
-    service::{clean, clock, load, long_text, save, store_clock},
+    service::{clock, load, save, store_clock},
 };
 use crate::{
     auth::{Role, Viewer},
@@ -22,9 +21,10 @@ use crate::{
         service as catalog,
     },
     clock::now,
-    db::Db,
+    db::{Db, Txn},
     entity::{approvals, catalog_items, tasks, tickets, users},
     error::{ApiError, ApiResult},
+    text::{clean, long_text},
 };
 
 /// What a new ticket needs before and during fulfilment.
@@ -48,7 +48,7 @@ impl Plan {
 
 /// Sets up approvals (or tasks) for a ticket just created, in its transaction.
 pub async fn start(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     actor: i64,
     ticket: &tickets::Model,
     plan: &Plan,
@@ -107,7 +107,7 @@ pub async fn start(
 }
 
 async fn create_tasks(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     actor: i64,
     ticket: &tickets::Model,
     templates: &[TaskTemplate],
@@ -209,7 +209,7 @@ pub async fn decide(
     if let Some(text) = &comment {
         long_text(text, "comment")?;
     }
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     let approval = approvals::Entity::find_by_id(approval_id)
         .one(&txn)
         .await?
@@ -362,7 +362,7 @@ pub async fn decide(
             }
         }
     };
-    db.commit(txn).await?;
+    txn.commit().await?;
     Ok((decided, ticket))
 }
 
@@ -405,7 +405,7 @@ pub async fn mine(
 }
 
 /// True while a ticket waits for an approval that has not been granted.
-pub async fn awaiting(txn: &DatabaseTransaction, ticket_id: i64) -> ApiResult<bool> {
+pub async fn awaiting(txn: &Txn, ticket_id: i64) -> ApiResult<bool> {
     let pending = approvals::Entity::find()
         .filter(approvals::Column::TicketId.eq(ticket_id))
         .filter(approvals::Column::State.eq(ApprovalState::Pending))
@@ -417,11 +417,7 @@ pub async fn awaiting(txn: &DatabaseTransaction, ticket_id: i64) -> ApiResult<bo
 /// Withdraws the approvals of a ticket still pending once they no longer
 /// matter (the rule is satisfied, or the ticket was rejected or cancelled);
 /// returns how many.
-pub async fn withdraw(
-    txn: &DatabaseTransaction,
-    ticket_id: i64,
-    at: DateTime<Utc>,
-) -> ApiResult<u64> {
+pub async fn withdraw(txn: &Txn, ticket_id: i64, at: DateTime<Utc>) -> ApiResult<u64> {
     let withdrawn = approvals::Entity::update_many()
         .set(approvals::ActiveModel {
             state: Set(ApprovalState::Withdrawn),
@@ -437,7 +433,7 @@ pub async fn withdraw(
 
 /// Skips the open tasks of a ticket that was cancelled; returns how many.
 pub async fn skip_open_tasks(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     actor: i64,
     ticket_id: i64,
     at: DateTime<Utc>,
@@ -469,7 +465,7 @@ pub fn withdrawn_change(count: u64) -> Option<Change> {
 }
 
 /// How many fulfilment tasks of a ticket are still open.
-pub async fn open_tasks(txn: &DatabaseTransaction, ticket_id: i64) -> ApiResult<u64> {
+pub async fn open_tasks(txn: &Txn, ticket_id: i64) -> ApiResult<u64> {
     Ok(tasks::Entity::find()
         .filter(tasks::Column::TicketId.eq(ticket_id))
         .filter(tasks::Column::Status.eq(TaskStatus::Open))
@@ -506,7 +502,7 @@ pub async fn change_task(
     task_id: i64,
     change: TaskChange,
 ) -> ApiResult<(tasks::Model, tickets::Model)> {
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     let task = tasks::Entity::find_by_id(task_id)
         .one(&txn)
         .await?
@@ -615,7 +611,7 @@ pub async fn change_task(
         Draft::new(&ticket, scope.user_id, EventKind::TaskUpdated, &changes, at),
     )
     .await?;
-    db.commit(txn).await?;
+    txn.commit().await?;
     Ok((task, ticket))
 }
 

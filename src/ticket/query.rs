@@ -12,12 +12,13 @@ use serde_json::{Value, json};
 use super::{
     access::Scope,
     model::{Priority, Status, TicketKind},
+    rules::workflow,
 };
 use crate::{
     db::Db,
     entity::{comments, ticket_events, ticket_links, tickets},
     error::{ApiError, ApiResult},
-    graphql::connection::{Page, PageInfoFlags, encode_cursor},
+    paging::{self, Page, PageInfoFlags, encode_cursor},
 };
 
 /// Which tickets a list holds; empty lists and `None` do not filter.
@@ -54,14 +55,6 @@ pub struct TicketFilter {
     /// Updated before.
     pub updated_before: Option<DateTime<Utc>>,
 }
-
-/// The open statuses.
-pub const OPEN: [Status; 4] = [
-    Status::New,
-    Status::AwaitingApproval,
-    Status::InProgress,
-    Status::Pending,
-];
 
 /// SQL for "breaches an SLA target at `at`", matching `rules::sla::Clock::view`.
 pub fn breached_at(at: DateTime<Utc>) -> SimpleExpr {
@@ -111,8 +104,10 @@ impl TicketFilter {
             None => {}
         }
         match self.open {
-            Some(true) => condition = condition.add(tickets::Column::Status.is_in(OPEN)),
-            Some(false) => condition = condition.add(tickets::Column::Status.is_not_in(OPEN)),
+            Some(true) => condition = condition.add(tickets::Column::Status.is_in(workflow::OPEN)),
+            Some(false) => {
+                condition = condition.add(tickets::Column::Status.is_not_in(workflow::OPEN))
+            }
             None => {}
         }
         match self.breached {
@@ -339,31 +334,8 @@ pub async fn comments(
     let condition = Condition::all()
         .add(comments::Column::TicketId.eq(ticket.id))
         .add(comments::Column::Visibility.is_in(scope.visibilities().to_vec()));
-    let mut select = comments::Entity::find().filter(condition.clone());
-    if let Some(key) = &page.key {
-        let id = key
-            .first()
-            .and_then(Value::as_i64)
-            .ok_or_else(|| ApiError::bad_input("after", "the cursor does not fit this list"))?;
-        select = select.filter(if page.backward {
-            comments::Column::Id.lt(id)
-        } else {
-            comments::Column::Id.gt(id)
-        });
-    }
-    let rows = select
-        .order_by(
-            comments::Column::Id,
-            if page.backward {
-                Order::Desc
-            } else {
-                Order::Asc
-            },
-        )
-        .limit(page.limit + 1)
-        .all(db.reader())
-        .await?;
-    let (rows, flags) = page.finish(rows);
+    let select = comments::Entity::find().filter(condition.clone());
+    let (rows, flags) = paging::by_number(db, select, comments::Column::Id, page).await?;
     Ok((rows, flags, condition))
 }
 
@@ -385,31 +357,8 @@ pub async fn history(
     let condition = Condition::all()
         .add(ticket_events::Column::TicketId.eq(ticket.id))
         .add(ticket_events::Column::Visibility.is_in(scope.visibilities().to_vec()));
-    let mut select = ticket_events::Entity::find().filter(condition.clone());
-    if let Some(key) = &page.key {
-        let seq = key
-            .first()
-            .and_then(Value::as_i64)
-            .ok_or_else(|| ApiError::bad_input("after", "the cursor does not fit this list"))?;
-        select = select.filter(if page.backward {
-            ticket_events::Column::Seq.lt(seq)
-        } else {
-            ticket_events::Column::Seq.gt(seq)
-        });
-    }
-    let rows = select
-        .order_by(
-            ticket_events::Column::Seq,
-            if page.backward {
-                Order::Desc
-            } else {
-                Order::Asc
-            },
-        )
-        .limit(page.limit + 1)
-        .all(db.reader())
-        .await?;
-    let (rows, flags) = page.finish(rows);
+    let select = ticket_events::Entity::find().filter(condition.clone());
+    let (rows, flags) = paging::by_number(db, select, ticket_events::Column::Seq, page).await?;
     Ok((rows, flags, condition))
 }
 

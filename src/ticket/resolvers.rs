@@ -15,6 +15,7 @@ use super::{
     rules::{sla::View, workflow},
     service::{self, Assignment, NewTicket, TicketEdit},
 };
+use crate::paging::{PageArgs, encode_cursor};
 use crate::{
     clock::now,
     connection,
@@ -22,7 +23,7 @@ use crate::{
     error::{ApiError, ApiResult},
     graphql::{
         ContextExt,
-        connection::{PageArgs, TotalCount, encode_cursor},
+        connection::TotalCount,
         loaders::{CatalogItemKey, CommentsKey, QueueKey, ServiceKey, TeamKey, TicketKey, UserKey},
         relay::{decode_id_of, encode_id},
     },

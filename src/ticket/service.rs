@@ -8,8 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, SqlErr,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, SqlErr,
 };
 use serde_json::json;
 
@@ -27,13 +26,13 @@ use super::{
 use crate::{
     auth::Role,
     clock::now,
-    db::Db,
+    db::{Db, Txn},
     entity::{comments, queues, sla_policies, team_members, ticket_links, tickets, users},
     error::{ApiError, ApiResult},
+    text::{clean, long_text},
 };
 
 const MAX_TITLE: usize = 200;
-const MAX_TEXT: usize = 20_000;
 const MAX_COMMENT: usize = 10_000;
 const MAX_KEY: usize = 200;
 
@@ -174,7 +173,7 @@ pub async fn create(db: &Db, scope: &Scope, new: NewTicket) -> ApiResult<tickets
         return replay(existing, fingerprint);
     }
 
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     let created = insert_ticket(
         &txn,
         scope,
@@ -190,7 +189,7 @@ pub async fn create(db: &Db, scope: &Scope, new: NewTicket) -> ApiResult<tickets
     .await;
     match created {
         Ok(ticket) => {
-            db.commit(txn).await?;
+            txn.commit().await?;
             Ok(ticket)
         }
         Err(ApiError::Conflict(_)) if key.is_some() => {
@@ -212,7 +211,7 @@ pub async fn create(db: &Db, scope: &Scope, new: NewTicket) -> ApiResult<tickets
 
 #[allow(clippy::too_many_arguments)]
 async fn insert_ticket(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     scope: &Scope,
     kind: TicketKind,
     title: String,
@@ -560,7 +559,7 @@ pub(crate) fn store_clock(ticket: &mut tickets::Model, clock: &Clock) {
 
 /// Loads a ticket the viewer may see, inside `txn`; `NOT_FOUND` otherwise.
 pub(crate) async fn load(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     scope: &Scope,
     id: i64,
     field: &str,
@@ -589,7 +588,7 @@ fn check_version(ticket: &tickets::Model, expected: Option<i32>) -> ApiResult<()
 /// Writes `after` over `before`, bumping the version, only if nobody else
 /// changed the ticket meanwhile.
 pub(crate) async fn save(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     before: &tickets::Model,
     mut after: tickets::Model,
     at: DateTime<Utc>,
@@ -713,7 +712,7 @@ pub async fn update(
     expected_version: i32,
     edit: TicketEdit,
 ) -> ApiResult<tickets::Model> {
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     let before = load(&txn, scope, id, "id").await?;
     if !scope.may_write() {
         return Err(ApiError::Forbidden("integrations are read-only".into()));
@@ -822,7 +821,7 @@ pub async fn update(
         Draft::new(&saved, scope.user_id, EventKind::Updated, &changes, at),
     )
     .await?;
-    db.commit(txn).await?;
+    txn.commit().await?;
     Ok(saved)
 }
 
@@ -836,7 +835,7 @@ pub async fn transition(
     carried: Move,
     expected_version: Option<i32>,
 ) -> ApiResult<tickets::Model> {
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     let before = load(&txn, scope, id, "id").await?;
     if !scope.may_write() {
         return Err(ApiError::Forbidden("integrations are read-only".into()));
@@ -956,7 +955,7 @@ pub async fn transition(
         };
         fulfilment::start(&txn, scope.user_id, &saved, &plan, at).await?;
     }
-    db.commit(txn).await?;
+    txn.commit().await?;
     Ok(saved)
 }
 
@@ -1003,7 +1002,7 @@ pub async fn assign(
             "give an assigneeId, a queueId, or both",
         ));
     }
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     let before = load(&txn, scope, id, "id").await?;
     if !scope.may_work(&before) {
         return Err(ApiError::Forbidden(
@@ -1113,7 +1112,7 @@ pub async fn assign(
         )
         .await?;
     }
-    db.commit(txn).await?;
+    txn.commit().await?;
     Ok(saved)
 }
 
@@ -1134,7 +1133,7 @@ pub async fn comment(
             format!("a comment holds 1 to {MAX_COMMENT} characters"),
         ));
     }
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     let ticket = load(&txn, scope, ticket_id, "ticketId").await?;
     if !scope.may_write() {
         return Err(ApiError::Forbidden("integrations are read-only".into()));
@@ -1193,7 +1192,7 @@ pub async fn comment(
         .visible_as(visibility),
     )
     .await?;
-    db.commit(txn).await?;
+    txn.commit().await?;
     Ok((comment, ticket))
 }
 
@@ -1212,7 +1211,7 @@ pub async fn link(
             "a ticket cannot be linked to itself",
         ));
     }
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     let ticket = load(&txn, scope, id, "ticketId").await?;
     let other = load(&txn, scope, other_id, "relatedTicketId").await?;
     if !scope.may_work(&ticket) {
@@ -1222,7 +1221,7 @@ pub async fn link(
     }
     let at = now();
     link_rows(&txn, scope, &ticket, &other, at).await?;
-    db.commit(txn).await?;
+    txn.commit().await?;
     Ok((ticket, other))
 }
 
@@ -1243,7 +1242,7 @@ pub fn link_kind<'t>(
 }
 
 async fn link_rows(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     scope: &Scope,
     a: &tickets::Model,
     b: &tickets::Model,
@@ -1299,7 +1298,7 @@ fn linked_field(kind: TicketKind) -> &'static str {
 }
 
 async fn linked_tickets(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     scope: &Scope,
     kind: TicketKind,
     ids: &[i64],
@@ -1341,27 +1340,10 @@ fn title(value: &str, field: &str) -> ApiResult<String> {
     Ok(value.to_owned())
 }
 
-pub(crate) fn long_text(value: &str, field: &str) -> ApiResult<String> {
-    if value.chars().count() > MAX_TEXT {
-        return Err(ApiError::bad_input(
-            field,
-            format!("`{field}` holds at most {MAX_TEXT} characters"),
-        ));
-    }
-    Ok(value.trim().to_owned())
-}
-
-pub(crate) fn clean(value: Option<&str>) -> Option<String> {
-    value
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-}
-
 /// Moves a new ticket's creation `by` into the past, with its SLA due times
 /// and its creation event. Only for demo data: real tickets are never aged.
 pub async fn backdate(db: &Db, id: i64, by: Duration) -> ApiResult<()> {
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     let ticket = tickets::Entity::find_by_id(id)
         .one(&txn)
         .await?
@@ -1386,6 +1368,6 @@ pub async fn backdate(db: &Db, id: i64, by: Duration) -> ApiResult<()> {
         .filter(crate::entity::ticket_events::Column::Kind.eq(EventKind::Created))
         .exec(&txn)
         .await?;
-    db.commit(txn).await?;
+    txn.commit().await?;
     Ok(())
 }

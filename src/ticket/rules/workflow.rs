@@ -53,12 +53,17 @@ pub fn successors(from: Status) -> &'static [Status] {
     }
 }
 
+/// The statuses in which work on a ticket is still to be done.
+pub const OPEN: [Status; 4] = [
+    Status::New,
+    Status::AwaitingApproval,
+    Status::InProgress,
+    Status::Pending,
+];
+
 /// True while work on the ticket is still to be done.
 pub fn is_open(status: Status) -> bool {
-    !matches!(
-        status,
-        Status::Resolved | Status::Closed | Status::Cancelled
-    )
+    OPEN.contains(&status)
 }
 
 /// The moves `relation` may make from `from`.
