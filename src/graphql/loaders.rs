@@ -3,21 +3,35 @@
 //! of 1. A fresh set is made for every request (and every WebSocket
 //! operation), so nothing is cached across viewers.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll, Wake, Waker},
+};
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use futures_util::{
+    FutureExt, Stream, StreamExt,
+    future::BoxFuture,
+    stream::{BoxStream, FuturesUnordered},
+};
 use sea_orm::{
     ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
     sea_query::{Expr, Func, Query},
 };
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, mpsc};
 
 use crate::{
     auth::Auth,
     db::{Db, Gate, RequestBudget},
-    entity::{catalog_items, comments, queues, services, teams, tickets, users},
+    entity::{approvals, catalog_items, comments, queues, services, tasks, teams, tickets, users},
     error::{ApiError, ApiResult},
-    ticket::{access::Scope, model::Visibility},
+    ticket::{access::Scope, fulfilment, model::Visibility, query},
 };
 
 /// A user by id.
@@ -38,6 +52,16 @@ pub struct ServiceKey(pub i64);
 /// A ticket by id (callers check who may see it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TicketKey(pub i64);
+/// The approvals of a ticket, oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ApprovalsKey(pub i64);
+/// The fulfilment tasks of a ticket, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TasksKey(pub i64);
+/// The ids of the tickets linked to a ticket, either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinksKey(pub i64);
+
 /// The comments of a ticket a viewer may read: internal ones too, or not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CommentsKey {
@@ -155,6 +179,32 @@ impl Loader<TicketKey> for DbLoader {
     }
 }
 
+/// Loaders for lists of rows that hang off a ticket: every requested ticket
+/// gets an entry, empty when it has none.
+macro_rules! ticket_lists {
+    ($($key:ident => $value:ty, $fetch:path;)*) => {$(
+        impl Loader<$key> for DbLoader {
+            type Value = $value;
+            type Error = ApiError;
+
+            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, Self::Value>, Self::Error> {
+                let ticket_ids = ids(keys, |k| k.0);
+                let mut found = $fetch(&self.db, &ticket_ids).await?;
+                Ok(ticket_ids
+                    .into_iter()
+                    .map(|id| ($key(id), found.remove(&id).unwrap_or_default()))
+                    .collect())
+            }
+        }
+    )*};
+}
+
+ticket_lists! {
+    ApprovalsKey => Vec<approvals::Model>, fulfilment::approvals_of_tickets;
+    TasksKey => Vec<tasks::Model>, fulfilment::tasks_of_tickets;
+    LinksKey => Vec<i64>, query::links_of_tickets;
+}
+
 impl Loader<CommentsKey> for DbLoader {
     type Value = CommentStats;
     type Error = ApiError;
@@ -229,12 +279,16 @@ pub struct RequestState {
 }
 
 impl RequestState {
-    /// Fresh state over `db`.
-    pub fn new(db: Db) -> Self {
+    /// Fresh state over `db`, whose batched loads run on the request's own
+    /// task (see [`Loads`]).
+    fn new(db: Db, loads: mpsc::UnboundedSender<LoadTask>) -> Self {
         Self {
             loader: DataLoader::with_cache(
                 DbLoader { db: db.clone() },
-                tokio::spawn,
+                move |task| {
+                    // The receiver lives as long as the request's execution.
+                    let _ = loads.send(task);
+                },
                 HashMapCache::default(),
             ),
             scope: OnceCell::new(),
@@ -256,6 +310,9 @@ impl RequestState {
         self.loader.clear::<ServiceKey>();
         self.loader.clear::<CatalogItemKey>();
         self.loader.clear::<CommentsKey>();
+        self.loader.clear::<ApprovalsKey>();
+        self.loader.clear::<TasksKey>();
+        self.loader.clear::<LinksKey>();
     }
 
     /// The database, metered for this request.
@@ -269,6 +326,98 @@ impl RequestState {
         self.scope
             .get_or_try_init(|| Scope::load(&self.db, viewer))
             .await
+    }
+}
+
+/// One batched load a request's DataLoader asked to run.
+type LoadTask = BoxFuture<'static, ()>;
+
+/// The batched loads of one request, run on the request's own task.
+///
+/// A DataLoader collects the keys its resolvers ask for and loads them
+/// together once a short delay has passed. On a task of their own, the loads
+/// could start while the request's task is still part-way through resolving
+/// a page, splitting one batch into several as the machine gets busier.
+/// Polled from the request's task after the request itself, a load sees
+/// every key that one pass over the page asked for, however slow the pass:
+/// a page of 100 costs the statements of a page of 1, always.
+struct Loads {
+    queued: mpsc::UnboundedReceiver<LoadTask>,
+    running: FuturesUnordered<LoadTask>,
+}
+
+impl Loads {
+    fn drive(&mut self, cx: &mut Context<'_>) {
+        while let Poll::Ready(Some(task)) = self.queued.poll_recv(cx) {
+            self.running.push(task);
+        }
+        while let Poll::Ready(Some(())) = self.running.poll_next_unpin(cx) {}
+    }
+}
+
+/// `inner`, with the request's loads run whenever it is waiting for them.
+struct Driven<F> {
+    inner: F,
+    loads: Arc<Mutex<Loads>>,
+}
+
+/// Notes whether a future woke its own task while it was being polled: it
+/// yielded part-way through its work and wants to go on at once.
+struct Yielded {
+    woken: AtomicBool,
+    task: Waker,
+}
+
+impl Wake for Yielded {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake_by_ref();
+    }
+}
+
+impl<F> Driven<F> {
+    /// Polls `inner` through `poll`; runs the loads only once `inner` waits
+    /// on something rather than yielding in the middle of a pass, so a
+    /// batch holds every key the pass asked for.
+    fn step<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&mut F, &mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        let yielded = Arc::new(Yielded {
+            woken: AtomicBool::new(false),
+            task: cx.waker().clone(),
+        });
+        let waker = Waker::from(yielded.clone());
+        if let Poll::Ready(output) = poll(&mut self.inner, &mut Context::from_waker(&waker)) {
+            return Poll::Ready(output);
+        }
+        if !yielded.woken.load(Ordering::Acquire)
+            && let Ok(mut loads) = self.loads.lock()
+        {
+            loads.drive(cx);
+        }
+        Poll::Pending
+    }
+}
+
+impl<F: Future + Unpin> Future for Driven<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.step(cx, |inner, cx| inner.poll_unpin(cx))
+    }
+}
+
+impl<S: Stream + Unpin> Stream for Driven<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        self.step(cx, |inner, cx| inner.poll_next_unpin(cx))
     }
 }
 
@@ -287,9 +436,15 @@ impl RequestStateFactory {
 
 impl async_graphql::extensions::ExtensionFactory for RequestStateFactory {
     fn create(&self) -> Arc<dyn async_graphql::extensions::Extension> {
+        let (queue, queued) = mpsc::unbounded_channel();
         Arc::new(RequestStateExtension {
             db: self.db.clone(),
             budget: self.budget,
+            queue,
+            loads: Arc::new(Mutex::new(Loads {
+                queued,
+                running: FuturesUnordered::new(),
+            })),
         })
     }
 }
@@ -297,6 +452,8 @@ impl async_graphql::extensions::ExtensionFactory for RequestStateFactory {
 struct RequestStateExtension {
     db: Db,
     budget: RequestBudget,
+    queue: mpsc::UnboundedSender<LoadTask>,
+    loads: Arc<Mutex<Loads>>,
 }
 
 #[async_graphql::async_trait::async_trait]
@@ -308,9 +465,36 @@ impl async_graphql::extensions::Extension for RequestStateExtension {
         next: async_graphql::extensions::NextPrepareRequest<'_>,
     ) -> async_graphql::ServerResult<async_graphql::Request> {
         let gate = Arc::new(Gate::new(self.budget));
-        request
-            .data
-            .insert(Arc::new(RequestState::new(self.db.gated(gate))));
+        request.data.insert(Arc::new(RequestState::new(
+            self.db.gated(gate),
+            self.queue.clone(),
+        )));
         next.run(ctx, request).await
+    }
+
+    async fn execute(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: async_graphql::extensions::NextExecute<'_>,
+    ) -> async_graphql::Response {
+        Driven {
+            inner: Box::pin(next.run(ctx, operation_name)),
+            loads: self.loads.clone(),
+        }
+        .await
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        stream: BoxStream<'s, async_graphql::Response>,
+        next: async_graphql::extensions::NextSubscribe<'_>,
+    ) -> BoxStream<'s, async_graphql::Response> {
+        Driven {
+            inner: next.run(ctx, stream),
+            loads: self.loads.clone(),
+        }
+        .boxed()
     }
 }

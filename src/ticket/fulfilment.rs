@@ -3,6 +3,8 @@
 //! item's task template into ordered tasks on the ticket.
 
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -373,6 +375,41 @@ pub async fn approvals_of(db: &Db, ticket_id: i64) -> ApiResult<Vec<approvals::M
         .order_by_asc(approvals::Column::Id)
         .all(db.reader())
         .await?)
+}
+
+/// The approvals of several tickets, by ticket, each oldest first.
+pub async fn approvals_of_tickets(
+    db: &Db,
+    ticket_ids: &[i64],
+) -> ApiResult<HashMap<i64, Vec<approvals::Model>>> {
+    let rows = approvals::Entity::find()
+        .filter(approvals::Column::TicketId.is_in(ticket_ids.iter().copied()))
+        .order_by_asc(approvals::Column::Id)
+        .all(db.reader())
+        .await?;
+    Ok(group(rows, |row| row.ticket_id))
+}
+
+/// The tasks of several tickets, by ticket, each in order.
+pub async fn tasks_of_tickets(
+    db: &Db,
+    ticket_ids: &[i64],
+) -> ApiResult<HashMap<i64, Vec<tasks::Model>>> {
+    let rows = tasks::Entity::find()
+        .filter(tasks::Column::TicketId.is_in(ticket_ids.iter().copied()))
+        .order_by_asc(tasks::Column::Position)
+        .all(db.reader())
+        .await?;
+    Ok(group(rows, |row| row.ticket_id))
+}
+
+/// Rows grouped by a key, each group keeping the rows' order.
+fn group<T>(rows: Vec<T>, key: impl Fn(&T) -> i64) -> HashMap<i64, Vec<T>> {
+    let mut groups: HashMap<i64, Vec<T>> = HashMap::new();
+    for row in rows {
+        groups.entry(key(&row)).or_default().push(row);
+    }
+    groups
 }
 
 /// The approvals `viewer` is designated to decide, in `state`, newest first.

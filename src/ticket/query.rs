@@ -1,6 +1,8 @@
 //! Reading tickets: one by id or number, filtered and ordered pages with
 //! keyset cursors, and a ticket's comments, history and links.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
@@ -370,37 +372,31 @@ pub async fn count_events(db: &Db, condition: Condition) -> ApiResult<u64> {
         .await?)
 }
 
-/// The tickets linked to `ticket` that the viewer may see, by number.
-pub async fn linked(
-    db: &Db,
-    scope: &Scope,
-    ticket: &tickets::Model,
-) -> ApiResult<Vec<tickets::Model>> {
+/// The tickets linked to each of `ticket_ids`, either way, by ticket.
+pub async fn links_of_tickets(db: &Db, ticket_ids: &[i64]) -> ApiResult<HashMap<i64, Vec<i64>>> {
+    let ids = ticket_ids.iter().copied();
     let links = ticket_links::Entity::find()
         .filter(
             Condition::any()
-                .add(ticket_links::Column::FromTicketId.eq(ticket.id))
-                .add(ticket_links::Column::ToTicketId.eq(ticket.id)),
+                .add(ticket_links::Column::FromTicketId.is_in(ids.clone()))
+                .add(ticket_links::Column::ToTicketId.is_in(ids)),
         )
         .all(db.reader())
         .await?;
-    let ids: Vec<i64> = links
-        .iter()
-        .map(|l| {
-            if l.from_ticket_id == ticket.id {
-                l.to_ticket_id
-            } else {
-                l.from_ticket_id
-            }
-        })
-        .collect();
-    if ids.is_empty() {
-        return Ok(Vec::new());
+    let mut linked: HashMap<i64, Vec<i64>> = HashMap::new();
+    for link in links {
+        if ticket_ids.contains(&link.from_ticket_id) {
+            linked
+                .entry(link.from_ticket_id)
+                .or_default()
+                .push(link.to_ticket_id);
+        }
+        if ticket_ids.contains(&link.to_ticket_id) {
+            linked
+                .entry(link.to_ticket_id)
+                .or_default()
+                .push(link.from_ticket_id);
+        }
     }
-    Ok(tickets::Entity::find()
-        .filter(tickets::Column::Id.is_in(ids))
-        .filter(scope.visible())
-        .order_by_asc(tickets::Column::Number)
-        .all(db.reader())
-        .await?)
+    Ok(linked)
 }

@@ -24,7 +24,10 @@ use crate::{
     graphql::{
         ContextExt,
         connection::TotalCount,
-        loaders::{CatalogItemKey, CommentsKey, QueueKey, ServiceKey, TeamKey, TicketKey, UserKey},
+        loaders::{
+            ApprovalsKey, CatalogItemKey, CommentsKey, LinksKey, QueueKey, ServiceKey, TasksKey,
+            TeamKey, TicketKey, UserKey,
+        },
         relay::{decode_id_of, encode_id},
     },
     queue::resolvers::Queue,
@@ -219,7 +222,12 @@ impl Ticket {
         &self,
         ctx: &Context<'_>,
     ) -> ApiResult<Vec<super::fulfilment_resolvers::Approval>> {
-        let rows = super::fulfilment::approvals_of(ctx.db()?, self.0.id).await?;
+        let rows = ctx
+            .state()?
+            .loader
+            .load_one(ApprovalsKey(self.0.id))
+            .await?
+            .unwrap_or_default();
         Ok(rows
             .into_iter()
             .map(super::fulfilment_resolvers::Approval)
@@ -228,7 +236,12 @@ impl Ticket {
 
     /// The fulfilment tasks, in order.
     async fn tasks(&self, ctx: &Context<'_>) -> ApiResult<Vec<super::fulfilment_resolvers::Task>> {
-        let rows = super::fulfilment::tasks_of(ctx.db()?, self.0.id).await?;
+        let rows = ctx
+            .state()?
+            .loader
+            .load_one(TasksKey(self.0.id))
+            .await?
+            .unwrap_or_default();
         Ok(rows
             .into_iter()
             .map(super::fulfilment_resolvers::Task)
@@ -334,7 +347,18 @@ impl Ticket {
     /// problems, a change's related tickets and the changes a ticket relates to.
     async fn linked_tickets(&self, ctx: &Context<'_>) -> ApiResult<Vec<Ticket>> {
         let scope = ctx.scope().await?;
-        let linked = query::linked(ctx.db()?, scope, &self.0).await?;
+        let loader = &ctx.state()?.loader;
+        let ids = loader
+            .load_one(LinksKey(self.0.id))
+            .await?
+            .unwrap_or_default();
+        let mut linked: Vec<tickets::Model> = loader
+            .load_many(ids.into_iter().map(TicketKey))
+            .await?
+            .into_values()
+            .filter(|ticket| scope.can_see(ticket))
+            .collect();
+        linked.sort_by(|a, b| a.number.cmp(&b.number));
         Ok(linked.into_iter().map(Ticket).collect())
     }
 }

@@ -5,7 +5,7 @@ use futures_util::future::join_all;
 use itsm::auth::Role;
 use serde_json::json;
 
-use crate::helpers::{Backend, spawn_app};
+use crate::helpers::{Backend, spawn_app_with};
 
 crate::on_both_backends!(a_queue_page_of_100_costs_the_same_statements_as_a_page_of_1);
 
@@ -15,10 +15,18 @@ const PAGE: &str = "query($q: ID!, $n: Int!) { queue(id: $q) { tickets(first: $n
     queue { name team { name } }
     commentCount latestComment { body author { displayName } }
     sla { responseBreached remainingSeconds }
+    approvals { state approver { displayName } } tasks { title assignee { displayName } }
+    linkedTickets { number assignee { displayName } }
 } } } } }";
 
 async fn a_queue_page_of_100_costs_the_same_statements_as_a_page_of_1(backend: Backend) {
-    let app = spawn_app(backend).await;
+    // The page of 100 with every list is priced far above the default limit
+    // (its lists may each hold 100 rows); this test counts statements.
+    let app = spawn_app_with(
+        backend,
+        &["--graphql-max-complexity", "10000000", "--rate-limit", "0"],
+    )
+    .await;
     let admin = app.person("root", Role::Admin).await;
     let nina = app.person("nina", Role::Agent).await;
     let omar = app.person("omar", Role::Agent).await;
@@ -52,13 +60,39 @@ async fn a_queue_page_of_100_costs_the_same_statements_as_a_page_of_1(backend: B
             .await;
     }
 
+    // A problem behind every tenth incident.
+    let problem = app
+        .ok(
+            &nina,
+            "mutation($q: ID!) { createProblem(input: {title: \"flapping uplink\", impact: HIGH, urgency: HIGH, queueId: $q}) { ticket { id } } }",
+            json!({"q": queue}),
+        )
+        .await["createProblem"]["ticket"]["id"]
+        .clone();
+    let link = "mutation($a: ID!, $b: ID!) { linkTickets(input: {ticketId: $a, relatedTicketId: $b}) { ticket { id } } }";
+    for id in ids.iter().step_by(10) {
+        app.ok(&nina, link, json!({"a": problem, "b": id})).await;
+    }
+
     let mut costs = Vec::new();
     for size in [1, 100, 1, 100] {
         let before = app.statements().await;
         let data = app.ok(&nina, PAGE, json!({"q": queue, "n": size})).await;
         let after = app.statements().await;
-        let edges = data["queue"]["tickets"]["edges"].as_array().map(Vec::len);
-        assert_eq!(edges, Some(size), "{data}");
+        let edges = data["queue"]["tickets"]["edges"].as_array();
+        assert_eq!(edges.map(Vec::len), Some(size), "{data}");
+        if size == 100 {
+            let linked = edges
+                .into_iter()
+                .flatten()
+                .filter(|edge| {
+                    edge["node"]["linkedTickets"]
+                        .as_array()
+                        .is_some_and(|l| !l.is_empty())
+                })
+                .count();
+            assert!(linked >= 10, "the page shows linked tickets: {data}");
+        }
         costs.push((size, after - before));
     }
     println!("statements per queue page (size, statements): {costs:?}");
