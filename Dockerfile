@@ -1,17 +1,22 @@
 # Multi-stage build: compile the release binary, then run it on a slim image as
-# a non-root user. `.ci/run` runs the build stage's cargo command on exactly
-# the files its COPY lines bring in, so a missing COPY fails CI.
+# a non-root user. `.ci/run` runs the build stage's commands on exactly the
+# files its COPY lines bring in (without the cache mounts), so a missing COPY
+# fails CI.
+#
+# The registry and the target directory are BuildKit cache mounts: a source
+# change rebuilds the service's own crates, not every dependency. The binary
+# is copied out of the cached target directory, which is not in the layer.
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY migration ./migration
 COPY bench ./bench
 COPY src ./src
-RUN cargo build --release --locked --bin itsm
+RUN --mount=type=cache,target=/usr/local/cargo/registry --mount=type=cache,target=/src/target cargo build --release --locked --bin itsm && cp "${CARGO_TARGET_DIR:-target}/release/itsm" ./itsm
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --user-group --home-dir /data --create-home itsm
-COPY --from=build /src/target/release/itsm /usr/local/bin/itsm
+COPY --from=build /src/itsm /usr/local/bin/itsm
 USER itsm
 WORKDIR /data
 # Configure with ITSM_* variables; see the README for the full table. With the
