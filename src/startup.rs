@@ -69,7 +69,7 @@ impl Application {
             max_statements: settings.graphql.request_max_statements.max(1),
             max_rows: settings.graphql.request_max_rows.max(1),
         };
-        let schema = graphql::build_schema(limits, budget, db.clone(), bus, settings.dev);
+        let schema = graphql::build_schema(limits, budget, db.clone(), bus.clone(), settings.dev);
         let capacity = connection_capacity(&settings);
         let (shutdown, shutdown_watch) = tokio::sync::watch::channel(false);
         let state = AppState {
@@ -80,6 +80,7 @@ impl Application {
             max_batch: settings.graphql.graphql_max_batch,
             sockets: Arc::default(),
             capacity: capacity.clone(),
+            bus,
             limits,
             shutdown: shutdown_watch,
         };

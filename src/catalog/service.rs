@@ -406,6 +406,7 @@ fn condition(role: Role, filter: &ItemFilter) -> ApiResult<Condition> {
 }
 
 /// Items the viewer may see, by name.
+#[tracing::instrument(skip_all, level = "debug")]
 pub async fn list(
     db: &Db,
     role: Role,
@@ -424,6 +425,7 @@ pub async fn list(
 }
 
 /// How many items match.
+#[tracing::instrument(skip_all, level = "debug")]
 pub async fn count(db: &Db, role: Role, filter: &ItemFilter) -> ApiResult<u64> {
     Ok(catalog_items::Entity::find()
         .filter(condition(role, filter)?)
@@ -432,6 +434,7 @@ pub async fn count(db: &Db, role: Role, filter: &ItemFilter) -> ApiResult<u64> {
 }
 
 /// An item the viewer may see.
+#[tracing::instrument(skip_all, level = "debug", fields(id))]
 pub async fn get<C: ConnectionTrait>(
     conn: &C,
     role: Role,
@@ -444,6 +447,7 @@ pub async fn get<C: ConnectionTrait>(
 }
 
 /// The categories of the items the viewer may see, alphabetically.
+#[tracing::instrument(skip_all, level = "debug")]
 pub async fn categories(db: &Db, role: Role) -> ApiResult<Vec<String>> {
     Ok(catalog_items::Entity::find()
         .select_only()

@@ -100,6 +100,7 @@ fn deliver(scope: &Scope, published: &Arc<Published>) -> Option<Delivered> {
 
 /// Checks that `viewer` may subscribe to `feed`. Ticket feeds answer
 /// `NOT_FOUND` for tickets the viewer may not see, exactly as for missing ones.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, feed = ?feed))]
 pub async fn authorize(db: &Db, scope: &Scope, feed: Feed) -> ApiResult<()> {
     match feed {
         Feed::Queue(id) => {
@@ -228,6 +229,7 @@ impl Follow {
 /// Follows `feed` for `viewer`: replays the log after `after` (when given),
 /// then continues live. Subscribing to the bus before reading the log, and
 /// skipping everything at or below the cursor, closes the seam.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = viewer.user.id, feed = ?feed))]
 pub async fn follow(
     db: Db,
     bus: &EventBus,
@@ -262,6 +264,7 @@ pub async fn follow(
 }
 
 /// A page of the events the viewer may read, oldest first: the polling feed.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, feed = ?feed))]
 pub async fn page(
     db: &Db,
     scope: &Scope,
@@ -273,6 +276,7 @@ pub async fn page(
 }
 
 /// Counts the events the viewer may read in `feed`.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, feed = ?feed))]
 pub async fn count(db: &Db, scope: &Scope, feed: Feed) -> ApiResult<u64> {
     use sea_orm::PaginatorTrait;
     Ok(ticket_events::Entity::find()

@@ -54,6 +54,8 @@ pub struct AppState {
     pub sockets: Arc<ws::SocketCounts>,
     /// What the public listener holds and may hold.
     pub capacity: Arc<Capacity>,
+    /// The events this process's subscriptions follow (for their count).
+    pub bus: crate::events::bus::EventBus,
     /// Turns true when the server starts shutting down.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

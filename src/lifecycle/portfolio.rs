@@ -209,6 +209,7 @@ async fn save(
 }
 
 /// Edits a service (managers and admins).
+#[tracing::instrument(skip_all, fields(viewer = viewer.user.id, id))]
 pub async fn update(
     db: &Db,
     viewer: &Viewer,
@@ -235,6 +236,7 @@ pub async fn update(
 
 /// Moves a service to the next stage of its lifecycle (managers and admins);
 /// a move the lifecycle does not allow names the ones it does.
+#[tracing::instrument(skip_all, fields(viewer = viewer.user.id, id))]
 pub async fn move_stage(
     db: &Db,
     viewer: &Viewer,
@@ -276,6 +278,7 @@ pub async fn move_stage(
 }
 
 /// Retires a service for good (managers and admins).
+#[tracing::instrument(skip_all, fields(viewer = viewer.user.id, id))]
 pub async fn retire(
     db: &Db,
     viewer: &Viewer,
@@ -307,6 +310,7 @@ pub async fn retire(
 }
 
 /// A service the viewer may see.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = viewer.user.id, id))]
 pub async fn get(db: &Db, viewer: &Viewer, id: i64) -> ApiResult<Option<services::Model>> {
     Ok(services::Entity::find_by_id(id)
         .filter(visible(viewer))
@@ -345,6 +349,7 @@ fn condition(viewer: &Viewer, filter: &ServiceFilter) -> ApiResult<Condition> {
 }
 
 /// Services matching `filter` that the viewer may see, by name.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = viewer.user.id))]
 pub async fn list(
     db: &Db,
     viewer: &Viewer,
@@ -363,6 +368,7 @@ pub async fn list(
 }
 
 /// How many services match.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = viewer.user.id))]
 pub async fn count(db: &Db, viewer: &Viewer, filter: &ServiceFilter) -> ApiResult<u64> {
     Ok(services::Entity::find()
         .filter(condition(viewer, filter)?)
@@ -371,6 +377,7 @@ pub async fn count(db: &Db, viewer: &Viewer, filter: &ServiceFilter) -> ApiResul
 }
 
 /// A service's stage moves, oldest first.
+#[tracing::instrument(skip_all, level = "debug", fields(service = service_id))]
 pub async fn history(
     db: &Db,
     service_id: i64,
@@ -402,6 +409,7 @@ pub async fn history(
 }
 
 /// How many stage moves a service has.
+#[tracing::instrument(skip_all, level = "debug", fields(service = service_id))]
 pub async fn count_history(db: &Db, service_id: i64) -> ApiResult<u64> {
     Ok(service_stage_moves::Entity::find()
         .filter(service_stage_moves::Column::ServiceId.eq(service_id))
@@ -411,6 +419,7 @@ pub async fn count_history(db: &Db, service_id: i64) -> ApiResult<u64> {
 
 /// Checks that a ticket may name `service_id`: it exists and someone with
 /// `role` sees it.
+#[tracing::instrument(skip_all, level = "debug", fields(service = service_id))]
 pub async fn for_ticket<C: sea_orm::ConnectionTrait>(
     conn: &C,
     role: Role,

@@ -19,6 +19,7 @@ use crate::{
 };
 
 /// Queues matching `condition`, by name.
+#[tracing::instrument(skip_all, level = "debug")]
 pub async fn list(
     db: &Db,
     condition: Condition,
@@ -29,6 +30,7 @@ pub async fn list(
 }
 
 /// How many queues match `condition`.
+#[tracing::instrument(skip_all, level = "debug")]
 pub async fn count(db: &Db, condition: Condition) -> ApiResult<u64> {
     Ok(queues::Entity::find()
         .filter(condition)
@@ -37,6 +39,7 @@ pub async fn count(db: &Db, condition: Condition) -> ApiResult<u64> {
 }
 
 /// A queue by id.
+#[tracing::instrument(skip_all, level = "debug", fields(id))]
 pub async fn get(db: &Db, id: i64) -> ApiResult<Option<queues::Model>> {
     Ok(queues::Entity::find_by_id(id).one(db.reader()).await?)
 }
@@ -169,6 +172,7 @@ pub struct Stats {
 
 /// Statistics of a queue, over the open tickets the viewer may see: one
 /// grouped scan of the queue's open tickets.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, queue = queue_id))]
 pub async fn stats(db: &Db, scope: &Scope, queue_id: i64) -> ApiResult<Stats> {
     let flag =
         |condition: SimpleExpr| SimpleExpr::from(Func::sum(Expr::case(condition, 1).finally(0)));

@@ -29,6 +29,7 @@ pub struct RuleFields {
 }
 
 /// The rules in order (managers and admins).
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = viewer.user.id))]
 pub async fn list(db: &Db, viewer: &Viewer) -> ApiResult<Vec<routing_rules::Model>> {
     require(viewer, Role::Manager, "see routing rules")?;
     Ok(routing_rules::Entity::find()
@@ -133,6 +134,7 @@ fn json<T: serde::Serialize>(value: &T) -> ApiResult<String> {
 }
 
 /// Adds a rule at the end of the order (managers and admins).
+#[tracing::instrument(skip_all, fields(viewer = viewer.user.id))]
 pub async fn create(
     db: &Db,
     viewer: &Viewer,
@@ -172,6 +174,7 @@ pub async fn create(
 }
 
 /// Changes a rule, or turns it off (managers and admins).
+#[tracing::instrument(skip_all, fields(viewer = viewer.user.id, id))]
 pub async fn update(
     db: &Db,
     viewer: &Viewer,
@@ -221,6 +224,7 @@ pub async fn update(
 
 /// Puts every rule in the given order (managers and admins): `ids` must name
 /// each rule once.
+#[tracing::instrument(skip_all, fields(viewer = viewer.user.id))]
 pub async fn reorder(
     db: &Db,
     viewer: &Viewer,
@@ -262,6 +266,7 @@ pub async fn reorder(
 }
 
 /// The first enabled rule matching a new ticket, with its actions.
+#[tracing::instrument(skip_all, level = "debug")]
 pub async fn route<C: ConnectionTrait>(
     conn: &C,
     facts: &Facts<'_>,

@@ -23,6 +23,7 @@ pub fn may_see_people(viewer: &Viewer) -> bool {
 }
 
 /// All teams, by name.
+#[tracing::instrument(skip_all, level = "debug")]
 pub async fn list(db: &Db, page: &Page) -> ApiResult<(Vec<teams::Model>, PageInfoFlags)> {
     paging::by_name(
         db,
@@ -35,11 +36,13 @@ pub async fn list(db: &Db, page: &Page) -> ApiResult<(Vec<teams::Model>, PageInf
 }
 
 /// How many teams there are.
+#[tracing::instrument(skip_all, level = "debug")]
 pub async fn count(db: &Db) -> ApiResult<u64> {
     Ok(teams::Entity::find().count(db.reader()).await?)
 }
 
 /// A team by id.
+#[tracing::instrument(skip_all, level = "debug", fields(id))]
 pub async fn get(db: &Db, id: i64) -> ApiResult<Option<teams::Model>> {
     Ok(teams::Entity::find_by_id(id).one(db.reader()).await?)
 }
@@ -140,6 +143,7 @@ fn members_of(team_id: i64) -> Condition {
 }
 
 /// A team's members, by name.
+#[tracing::instrument(skip_all, level = "debug", fields(team = team_id))]
 pub async fn members(
     db: &Db,
     team_id: i64,
@@ -157,6 +161,7 @@ pub async fn members(
 }
 
 /// How many members a team has.
+#[tracing::instrument(skip_all, level = "debug", fields(team = team_id))]
 pub async fn count_members(db: &Db, team_id: i64) -> ApiResult<u64> {
     Ok(users::Entity::find()
         .filter(members_of(team_id))
@@ -176,6 +181,7 @@ fn search_condition(search: Option<&str>) -> ApiResult<Condition> {
 }
 
 /// People matching `search` in name, email or subject (managers and admins).
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = viewer.user.id))]
 pub async fn users(
     db: &Db,
     viewer: &Viewer,
@@ -195,6 +201,7 @@ pub async fn users(
 }
 
 /// How many people match `search`.
+#[tracing::instrument(skip_all, level = "debug")]
 pub async fn count_users(db: &Db, search: Option<String>) -> ApiResult<u64> {
     Ok(users::Entity::find()
         .filter(search_condition(search.as_deref())?)

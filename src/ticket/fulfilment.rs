@@ -49,6 +49,7 @@ impl Plan {
 }
 
 /// Sets up approvals (or tasks) for a ticket just created, in its transaction.
+#[tracing::instrument(skip_all, fields(ticket = ticket.id))]
 pub async fn start(
     txn: &Txn,
     actor: i64,
@@ -369,6 +370,7 @@ pub async fn decide(
 }
 
 /// The approvals of a ticket, oldest first.
+#[tracing::instrument(skip_all, level = "debug", fields(ticket = ticket_id))]
 pub async fn approvals_of(db: &Db, ticket_id: i64) -> ApiResult<Vec<approvals::Model>> {
     Ok(approvals::Entity::find()
         .filter(approvals::Column::TicketId.eq(ticket_id))
@@ -378,6 +380,7 @@ pub async fn approvals_of(db: &Db, ticket_id: i64) -> ApiResult<Vec<approvals::M
 }
 
 /// The approvals of several tickets, by ticket, each oldest first.
+#[tracing::instrument(skip_all, level = "debug", fields(tickets = ticket_ids.len()))]
 pub async fn approvals_of_tickets(
     db: &Db,
     ticket_ids: &[i64],
@@ -391,6 +394,7 @@ pub async fn approvals_of_tickets(
 }
 
 /// The tasks of several tickets, by ticket, each in order.
+#[tracing::instrument(skip_all, level = "debug", fields(tickets = ticket_ids.len()))]
 pub async fn tasks_of_tickets(
     db: &Db,
     ticket_ids: &[i64],
@@ -416,6 +420,7 @@ fn group<T>(rows: Vec<T>, key: impl Fn(&T) -> i64) -> HashMap<i64, Vec<T>> {
 /// The most approvals `myApprovals` lists (the newest).
 pub const MY_APPROVALS_LIMIT: u64 = 100;
 
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = viewer.user.id))]
 pub async fn mine(
     db: &Db,
     viewer: &Viewer,
@@ -442,6 +447,7 @@ pub async fn mine(
 }
 
 /// True while a ticket waits for an approval that has not been granted.
+#[tracing::instrument(skip_all, level = "debug", fields(ticket = ticket_id))]
 pub async fn awaiting(txn: &Txn, ticket_id: i64) -> ApiResult<bool> {
     let pending = approvals::Entity::find()
         .filter(approvals::Column::TicketId.eq(ticket_id))
@@ -454,6 +460,7 @@ pub async fn awaiting(txn: &Txn, ticket_id: i64) -> ApiResult<bool> {
 /// Withdraws the approvals of a ticket still pending once they no longer
 /// matter (the rule is satisfied, or the ticket was rejected or cancelled);
 /// returns how many.
+#[tracing::instrument(skip_all, fields(ticket = ticket_id))]
 pub async fn withdraw(txn: &Txn, ticket_id: i64, at: DateTime<Utc>) -> ApiResult<u64> {
     let withdrawn = approvals::Entity::update_many()
         .set(approvals::ActiveModel {
@@ -469,6 +476,7 @@ pub async fn withdraw(txn: &Txn, ticket_id: i64, at: DateTime<Utc>) -> ApiResult
 }
 
 /// Skips the open tasks of a ticket that was cancelled; returns how many.
+#[tracing::instrument(skip_all, fields(ticket = ticket_id))]
 pub async fn skip_open_tasks(
     txn: &Txn,
     actor: i64,
@@ -502,6 +510,7 @@ pub fn withdrawn_change(count: u64) -> Option<Change> {
 }
 
 /// How many fulfilment tasks of a ticket are still open.
+#[tracing::instrument(skip_all, level = "debug", fields(ticket = ticket_id))]
 pub async fn open_tasks(txn: &Txn, ticket_id: i64) -> ApiResult<u64> {
     Ok(tasks::Entity::find()
         .filter(tasks::Column::TicketId.eq(ticket_id))
@@ -511,6 +520,7 @@ pub async fn open_tasks(txn: &Txn, ticket_id: i64) -> ApiResult<u64> {
 }
 
 /// The tasks of a ticket, in order.
+#[tracing::instrument(skip_all, level = "debug", fields(ticket = ticket_id))]
 pub async fn tasks_of(db: &Db, ticket_id: i64) -> ApiResult<Vec<tasks::Model>> {
     Ok(tasks::Entity::find()
         .filter(tasks::Column::TicketId.eq(ticket_id))

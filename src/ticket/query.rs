@@ -275,6 +275,7 @@ impl TicketOrder {
 
 /// One page of the tickets matching `condition` among the `visible` ones
 /// (from [`Scope::visible`] or [`Scope::visible_in_queue`]).
+#[tracing::instrument(skip_all, level = "debug")]
 pub async fn page(
     db: &Db,
     visible: Condition,
@@ -301,6 +302,7 @@ pub async fn page(
 }
 
 /// How many tickets match `condition` among the `visible` ones.
+#[tracing::instrument(skip_all, level = "debug")]
 pub async fn count(db: &Db, visible: Condition, condition: Condition) -> ApiResult<u64> {
     Ok(tickets::Entity::find()
         .filter(visible)
@@ -310,6 +312,7 @@ pub async fn count(db: &Db, visible: Condition, condition: Condition) -> ApiResu
 }
 
 /// A ticket by id, if the viewer may see it.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, id))]
 pub async fn by_id(db: &Db, scope: &Scope, id: i64) -> ApiResult<Option<tickets::Model>> {
     Ok(tickets::Entity::find_by_id(id)
         .one(db.reader())
@@ -318,6 +321,7 @@ pub async fn by_id(db: &Db, scope: &Scope, id: i64) -> ApiResult<Option<tickets:
 }
 
 /// A ticket by its human number, if the viewer may see it.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id))]
 pub async fn by_number(db: &Db, scope: &Scope, number: &str) -> ApiResult<Option<tickets::Model>> {
     Ok(tickets::Entity::find()
         .filter(tickets::Column::Number.eq(number.trim().to_uppercase()))
@@ -327,6 +331,7 @@ pub async fn by_number(db: &Db, scope: &Scope, number: &str) -> ApiResult<Option
 }
 
 /// The comments of a ticket the viewer sees, oldest first, in pages.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, ticket = ticket.id))]
 pub async fn comments(
     db: &Db,
     scope: &Scope,
@@ -342,6 +347,7 @@ pub async fn comments(
 }
 
 /// Counts comments matching `condition`.
+#[tracing::instrument(skip_all, level = "debug")]
 pub async fn count_comments(db: &Db, condition: Condition) -> ApiResult<u64> {
     Ok(comments::Entity::find()
         .filter(condition)
@@ -350,6 +356,7 @@ pub async fn count_comments(db: &Db, condition: Condition) -> ApiResult<u64> {
 }
 
 /// The events of a ticket the viewer sees, oldest first, in pages.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, ticket = ticket.id))]
 pub async fn history(
     db: &Db,
     scope: &Scope,
@@ -365,6 +372,7 @@ pub async fn history(
 }
 
 /// Counts events matching `condition`.
+#[tracing::instrument(skip_all, level = "debug")]
 pub async fn count_events(db: &Db, condition: Condition) -> ApiResult<u64> {
     Ok(ticket_events::Entity::find()
         .filter(condition)
@@ -373,6 +381,7 @@ pub async fn count_events(db: &Db, condition: Condition) -> ApiResult<u64> {
 }
 
 /// The tickets linked to each of `ticket_ids`, either way, by ticket.
+#[tracing::instrument(skip_all, level = "debug", fields(tickets = ticket_ids.len()))]
 pub async fn links_of_tickets(db: &Db, ticket_ids: &[i64]) -> ApiResult<HashMap<i64, Vec<i64>>> {
     let ids = ticket_ids.iter().copied();
     let links = ticket_links::Entity::find()

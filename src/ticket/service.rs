@@ -517,6 +517,7 @@ async fn default_queue<C: ConnectionTrait>(conn: &C) -> ApiResult<queues::Model>
 }
 
 /// The SLA targets of `priority`.
+#[tracing::instrument(skip_all, level = "debug", fields(priority = ?priority))]
 pub async fn targets<C: ConnectionTrait>(conn: &C, priority: Priority) -> ApiResult<Targets> {
     let policy = sla_policies::Entity::find_by_id(priority)
         .one(conn)
@@ -1342,6 +1343,7 @@ fn title(value: &str, field: &str) -> ApiResult<String> {
 
 /// Moves a new ticket's creation `by` into the past, with its SLA due times
 /// and its creation event. Only for demo data: real tickets are never aged.
+#[tracing::instrument(skip_all, fields(id))]
 pub async fn backdate(db: &Db, id: i64, by: Duration) -> ApiResult<()> {
     let txn = db.begin().await?;
     let ticket = tickets::Entity::find_by_id(id)

@@ -1,8 +1,6 @@
 //! Approvals and fulfilment tasks, and the whole laptop journey through the
 //! real HTTP API.
 
-use std::time::Duration;
-
 use itsm::auth::Role;
 use serde_json::{Value, json};
 
@@ -134,7 +132,7 @@ async fn a_laptop_is_requested_approved_fulfilled_and_closed(backend: Backend) {
             json!({"q": d.queue}),
         )
         .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.wait_for_subscriptions(1).await;
 
     let id = request(&app, &d.rita, &laptop).await;
     let waiting = ticket(&app, &d.rita, &id).await;

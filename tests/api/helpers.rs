@@ -290,6 +290,36 @@ impl TestApp {
             .expect("mint a token")
     }
 
+    /// Waits until at least `count` subscriptions follow the event stream
+    /// (as `/metrics` tells): from then on they receive every new event.
+    pub async fn wait_for_subscriptions(&self, count: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let metrics = self
+                .client
+                .get(self.url("/metrics"))
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            let open = metrics
+                .lines()
+                .find_map(|line| line.strip_prefix("itsm_subscriptions_open "))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .expect("itsm_subscriptions_open");
+            if open >= count {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {open} of {count} subscriptions registered"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// Starts shutting the server down, as SIGTERM would.
     pub fn begin_shutdown(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {

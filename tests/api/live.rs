@@ -123,7 +123,7 @@ async fn a_queue_stream_sees_tickets_arrive_and_move_between_queues(backend: Bac
         .await;
     // Let both subscriptions reach the bus before anything happens.
     app.ok(&c.nina, "{ viewer { id } }", json!({})).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.wait_for_subscriptions(2).await;
 
     let ticket = app
         .incident(&c.rita, "Switch down", "HIGH", "HIGH", Some(&c.network))
@@ -209,7 +209,7 @@ async fn a_ticket_stream_follows_one_ticket_for_its_agents_and_requester(backend
     let mut rita = WsClient::signed_in(&app, &c.rita).await;
     rita.subscribe("t", &follow, json!({"t": ticket["id"]}))
         .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.wait_for_subscriptions(2).await;
 
     let add = "mutation($id: ID!, $b: String!, $v: Visibility!) { addComment(input: {ticketId: $id, body: $b, visibility: $v}) { comment { id } } }";
     app.ok(
@@ -269,7 +269,7 @@ async fn requesters_get_replies_but_never_work_notes(backend: Backend) {
         .await;
     let mut phone = WsClient::signed_in(&app, &c.rita).await;
     phone.subscribe("mine", &my_updates(), json!({})).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.wait_for_subscriptions(1).await;
     let add = "mutation($id: ID!, $b: String!, $v: Visibility!) { addComment(input: {ticketId: $id, body: $b, visibility: $v}) { comment { id } } }";
     app.ok(
         &c.nina,
@@ -364,7 +364,7 @@ async fn after_replays_exactly_the_missed_events_then_goes_live(backend: Backend
     let c = cast(&app).await;
     let mut phone = WsClient::signed_in(&app, &c.rita).await;
     phone.subscribe("mine", &my_updates(), json!({})).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.wait_for_subscriptions(1).await;
     let first = app
         .incident(&c.rita, "First", "LOW", "LOW", Some(&c.network))
         .await;
@@ -423,7 +423,7 @@ async fn an_agent_removed_from_the_team_stops_receiving_its_queue(backend: Backe
     let mut nina = WsClient::signed_in(&app, &c.nina).await;
     nina.subscribe("q", &queue_updates(), json!({"q": c.network}))
         .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.wait_for_subscriptions(1).await;
     app.incident(&c.rita, "Before", "LOW", "LOW", Some(&c.network))
         .await;
     assert_eq!(
@@ -522,7 +522,7 @@ async fn replicas_share_events_through_postgres() {
     let mut nina = WsClient::signed_in_at(&a.ws_url(), &token).await;
     nina.subscribe("q", &queue_updates(), json!({"q": c.network}))
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.wait_for_subscriptions(1).await;
 
     let first = b
         .incident(&c.rita, "Made on B", "HIGH", "LOW", Some(&c.network))
@@ -577,7 +577,7 @@ async fn a_late_commit_is_never_skipped() {
     let mut nina = WsClient::signed_in(&app, &c.nina).await;
     nina.subscribe("q", &queue_updates(), json!({"q": c.network}))
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_for_subscriptions(1).await;
 
     // A slow writer takes the next number and holds its transaction open.
     let conn = app.db.connect().await;
@@ -688,7 +688,7 @@ async fn a_subscriber_that_stops_reading_is_cut_off_and_resumes_without_loss(bac
     assert_eq!(slow.next().await["type"], "connection_ack");
     let light = "subscription($q: ID!, $after: String) { queueUpdates(queueId: $q, after: $after) { seq cursor } }";
     slow.subscribe("q", light, json!({"q": c.network})).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_for_subscriptions(1).await;
 
     let total = 6000;
     let (first, last) = flood(

@@ -222,7 +222,7 @@ async fn the_legacy_graphql_ws_protocol_works_too(backend: Backend) {
     ws.send(json!({"id": "4", "type": "start",
         "payload": {"query": "subscription { myTicketUpdates { kind ticket { title } } }"}}))
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    app.wait_for_subscriptions(1).await;
     let lena = app.person("lena", Role::Requester).await;
     app.incident(&lena, "Printer jammed", "LOW", "LOW", None)
         .await;
