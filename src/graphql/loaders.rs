@@ -290,7 +290,10 @@ impl RequestState {
                     let _ = loads.send(task);
                 },
                 HashMapCache::default(),
-            ),
+            )
+            // The batch is complete when the request first waits on it
+            // (see [`Loads`]): no time to wait on top.
+            .delay(std::time::Duration::ZERO),
             scope: OnceCell::new(),
             db,
         }
