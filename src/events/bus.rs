@@ -5,7 +5,10 @@
 //! are; a subscriber that falls a whole buffer behind is told so and must
 //! resume from the log with `after`, so memory stays bounded.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
 
 use tokio::sync::broadcast;
 
@@ -24,13 +27,27 @@ pub struct Published {
 #[derive(Debug, Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Arc<Published>>,
+    following: Arc<AtomicUsize>,
+}
+
+/// One subscription counted as following the stream; uncounted when dropped.
+#[derive(Debug)]
+pub struct Following(Arc<AtomicUsize>);
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl EventBus {
     /// A bus that buffers `capacity` events for slow subscribers.
     pub fn new(capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(capacity.max(1));
-        Self { sender }
+        Self {
+            sender,
+            following: Arc::default(),
+        }
     }
 
     /// Receives every event published from now on.
@@ -44,8 +61,16 @@ impl EventBus {
         let _ = self.sender.send(Arc::new(published));
     }
 
-    /// How many subscriptions are listening.
+    /// Counts a subscription as following the stream: call once its
+    /// starting point is fixed, so that it receives every event committed
+    /// from then on. Keep the guard as long as the subscription lives.
+    pub fn following(&self) -> Following {
+        self.following.fetch_add(1, Ordering::AcqRel);
+        Following(self.following.clone())
+    }
+
+    /// How many subscriptions follow the stream (their starting point fixed).
     pub fn subscribers(&self) -> usize {
-        self.sender.receiver_count()
+        self.following.load(Ordering::Acquire)
     }
 }

@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Quer
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 use super::{
-    bus::{EventBus, Published},
+    bus::{EventBus, Following, Published},
     pump::with_tickets,
 };
 use crate::{
@@ -151,6 +151,7 @@ struct Follow {
     receiver: Receiver<Arc<Published>>,
     pending: VecDeque<Arc<Published>>,
     finished: bool,
+    _following: Following,
 }
 
 impl Follow {
@@ -256,6 +257,7 @@ pub async fn follow(
         receiver,
         pending: VecDeque::new(),
         finished: false,
+        _following: bus.following(),
     };
     Ok(stream::unfold(follow, |mut follow| async move {
         let item = follow.next().await?;

@@ -1,5 +1,5 @@
-//! A small live field so clients can check their subscription transport
-//! end to end before the ticket feeds exist.
+//! A small live field so clients can check their subscription transport end
+//! to end, independently of the ticket feeds (it needs no token and no data).
 
 use std::time::Duration;
 

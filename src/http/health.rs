@@ -117,7 +117,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     write_capacity(&mut body, &state.capacity);
     let name = "itsm_subscriptions_open";
     body.push_str(&format!(
-        "# HELP {name} Subscriptions following the event stream on this replica.\n# TYPE {name} gauge\n{name} {}\n",
+        "# HELP {name} Subscriptions following the event stream on this replica (their starting point fixed).\n# TYPE {name} gauge\n{name} {}\n",
         state.bus.subscribers()
     ));
     (

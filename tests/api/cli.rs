@@ -495,11 +495,7 @@ async fn running_out_of_file_descriptors_backs_off_and_recovers_by_itself(backen
         .await
         .expect("sent");
     let metrics = metrics.text().await.expect("text");
-    let errors = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("itsm_accept_errors_total "))
-        .and_then(|value| value.parse::<u64>().ok())
-        .expect("itsm_accept_errors_total");
+    let errors = crate::helpers::metric_value(&metrics, "itsm_accept_errors_total");
     assert!(errors >= 1, "{metrics}");
 }
 

@@ -132,7 +132,7 @@ async fn a_laptop_is_requested_approved_fulfilled_and_closed(backend: Backend) {
             json!({"q": d.queue}),
         )
         .await;
-    app.wait_for_subscriptions(1).await;
+    app.wait_for_subscriptions(2).await;
 
     let id = request(&app, &d.rita, &laptop).await;
     let waiting = ticket(&app, &d.rita, &id).await;

@@ -295,20 +295,7 @@ impl TestApp {
     pub async fn wait_for_subscriptions(&self, count: u64) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let metrics = self
-                .client
-                .get(self.url("/metrics"))
-                .send()
-                .await
-                .expect("metrics")
-                .text()
-                .await
-                .expect("text");
-            let open = metrics
-                .lines()
-                .find_map(|line| line.strip_prefix("itsm_subscriptions_open "))
-                .and_then(|n| n.trim().parse::<u64>().ok())
-                .expect("itsm_subscriptions_open");
+            let open = self.metric("itsm_subscriptions_open").await;
             if open >= count {
                 return;
             }
@@ -656,6 +643,12 @@ impl TestApp {
 
     /// The SQL statements the server has run for requests so far, from `/metrics`.
     pub async fn statements(&self) -> u64 {
+        self.metric("itsm_db_statements_total{source=\"requests\"}")
+            .await
+    }
+
+    /// One sample of `/metrics`, by its name with labels.
+    pub async fn metric(&self, sample: &str) -> u64 {
         let text = self
             .client
             .get(self.url("/metrics"))
@@ -665,11 +658,19 @@ impl TestApp {
             .text()
             .await
             .expect("text");
-        text.lines()
-            .find_map(|line| line.strip_prefix("itsm_db_statements_total{source=\"requests\"} "))
-            .and_then(|n| n.trim().parse().ok())
-            .expect("itsm_db_statements_total")
+        metric_value(&text, sample)
     }
+}
+
+/// One sample's value in Prometheus text, by its name with labels.
+pub fn metric_value(metrics: &str, sample: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == sample).then(|| value.parse::<f64>().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {sample} in {metrics}")) as u64
 }
 
 /// The `extensions.field` of an error.

@@ -12,7 +12,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::helpers::{Backend, TestApp, WsClient, error_code, spawn_app_with};
+use crate::helpers::{Backend, TestApp, WsClient, error_code, metric_value, spawn_app_with};
 
 /// The example client, run here against the real server.
 #[allow(dead_code)]
@@ -49,8 +49,16 @@ async fn a_full_listener_refuses_early_keeps_health_answering_and_recovers(backe
 
     assert_eq!(get(admin, "/readyz").await.0, 200);
     let metrics = get(admin, "/metrics").await.1;
-    assert_eq!(gauge(&metrics, "itsm_connection_budget"), 8, "{metrics}");
-    assert_eq!(gauge(&metrics, "itsm_websocket_budget"), 6, "{metrics}");
+    assert_eq!(
+        metric_value(&metrics, "itsm_connection_budget"),
+        8,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(&metrics, "itsm_websocket_budget"),
+        6,
+        "{metrics}"
+    );
     assert_eq!(
         get(app.address, "/metrics").await.0,
         404,
@@ -153,11 +161,11 @@ async fn a_full_listener_refuses_early_keeps_health_answering_and_recovers(backe
 
     let metrics = get(admin, "/metrics").await.1;
     assert!(
-        counter(&metrics, "itsm_refused_total{budget=\"websockets\"}") >= 1,
+        metric_value(&metrics, "itsm_refused_total{budget=\"websockets\"}") >= 1,
         "{metrics}"
     );
     assert!(
-        counter(&metrics, "itsm_refused_total{budget=\"connections\"}") >= 1,
+        metric_value(&metrics, "itsm_refused_total{budget=\"connections\"}") >= 1,
         "{metrics}"
     );
 
@@ -171,7 +179,11 @@ async fn a_full_listener_refuses_early_keeps_health_answering_and_recovers(backe
         .await;
     assert!(viewer["viewer"]["displayName"].is_string(), "{viewer}");
     let metrics = get(admin, "/metrics").await.1;
-    assert_eq!(gauge(&metrics, "itsm_websockets_open"), 1, "{metrics}");
+    assert_eq!(
+        metric_value(&metrics, "itsm_websockets_open"),
+        1,
+        "{metrics}"
+    );
 }
 
 async fn requests_beyond_the_concurrency_limit_are_refused_at_once(backend: Backend) {
@@ -231,11 +243,14 @@ async fn requests_beyond_the_concurrency_limit_are_refused_at_once(backend: Back
     assert!(viewer["viewer"]["displayName"].is_string(), "{viewer}");
     let metrics = get(app.address, "/metrics").await.1;
     assert_eq!(
-        counter(&metrics, "itsm_refused_total{budget=\"requests\"}"),
+        metric_value(&metrics, "itsm_refused_total{budget=\"requests\"}"),
         1,
         "{metrics}"
     );
-    assert_eq!(gauge(&metrics, "itsm_http_requests_running_limit"), 1);
+    assert_eq!(
+        metric_value(&metrics, "itsm_http_requests_running_limit"),
+        1
+    );
 }
 
 async fn without_an_admin_listener_metrics_stay_public_and_report_the_budget(backend: Backend) {
@@ -243,12 +258,23 @@ async fn without_an_admin_listener_metrics_stay_public_and_report_the_budget(bac
     assert!(app.admin_address.is_none());
     let (status, metrics) = get(app.address, "/metrics").await;
     assert_eq!(status, 200);
-    assert_eq!(gauge(&metrics, "itsm_connection_budget"), 500, "{metrics}");
+    assert_eq!(
+        metric_value(&metrics, "itsm_connection_budget"),
+        500,
+        "{metrics}"
+    );
     // 500 less a headroom of max(32 requests, 500 / 20) for plain HTTP.
-    assert_eq!(gauge(&metrics, "itsm_websocket_budget"), 468, "{metrics}");
-    assert_eq!(gauge(&metrics, "itsm_http_requests_running_limit"), 32);
+    assert_eq!(
+        metric_value(&metrics, "itsm_websocket_budget"),
+        468,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(&metrics, "itsm_http_requests_running_limit"),
+        32
+    );
     assert!(
-        gauge(&metrics, "itsm_connections_open") >= 1,
+        metric_value(&metrics, "itsm_connections_open") >= 1,
         "this very request's connection is open: {metrics}"
     );
 }
@@ -349,7 +375,7 @@ async fn wait_until_running(app: &TestApp, running: u64) {
     let deadline = tokio::time::Instant::now() + HANG;
     loop {
         let metrics = get(app.address, "/metrics").await.1;
-        if gauge(&metrics, "itsm_http_requests_running") == running {
+        if metric_value(&metrics, "itsm_http_requests_running") == running {
             return;
         }
         assert!(
@@ -484,20 +510,4 @@ async fn read_response(stream: &mut TcpStream) -> Answer {
         }
         assert!(read > 0, "closed before a whole response: {text}");
     }
-}
-
-/// A gauge's value in Prometheus text.
-fn gauge(metrics: &str, name: &str) -> u64 {
-    counter(metrics, name)
-}
-
-/// A sample's value in Prometheus text, by its name with labels.
-fn counter(metrics: &str, sample: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            (name == sample).then(|| value.parse::<f64>().ok())?
-        })
-        .unwrap_or_else(|| panic!("no {sample} in {metrics}")) as u64
 }

@@ -36,7 +36,7 @@ async fn warnings_come_at_three_quarters_and_breaches_at_the_target_once(backend
             json!({}),
         )
         .await;
-    app.wait_for_subscriptions(1).await;
+    app.wait_for_subscriptions(2).await;
 
     // CRITICAL: first response due in 15 minutes, resolution in 4 hours.
     let ticket = app
