@@ -15,8 +15,8 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, Proxy, TEST_SECRET, TestDatabase, count, postgres_socket, postgres_url, settings,
-    via_proxy,
+    Backend, Proxy, TEST_SECRET, TestDatabase, count, metric_value, postgres_socket, postgres_url,
+    settings, via_proxy,
 };
 
 crate::on_both_backends!(
@@ -144,9 +144,37 @@ impl Served {
             if self.logged(&predicate) {
                 return true;
             }
+            // Poll interval of this bounded loop, which checks the log each turn.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         false
+    }
+
+    /// Waits until at least `count` subscriptions follow the event stream in
+    /// this process (as its `/metrics` tells), like
+    /// [`crate::helpers::TestApp::wait_for_subscriptions`].
+    async fn wait_for_subscriptions(&self, count: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let metrics = self
+                .client
+                .get(self.url("/metrics"))
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            let open = metric_value(&metrics, "itsm_subscriptions_open");
+            if open >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {open} of {count} subscriptions registered"
+            );
+            tokio::task::yield_now().await;
+        }
     }
 
     async fn graphql_with(
@@ -205,6 +233,7 @@ impl Served {
                 start.elapsed() < WAIT,
                 "itsm did not stop after SIG{signal}"
             );
+            // Poll interval of this bounded loop, which checks for the exit each turn.
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -342,11 +371,29 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     let env = [
         ("ITSM_DATABASE_URL", url.as_str()),
         ("ITSM_JWT_SECRET", TEST_SECRET),
+        // tower_http logs each request as it starts, at DEBUG.
+        ("ITSM_LOG", "info,tower_http=debug"),
     ];
     let served = Served::start(db.dir(), &env, &["--db-acquire-timeout", "1s"]);
     proxy.cut();
-    let in_flight = tokio::spawn(served.client.get(served.url("/readyz")).send());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let in_flight = tokio::spawn(
+        served
+            .client
+            .get(served.url("/readyz"))
+            .header("x-request-id", "in-flight")
+            .send(),
+    );
+    let started = served
+        .wait_for_log(|e| {
+            e["span"]["request_id"] == "in-flight"
+                && message_contains(e, "started processing request")
+        })
+        .await;
+    assert!(
+        started,
+        "the request reached the server: {:?}",
+        served.log.lock().map(|l| l.clone())
+    );
     let exit = tokio::task::spawn_blocking(move || served.terminate())
         .await
         .expect("terminated");
@@ -823,7 +870,8 @@ async fn two_server_processes_share_live_updates_through_postgres() {
     let there_url = format!("ws://{}/graphql", other.address);
     let mut there = crate::helpers::WsClient::signed_in_at(&there_url, &rita.token).await;
     there.subscribe("mine", query, json!({})).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_for_subscriptions(1).await;
+    other.wait_for_subscriptions(1).await;
 
     let create = "mutation($t: String!) { createIncident(input: {title: $t, impact: LOW, urgency: LOW}) { ticket { id } } }";
     let (status, body) = other

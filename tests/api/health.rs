@@ -48,6 +48,7 @@ async fn readiness_follows_postgres_going_away_and_coming_back_while_liveness_st
         if ready == StatusCode::OK {
             break;
         }
+        // Poll interval of this bounded retry loop, which asks /readyz each turn.
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     assert_eq!(

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{
-        Backend, Person, Proxy, TestApp, TestDatabase, WsClient, postgres_socket, postgres_url,
-        spawn_app, spawn_on, spawn_on_url, via_proxy,
+        Backend, Person, Proxy, TestApp, TestDatabase, WsClient, count, postgres_socket,
+        postgres_url, spawn_app, spawn_on, spawn_on_url, via_proxy,
     },
     tickets::id_of,
 };
@@ -532,8 +532,7 @@ async fn replicas_share_events_through_postgres() {
 
     // A's connections to PostgreSQL, its LISTEN connection included, break;
     // a ticket is made on B meanwhile, and A catches up once back.
-    proxy.cut();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.cut_and_wait().await;
     let missed = b
         .incident(
             &c.rita,
@@ -543,6 +542,9 @@ async fn replicas_share_events_through_postgres() {
             Some(&c.network),
         )
         .await;
+    // A deliberate outage window, not a wait for an event: A stays cut off
+    // (its reconnects failing) after the change, so only catching up can
+    // deliver it.
     tokio::time::sleep(Duration::from_millis(300)).await;
     proxy.restore();
     let seen = event(&mut nina, "q", "queueUpdates").await;
@@ -582,6 +584,16 @@ async fn a_late_commit_is_never_skipped() {
     // A slow writer takes the next number and holds its transaction open.
     let conn = app.db.connect().await;
     let slow = conn.begin().await.expect("begin");
+    let slow_pid: i32 = slow
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_backend_pid()",
+        ))
+        .await
+        .expect("backend pid")
+        .expect("a row")
+        .try_get_by_index(0)
+        .expect("pid");
     let row = slow
         .query_one_raw(sea_orm::Statement::from_string(
             sea_orm::DbBackend::Postgres,
@@ -619,7 +631,20 @@ async fn a_late_commit_is_never_skipped() {
                 .status()
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The writer is in flight once PostgreSQL shows it waiting on a lock the
+    // slow writer holds.
+    let blocked = format!(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE {slow_pid} = ANY(pg_blocking_pids(pid))"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while count(&conn, &blocked).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second writer never queued behind the first"
+        );
+        // Poll interval of this bounded loop, which checks the locks each turn.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(
         !writer.is_finished(),
         "the second writer waits for the first to commit"
@@ -698,7 +723,8 @@ async fn a_subscriber_that_stops_reading_is_cut_off_and_resumes_without_loss(bac
         2000,
     )
     .await;
-    // The client reads nothing while the server fills the socket and falls behind.
+    // The client reads nothing while the server fills the socket and falls behind:
+    // a deliberate idle window, not a wait for an event (4 s, twice the 2 s event poll).
     tokio::time::sleep(Duration::from_secs(4)).await;
 
     let mut delivered = Vec::new();

@@ -134,9 +134,11 @@ async fn alerts_are_raised_once_across_replicas() {
         if seen >= 40 {
             break;
         }
+        // Poll interval of this bounded loop, which counts the alerts each turn.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Give both replicas several more sweeps to raise anything twice.
+    // Give both replicas several more sweeps to raise anything twice: a
+    // deliberate negative window (five sweeps each), not a wait for an event.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         count(&conn, alerts).await,

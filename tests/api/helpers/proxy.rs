@@ -39,7 +39,9 @@ impl Proxy {
             async move {
                 while let Ok((mut inbound, _)) = listener.accept().await {
                     if stalled.load(Ordering::SeqCst) {
-                        // Hold the connection open and never answer.
+                        // Hold the connection open and never answer. Not a wait
+                        // for an event: the hour outlasts any test, and the next
+                        // cut, stall or drop of the proxy aborts the task.
                         let task = tokio::spawn(async move {
                             tokio::time::sleep(Duration::from_secs(3600)).await;
                             drop(inbound);
@@ -86,6 +88,22 @@ impl Proxy {
     pub fn cut(&self) {
         self.open.store(false, Ordering::SeqCst);
         self.break_open();
+    }
+
+    /// [`Proxy::cut`], returning once the broken connections are closed on
+    /// both sides: from then on nothing the server sent before the cut, or
+    /// PostgreSQL sends it (a `NOTIFY`, say), gets through until
+    /// [`Proxy::restore`].
+    pub async fn cut_and_wait(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        let tasks: Vec<_> = self.connections.lock().expect("lock").drain(..).collect();
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            // Ends once the task's sockets are dropped (cancelled or done).
+            let _ = task.await;
+        }
     }
 
     pub fn restore(&self) {
