@@ -5,7 +5,7 @@ use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::auth::Role;
+use crate::vocabulary::Role;
 
 /// The `itsm` command line.
 #[derive(Debug, Parser)]

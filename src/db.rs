@@ -304,6 +304,11 @@ impl ConnectionTrait for Txn {
     }
 }
 
+/// The channel that wakes other replicas' event pumps (PostgreSQL `NOTIFY`).
+pub const EVENTS_CHANNEL: &str = "itsm_events";
+/// The channel that tells other replicas team membership changed.
+pub const SCOPES_CHANNEL: &str = "itsm_scopes";
+
 /// In-process signals about committed changes.
 #[derive(Debug, Default)]
 pub struct Signals {
@@ -523,7 +528,7 @@ impl Db {
     pub async fn scopes_changed(&self) -> Result<(), DbErr> {
         if self.backend() == DbBackend::Postgres {
             self.writer
-                .execute_unprepared(&format!("NOTIFY {}", crate::events::pump::SCOPES_CHANNEL))
+                .execute_unprepared(&format!("NOTIFY {}", SCOPES_CHANNEL))
                 .await?;
         }
         self.signals.bump_scopes();

@@ -3,6 +3,7 @@
 //! live subscriptions. `main.rs` is a thin shell over this library, which the
 //! integration tests drive directly.
 
+pub mod access;
 pub mod auth;
 pub mod catalog;
 pub mod cli;
@@ -25,3 +26,4 @@ pub mod telemetry;
 pub mod text;
 pub mod ticket;
 pub mod user;
+pub mod vocabulary;

@@ -11,18 +11,15 @@ use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::{
+    access::Scope,
     auth::{Claims, Role, Viewer},
     catalog::{
         form::{FieldType, FormField},
-        model::{ApprovalMode, ApprovalRule, TaskTemplate},
         service::{self as catalog_service, Approval, ItemFields, Submission},
     },
     db::Db,
     entity::{catalog_items, queues, routing_rules, services, teams},
-    lifecycle::{
-        portfolio::{self, NewService},
-        stage::Stage,
-    },
+    lifecycle::portfolio::{self, NewService},
     queue::service::{self as queue_service, QueueFields},
     routing::{
         rules::{Actions, Conditions},
@@ -30,13 +27,14 @@ use crate::{
     },
     team::service as team_service,
     ticket::{
-        access::Scope,
         fulfilment::{self, Decision, TaskChange},
-        model::{ChangeType, Level, PendingReason, Status, TicketKind, Visibility},
         rules::workflow::Move,
         service::{self as tickets, Assignment, NewTicket},
     },
-    user,
+    vocabulary::{
+        ApprovalMode, ApprovalRule, ChangeType, Level, PendingReason, Stage, Status, TaskTemplate,
+        TicketKind, Visibility,
+    },
 };
 
 /// What `itsm seed --demo` loaded.
@@ -253,7 +251,7 @@ pub async fn demo(db: &Db, ticket_count: usize) -> anyhow::Result<Summary> {
             name: Some(person.name.into()),
             role: person.role,
         };
-        let user = user::service::provision(db, &claims).await.map_err(api)?;
+        let user = crate::auth::provision(db, &claims).await.map_err(api)?;
         viewers.push(Viewer {
             user,
             role: person.role,
@@ -988,7 +986,7 @@ async fn catalog(
             title: None,
             idempotency_key: None,
         };
-        let ticket = catalog_service::submit(db, &scope, submission)
+        let ticket = crate::ticket::request::submit(db, &scope, submission)
             .await
             .map_err(api)?;
         summary.tickets += 1;

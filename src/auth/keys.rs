@@ -3,7 +3,10 @@
 //! Exactly one algorithm is accepted, so a token signed with another one (`none`,
 //! or HS256 with an RSA public key as its "secret") fails the header check.
 
-use crate::text::single_line_violation;
+use crate::{
+    config::{JwtAlgorithm, Settings},
+    text::single_line_violation,
+};
 use std::{
     fs,
     io::Write,
@@ -18,7 +21,6 @@ use rand::RngCore;
 use serde_json::{Map, Value, json};
 
 use super::Role;
-use crate::config::{JwtAlgorithm, Settings};
 
 /// The shortest accepted HS256 secret, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;

@@ -2,18 +2,18 @@
 //! HTTP request or WebSocket connection, and resolvers read it from the context.
 
 mod keys;
-mod role;
+mod provision;
 
 use std::sync::Arc;
 
+pub use crate::vocabulary::Role;
 pub use keys::{Claims, JwtKeys, KeySource, MIN_SECRET_BYTES, TokenError};
-pub use role::Role;
+pub use provision::provision;
 
 use crate::{
     db::Db,
     entity::users,
     error::{ApiError, ApiResult},
-    user,
 };
 
 /// Who is asking: nobody, or a signed-in person.
@@ -87,7 +87,7 @@ impl Authenticator {
             .keys
             .verify_with_expiry(token)
             .map_err(|e| AuthError::Rejected(e.to_string()))?;
-        let user = user::service::provision(&self.db, &claims)
+        let user = provision(&self.db, &claims)
             .await
             .map_err(AuthError::Internal)?;
         Ok(Auth::Viewer(Viewer {

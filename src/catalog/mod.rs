@@ -2,6 +2,5 @@
 //! rules and fulfilment task templates, and submitting requests from them.
 
 pub mod form;
-pub mod model;
 pub mod resolvers;
 pub mod service;

@@ -6,10 +6,8 @@ use serde_json::Value;
 
 use super::{
     form::{self, FieldType, FormField},
-    model::{ApprovalMode, ApprovalRule, TaskTemplate},
     service::{self, Approval, ItemFields, ItemFilter, Submission},
 };
-use crate::paging::PageArgs;
 use crate::{
     connection,
     entity::catalog_items,
@@ -22,13 +20,13 @@ use crate::{
         relay::{decode_id_of, encode_id},
     },
     lifecycle::resolvers::Service,
+    paging::PageArgs,
     paging::{BY_NAME, name_cursor},
     queue::resolvers::Queue,
-    ticket::{
-        model::Level,
-        resolvers::{Ticket, TicketPayload},
-    },
+    ticket::resolvers::{Ticket, TicketPayload},
     user::resolvers::User,
+    vocabulary::Level,
+    vocabulary::{ApprovalMode, ApprovalRule, TaskTemplate},
 };
 
 connection!(
@@ -654,7 +652,7 @@ impl CatalogMutation {
             title: input.title,
             idempotency_key: input.idempotency_key,
         };
-        let ticket = service::submit(ctx.db()?, scope, submission)
+        let ticket = crate::ticket::request::submit(ctx.db()?, scope, submission)
             .await
             .map_err(|e| report(ctx, e))?;
         Ok(TicketPayload {

@@ -11,25 +11,18 @@ use sea_orm::{
 };
 use serde_json::Value;
 
-use super::{
-    form::{self, FormField, Problem},
-    model::{ApprovalMode, ApprovalRule, TaskTemplate},
-};
+use super::form::{self, FormField, Problem};
 use crate::{
+    access::Scope,
     auth::{Role, Viewer, require},
     clock::now,
     db::{Db, Txn},
-    entity::{catalog_items, queues, services, tickets, users},
+    entity::{catalog_items, queues, services, users},
     error::{ApiError, ApiResult},
-    lifecycle::stage::{ServiceStatus, Stage},
     paging,
     paging::{Page, PageInfoFlags},
-    ticket::{
-        access::Scope,
-        fulfilment::Plan,
-        model::{Level, TicketKind},
-        service::{self as tickets_service, NewTicket},
-    },
+    vocabulary::{ApprovalMode, ApprovalRule, TaskTemplate},
+    vocabulary::{Level, ServiceStatus, Stage},
 };
 
 /// Most tasks a catalog item's template holds.
@@ -473,10 +466,31 @@ pub struct Submission {
     pub idempotency_key: Option<String>,
 }
 
-/// Turns a submitted form into a `SERVICE_REQUEST` ticket in the item's
-/// fulfilment queue. Every problem with the answers is reported at once.
+/// A submission checked against its item: what the request ticket is made
+/// of. `ticket::request` turns it into a ticket.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The item requested.
+    pub item: catalog_items::Model,
+    /// The ticket's title: the one given, or the item's name.
+    pub title: String,
+    /// The answers as readable text, one `label: answer` line per field.
+    pub description: String,
+    /// The answers as stored, with their labels (JSON).
+    pub answers: String,
+    /// What the portal sent, by which a retry is recognised.
+    pub submitted: Value,
+    /// Who must approve: nobody (`None`), any manager (`Some(None)`), or
+    /// the item's named approvers.
+    pub approvers: Option<Option<Vec<i64>>>,
+    /// Makes a retry return the first request.
+    pub idempotency_key: Option<String>,
+}
+
+/// Checks a submitted form against its item: the item must be requestable
+/// now, and every problem with the answers is reported at once.
 #[tracing::instrument(skip_all, fields(viewer = scope.user_id, item = submission.item_id))]
-pub async fn submit(db: &Db, scope: &Scope, submission: Submission) -> ApiResult<tickets::Model> {
+pub async fn prepare(db: &Db, scope: &Scope, submission: Submission) -> ApiResult<Request> {
     let item = get(db.reader(), scope.role, submission.item_id)
         .await?
         .ok_or_else(|| ApiError::bad_input("catalogItemId", "no such catalog item"))?;
@@ -502,30 +516,19 @@ pub async fn submit(db: &Db, scope: &Scope, submission: Submission) -> ApiResult
         .title
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| item.name.clone());
-    let new = NewTicket {
-        submitted: Some(submitted),
-        kind: Some(TicketKind::ServiceRequest),
+    Ok(Request {
         title,
         description,
-        impact: Some(item.default_impact),
-        urgency: Some(item.default_urgency),
-        queue_id: Some(item.fulfilment_queue_id),
-        idempotency_key: submission.idempotency_key,
-        service_id: Some(item.service_id),
-        catalog_item_id: Some(item.id),
-        request_answers: Some(json(&form::answered(&fields, &answers))?),
-        plan: Plan {
-            approvers: match item.approval_rule {
-                ApprovalRule::None => None,
-                ApprovalRule::AnyManager => Some(None),
-                ApprovalRule::Approvers => Some(Some(approvers_of(&item))),
-            },
-            mode: Some(item.approval_mode),
-            tasks: tasks_of(&item),
+        answers: json(&form::answered(&fields, &answers))?,
+        submitted,
+        approvers: match item.approval_rule {
+            ApprovalRule::None => None,
+            ApprovalRule::AnyManager => Some(None),
+            ApprovalRule::Approvers => Some(Some(approvers_of(&item))),
         },
-        ..NewTicket::default()
-    };
-    tickets_service::create(db, scope, new).await
+        idempotency_key: submission.idempotency_key,
+        item,
+    })
 }
 
 fn render(fields: &[FormField], answers: &BTreeMap<String, Value>) -> String {

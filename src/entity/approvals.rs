@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::{catalog::model::ApprovalMode, ticket::model::ApprovalState};
+use crate::vocabulary::{ApprovalMode, ApprovalState};
 
 /// One approver's decision on one ticket. `approver_id` is null when any
 /// manager may decide.

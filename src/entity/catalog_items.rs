@@ -2,10 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::{
-    catalog::model::{ApprovalMode, ApprovalRule},
-    ticket::model::Level,
-};
+use crate::vocabulary::{ApprovalMode, ApprovalRule, Level};
 
 /// Something a person can request, such as "New laptop".
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

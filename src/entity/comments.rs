@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::ticket::model::Visibility;
+use crate::vocabulary::Visibility;
 
 /// A comment on a ticket.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::lifecycle::stage::Stage;
+use crate::vocabulary::Stage;
 
 /// One move of a service from one stage to another (or into its first).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::lifecycle::stage::{ServiceStatus, Stage};
+use crate::vocabulary::{ServiceStatus, Stage};
 
 /// A business or technical service.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

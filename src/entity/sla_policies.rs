@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::ticket::model::Priority;
+use crate::vocabulary::Priority;
 
 /// Targets for one priority.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::ticket::model::TaskStatus;
+use crate::vocabulary::TaskStatus;
 
 /// One fulfilment step.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::ticket::model::{EventKind, Visibility};
+use crate::vocabulary::{EventKind, Visibility};
 
 /// One change to one ticket. `seq` is strictly increasing in commit order.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::ticket::model::LinkKind;
+use crate::vocabulary::LinkKind;
 
 /// A directed link: a problem to an incident it causes, a change to a ticket
 /// it relates to.

@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::ticket::model::{ChangeType, Level, PendingReason, Priority, Status, TicketKind};
+use crate::vocabulary::{ChangeType, Level, PendingReason, Priority, Status, TicketKind};
 
 /// One unit of work.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -43,7 +43,7 @@ pub struct Model {
     pub response_due_at: DateTimeUtc,
     pub resolution_due_at: DateTimeUtc,
     /// The queue's due-time sort key: `resolution_due_at` while the clock
-    /// runs, [`crate::ticket::rules::sla::NO_DUE`] while paused or stopped.
+    /// runs, `NO_DUE` (see `ticket::rules::sla`) while paused or stopped.
     pub queue_due_at: DateTimeUtc,
     pub responded_at: Option<DateTimeUtc>,
     pub resolved_at: Option<DateTimeUtc>,

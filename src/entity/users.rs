@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::auth::Role;
+use crate::vocabulary::Role;
 
 /// A person, created the first time their token is seen.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

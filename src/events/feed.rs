@@ -13,12 +13,13 @@ use super::{
     pump::with_tickets,
 };
 use crate::{
+    access::Scope,
     auth::{Role, Viewer},
     db::Db,
     entity::{ticket_events, tickets},
     error::{ApiError, ApiResult},
     paging::{self, Page, PageInfoFlags, encode_cursor},
-    ticket::{access::Scope, model::Visibility},
+    vocabulary::Visibility,
 };
 
 /// Events replayed per query while catching up.
@@ -96,30 +97,6 @@ fn deliver(scope: &Scope, published: &Arc<Published>) -> Option<Delivered> {
         published: published.clone(),
         shows_ticket: scope.can_see(&published.ticket),
     })
-}
-
-/// Checks that `viewer` may subscribe to `feed`. Ticket feeds answer
-/// `NOT_FOUND` for tickets the viewer may not see, exactly as for missing ones.
-#[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, feed = ?feed))]
-pub async fn authorize(db: &Db, scope: &Scope, feed: Feed) -> ApiResult<()> {
-    match feed {
-        Feed::Queue(id) => {
-            if scope.role == Role::Requester {
-                return Err(ApiError::Forbidden(
-                    "requesters follow their own tickets with myTicketUpdates".into(),
-                ));
-            }
-            if crate::queue::service::get(db, id).await?.is_none() {
-                return Err(ApiError::NotFound("no queue with that `queueId`".into()));
-            }
-            Ok(())
-        }
-        Feed::Ticket(id) => match crate::ticket::query::by_id(db, scope, id).await? {
-            Some(_) => Ok(()),
-            None => Err(ApiError::NotFound("no ticket with that `ticketId`".into())),
-        },
-        Feed::Requester(_) | Feed::All => Ok(()),
-    }
 }
 
 /// Decodes an `after` cursor into a sequence number.
@@ -227,42 +204,78 @@ impl Follow {
     }
 }
 
-/// Follows `feed` for `viewer`: replays the log after `after` (when given),
-/// then continues live. Subscribing to the bus before reading the log, and
-/// skipping everything at or below the cursor, closes the seam.
-#[tracing::instrument(skip_all, level = "debug", fields(viewer = viewer.user.id, feed = ?feed))]
-pub async fn follow(
+/// A feed opened for one viewer: already receiving live events, with the
+/// viewer's scope loaded, not yet streaming. The caller decides from
+/// [`Opened::scope`] whether the viewer may follow the feed, then calls
+/// [`Opened::follow`].
+pub struct Opened {
     db: Db,
-    bus: &EventBus,
     viewer: Viewer,
+    scope: Scope,
+    generation: u64,
     feed: Feed,
-    after: Option<i64>,
-) -> ApiResult<impl Stream<Item = ApiResult<Delivered>> + use<>> {
+    receiver: Receiver<Arc<Published>>,
+    following: Following,
+}
+
+/// Opens `feed` for `viewer`. Subscribing to the bus before anything is read
+/// from the log, and later skipping everything at or below the cursor, closes
+/// the seam between replay and live events.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = viewer.user.id, feed = ?feed))]
+pub async fn open(db: Db, bus: &EventBus, viewer: Viewer, feed: Feed) -> ApiResult<Opened> {
     let receiver = bus.subscribe();
     let generation = db.signals().scope_generation();
     let scope = Scope::load(&db, &viewer).await?;
-    authorize(&db, &scope, feed).await?;
-    let (cursor, replaying) = match after {
-        Some(seq) => (seq, true),
-        None => (super::pump::latest_seq(&db).await?, false),
-    };
-    let follow = Follow {
+    Ok(Opened {
         db,
         viewer,
         scope,
         generation,
         feed,
-        cursor,
-        replaying,
         receiver,
-        pending: VecDeque::new(),
-        finished: false,
-        _following: bus.following(),
-    };
-    Ok(stream::unfold(follow, |mut follow| async move {
-        let item = follow.next().await?;
-        Some((item, follow))
-    }))
+        following: bus.following(),
+    })
+}
+
+impl Opened {
+    /// The database the feed reads.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The viewer's scope, as loaded when the feed was opened.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// Streams the feed: replays the log after `after` (when given), then
+    /// continues live.
+    pub async fn follow(
+        self,
+        after: Option<i64>,
+    ) -> ApiResult<impl Stream<Item = ApiResult<Delivered>> + use<>> {
+        let (cursor, replaying) = match after {
+            Some(seq) => (seq, true),
+            None => (super::pump::latest_seq(&self.db).await?, false),
+        };
+        let follow = Follow {
+            db: self.db,
+            viewer: self.viewer,
+            scope: self.scope,
+            generation: self.generation,
+            feed: self.feed,
+            cursor,
+            replaying,
+            receiver: self.receiver,
+            pending: VecDeque::new(),
+            finished: false,
+            _following: self.following,
+        };
+        Ok(stream::unfold(follow, |mut follow| async move {
+            let item = follow.next().await?;
+            Some((item, follow))
+        }))
+    }
 }
 
 /// A page of the events the viewer may read, oldest first: the polling feed.

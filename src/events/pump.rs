@@ -2,7 +2,7 @@
 //!
 //! The pump reads events committed after the last one it published, in
 //! sequence order, and publishes them on the bus. Sequence numbers are handed
-//! out in commit order (see `ticket::events`), so reading "everything after
+//! out in commit order (see `events::log`), so reading "everything after
 //! the last one" never skips an event that commits late. It wakes when this
 //! process commits events, when another replica's `NOTIFY` arrives, and every
 //! `--event-poll` (2 s) regardless, so a lost notification costs latency,
@@ -15,17 +15,13 @@ use tokio::task::JoinHandle;
 
 use super::bus::{EventBus, Published};
 use crate::{
-    db::Db,
+    db::{Db, EVENTS_CHANNEL, SCOPES_CHANNEL},
     entity::{ticket_events, tickets},
     error::ApiResult,
 };
 
 /// Events read per query.
 const BATCH: u64 = 500;
-/// The channel that wakes other replicas' pumps.
-pub const EVENTS_CHANNEL: &str = "itsm_events";
-/// The channel that tells other replicas team membership changed.
-pub const SCOPES_CHANNEL: &str = "itsm_scopes";
 
 /// Starts the pump (and, on PostgreSQL, the `LISTEN` bridge).
 /// `poll` is how often the pump reads the log without being woken.

@@ -10,11 +10,14 @@ use super::{
     bus::EventBus,
     feed::{self, Feed, after_seq},
 };
-use crate::paging::PageArgs;
 use crate::{
     error::{ApiError, ApiResult},
     graphql::{ContextExt, connection::TotalCount, relay::decode_id_of},
-    ticket::resolvers::{TicketEvent, TicketEventConnection},
+    paging::PageArgs,
+    ticket::{
+        feeds,
+        resolvers::{TicketEvent, TicketEventConnection},
+    },
 };
 
 fn bus<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a EventBus> {
@@ -32,7 +35,7 @@ async fn subscribe(
     let state = ctx.state_handle()?;
     // The feed's own reads are not the subscriber's request: only what each
     // event's selection resolves counts against the budget (reset per event).
-    let events = feed::follow(ctx.db()?.ungated(), bus(ctx)?, viewer, feed, after).await?;
+    let events = feeds::follow(ctx.db()?.ungated(), bus(ctx)?, viewer, feed, after).await?;
     Ok(events.map(move |item| {
         // Each event resolves its relations afresh.
         state.forget();

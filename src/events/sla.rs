@@ -13,10 +13,8 @@ use crate::{
     db::Db,
     entity::tickets,
     error::ApiResult,
-    ticket::{
-        events::{self, Change, Draft},
-        model::{EventKind, Visibility},
-    },
+    events::{self, Change, Draft},
+    vocabulary::{EventKind, Visibility},
 };
 
 /// Tickets alerted per kind per sweep.

@@ -27,11 +27,13 @@ use sea_orm::{
 use tokio::sync::{OnceCell, mpsc};
 
 use crate::{
+    access::Scope,
     auth::Auth,
     db::{Db, Gate, RequestBudget},
     entity::{approvals, catalog_items, comments, queues, services, tasks, teams, tickets, users},
     error::{ApiError, ApiResult},
-    ticket::{access::Scope, fulfilment, model::Visibility, query},
+    ticket::{fulfilment, query},
+    vocabulary::Visibility,
 };
 
 /// A user by id.

@@ -20,15 +20,14 @@ pub use errors::{Limits, RequestId};
 use loaders::{RequestState, RequestStateFactory};
 
 use crate::{
+    access::Scope,
     auth::Auth,
     catalog,
     db::{Db, RequestBudget},
     error::ApiError,
     events,
     events::bus::EventBus,
-    lifecycle, queue, routing, team, ticket,
-    ticket::access::Scope,
-    user,
+    lifecycle, queue, routing, team, ticket, user,
 };
 
 /// The service's schema type.

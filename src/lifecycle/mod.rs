@@ -3,4 +3,3 @@
 
 pub mod portfolio;
 pub mod resolvers;
-pub mod stage;

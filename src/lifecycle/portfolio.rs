@@ -9,7 +9,6 @@ use sea_orm::{
 };
 use serde_json::Value;
 
-use super::stage::{ServiceStatus, Stage};
 use crate::{
     auth::{Role, Viewer, require},
     clock::now,
@@ -19,6 +18,7 @@ use crate::{
     paging,
     paging::{Page, PageInfoFlags},
     text::description as checked_description,
+    vocabulary::{ServiceStatus, Stage},
 };
 
 const MAX_KEY: usize = 50;

@@ -3,11 +3,7 @@
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::{
-    portfolio::{self, NewService, ServiceEdit, ServiceFilter},
-    stage::{ServiceStatus, Stage},
-};
-use crate::paging::{PageArgs, encode_cursor};
+use super::portfolio::{self, NewService, ServiceEdit, ServiceFilter};
 use crate::{
     connection,
     entity::{service_stage_moves, services},
@@ -19,12 +15,12 @@ use crate::{
         relay::{decode_id_of, encode_id},
     },
     paging::{BY_NAME, name_cursor},
+    paging::{PageArgs, encode_cursor},
     team::resolvers::Team,
-    ticket::{
-        model::TicketKind,
-        resolvers::{TicketConnection, TicketFilterInput, TicketOrderInput, ticket_page},
-    },
+    ticket::resolvers::{TicketConnection, TicketFilterInput, TicketOrderInput, ticket_page},
     user::resolvers::User,
+    vocabulary::TicketKind,
+    vocabulary::{ServiceStatus, Stage},
 };
 
 connection!(ServiceConnection, ServiceEdge, Service, "services");

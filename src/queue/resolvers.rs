@@ -3,10 +3,8 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use sea_orm::Condition;
 
-use super::service::{self, QueueFields, Stats};
-use crate::paging::PageArgs;
+use super::service::{self, QueueFields};
 use crate::{
     connection,
     entity::queues,
@@ -17,12 +15,12 @@ use crate::{
         loaders::TeamKey,
         relay::{decode_id_of, encode_id},
     },
+    paging::PageArgs,
     paging::{BY_NAME, name_cursor},
     team::resolvers::Team,
-    ticket::{
-        model::Priority,
-        resolvers::{TicketConnection, TicketFilterInput, TicketOrderInput, ticket_page},
-    },
+    ticket::resolvers::{TicketConnection, TicketFilterInput, TicketOrderInput, ticket_page},
+    ticket::stats::Stats,
+    vocabulary::Priority,
 };
 
 connection!(QueueConnection, QueueEdge, Queue, "queues");
@@ -104,7 +102,7 @@ impl Queue {
     async fn stats(&self, ctx: &Context<'_>) -> ApiResult<QueueStats> {
         let scope = ctx.scope().await?;
         Ok(QueueStats::from(
-            service::stats(ctx.db()?, scope, self.0.id).await?,
+            crate::ticket::stats::queue(ctx.db()?, scope, self.0.id).await?,
         ))
     }
 }
@@ -153,23 +151,23 @@ impl From<Stats> for QueueStats {
     }
 }
 
-/// One page of the queues matching `condition`.
+/// One page of the queues: every queue, or one team's.
 pub async fn queue_page(
     ctx: &Context<'_>,
-    condition: Condition,
+    team: Option<i64>,
     args: PageArgs,
 ) -> ApiResult<QueueConnection> {
     ctx.auth().viewer()?;
     let db = ctx.db()?.clone();
     let page = args.page(BY_NAME)?;
-    let (rows, flags) = service::list(&db, condition.clone(), &page).await?;
+    let (rows, flags) = service::list(&db, team, &page).await?;
     let rows = rows
         .into_iter()
         .map(|q| (name_cursor(&q.name, q.id), Queue(q)))
         .collect();
     let total = TotalCount::new(move || {
-        let (db, condition) = (db.clone(), condition.clone());
-        async move { service::count(&db, condition).await }
+        let db = db.clone();
+        async move { service::count(&db, team).await }
     });
     Ok(QueueConnection::from_page(rows, flags, total))
 }
@@ -192,7 +190,7 @@ impl QueueQuery {
     ) -> ApiResult<QueueConnection> {
         queue_page(
             ctx,
-            Condition::all(),
+            None,
             PageArgs {
                 first,
                 after,

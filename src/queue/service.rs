@@ -2,40 +2,45 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
-    sea_query::{Expr, Func, SimpleExpr},
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter,
 };
 
 use crate::{
     auth::{Role, Viewer, require},
     clock::now,
     db::Db,
-    entity::{queues, teams, tickets},
+    entity::{queues, teams},
     error::{ApiError, ApiResult},
     paging,
     paging::{Page, PageInfoFlags},
     text::{description, name},
-    ticket::{access::Scope, model::Priority, query::breached_at, rules::workflow::OPEN},
 };
 
-/// Queues matching `condition`, by name.
-#[tracing::instrument(skip_all, level = "debug")]
+/// Queues by name: every queue, or one team's.
+#[tracing::instrument(skip_all, level = "debug", fields(team))]
 pub async fn list(
     db: &Db,
-    condition: Condition,
+    team: Option<i64>,
     page: &Page,
 ) -> ApiResult<(Vec<queues::Model>, PageInfoFlags)> {
-    let select = queues::Entity::find().filter(condition);
+    let select = queues::Entity::find().filter(of_team(team));
     paging::by_name(db, select, queues::Column::Name, queues::Column::Id, page).await
 }
 
-/// How many queues match `condition`.
-#[tracing::instrument(skip_all, level = "debug")]
-pub async fn count(db: &Db, condition: Condition) -> ApiResult<u64> {
+/// How many queues [`list`] holds.
+#[tracing::instrument(skip_all, level = "debug", fields(team))]
+pub async fn count(db: &Db, team: Option<i64>) -> ApiResult<u64> {
     Ok(queues::Entity::find()
-        .filter(condition)
+        .filter(of_team(team))
         .count(db.reader())
         .await?)
+}
+
+fn of_team(team: Option<i64>) -> Condition {
+    match team {
+        Some(team_id) => Condition::all().add(queues::Column::TeamId.eq(team_id)),
+        None => Condition::all(),
+    }
 }
 
 /// A queue by id.
@@ -155,52 +160,4 @@ pub async fn update(
         db.scopes_changed().await?;
     }
     Ok(queue)
-}
-
-/// Counts of a queue's open tickets that the viewer may see.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stats {
-    /// Open tickets.
-    pub open: u64,
-    /// Open tickets nobody is assigned to.
-    pub unassigned: u64,
-    /// Open tickets breaching an SLA target.
-    pub breached: u64,
-    /// Open tickets per priority, most important first, zeros included.
-    pub by_priority: Vec<(Priority, u64)>,
-}
-
-/// Statistics of a queue, over the open tickets the viewer may see: one
-/// grouped scan of the queue's open tickets.
-#[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, queue = queue_id))]
-pub async fn stats(db: &Db, scope: &Scope, queue_id: i64) -> ApiResult<Stats> {
-    let flag =
-        |condition: SimpleExpr| SimpleExpr::from(Func::sum(Expr::case(condition, 1).finally(0)));
-    let rows: Vec<(Priority, i64, Option<i64>, Option<i64>)> = tickets::Entity::find()
-        .filter(scope.visible_in_queue(queue_id))
-        .filter(tickets::Column::QueueId.eq(queue_id))
-        .filter(tickets::Column::Status.is_in(OPEN))
-        .select_only()
-        .column(tickets::Column::Priority)
-        .column_as(tickets::Column::Id.count(), "open")
-        .column_as(flag(tickets::Column::AssigneeId.is_null()), "unassigned")
-        .column_as(flag(breached_at(now())), "breached")
-        .group_by(tickets::Column::Priority)
-        .into_tuple()
-        .all(db.reader())
-        .await?;
-    let count = |n: i64| u64::try_from(n).unwrap_or(0);
-    let by_priority: Vec<(Priority, u64)> = Priority::ALL
-        .iter()
-        .map(|p| {
-            let open = rows.iter().find(|row| row.0 == *p).map_or(0, |row| row.1);
-            (*p, count(open))
-        })
-        .collect();
-    Ok(Stats {
-        open: by_priority.iter().map(|(_, n)| n).sum(),
-        unassigned: rows.iter().map(|row| count(row.2.unwrap_or(0))).sum(),
-        breached: rows.iter().map(|row| count(row.3.unwrap_or(0))).sum(),
-        by_priority,
-    })
 }

@@ -18,8 +18,8 @@ use crate::{
     },
     lifecycle::resolvers::Service,
     queue::resolvers::Queue,
-    ticket::model::{Level, TicketKind},
     user::resolvers::User,
+    vocabulary::{Level, TicketKind},
 };
 
 /// Automation applied to new tickets: the first enabled rule, in order,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ticket::model::{Level, TicketKind};
+use crate::vocabulary::{Level, TicketKind};
 
 /// What a rule matches. Every given list must contain the ticket's value
 /// (lists are alternatives); keywords match when any appears in the title or

@@ -2,19 +2,18 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, Condition};
 
 use super::service;
-use crate::paging::PageArgs;
 use crate::{
     connection,
-    entity::{queues, teams},
+    entity::teams,
     error::{ApiError, ApiResult},
     graphql::{
         ContextExt,
         connection::TotalCount,
         relay::{decode_id_of, encode_id},
     },
+    paging::PageArgs,
     paging::{BY_NAME, name_cursor},
     queue::resolvers::{QueueConnection, queue_page},
     user::resolvers::User,
@@ -88,10 +87,9 @@ impl Team {
         #[graphql(desc = "Queues before the `before` cursor (at most 100).")] last: Option<i32>,
         #[graphql(desc = "A cursor from a previous page.")] before: Option<String>,
     ) -> ApiResult<QueueConnection> {
-        let condition = Condition::all().add(queues::Column::TeamId.eq(self.0.id));
         queue_page(
             ctx,
-            condition,
+            Some(self.0.id),
             PageArgs {
                 first,
                 after,

@@ -10,23 +10,19 @@ use sea_orm::{
     ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::{
-    access::Scope,
-    events::{self, Change, Draft},
-    model::{ApprovalState, EventKind, Status, TaskStatus},
-    service::{clock, load, save, store_clock},
-};
+use super::service::{clock, load, save, store_clock};
 use crate::{
+    access::Scope,
     auth::{Role, Viewer},
-    catalog::{
-        model::{ApprovalMode, TaskTemplate},
-        service as catalog,
-    },
+    catalog::service as catalog,
     clock::now,
     db::{Db, Txn},
     entity::{approvals, catalog_items, tasks, tickets, users},
     error::{ApiError, ApiResult},
+    events::{self, Change, Draft},
     text::{clean, long_text},
+    vocabulary::{ApprovalMode, TaskTemplate},
+    vocabulary::{ApprovalState, EventKind, Status, TaskStatus},
 };
 
 /// What a new ticket needs before and during fulfilment.

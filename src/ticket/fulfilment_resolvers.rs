@@ -5,11 +5,9 @@ use chrono::{DateTime, Utc};
 
 use super::{
     fulfilment::{self, Decision, TaskChange},
-    model::{ApprovalState, TaskStatus},
     resolvers::Ticket,
 };
 use crate::{
-    catalog::model::ApprovalMode,
     entity::{approvals, tasks},
     error::{ApiError, ApiResult},
     graphql::{
@@ -19,6 +17,8 @@ use crate::{
     },
     queue::resolvers::Queue,
     user::resolvers::User,
+    vocabulary::ApprovalMode,
+    vocabulary::{ApprovalState, TaskStatus},
 };
 
 /// A decision that gates a request or a change.

@@ -1,12 +1,12 @@
 //! Tickets: incidents, service requests, problems and changes; their
 //! workflow, SLAs, comments, links and history.
 
-pub mod access;
-pub mod events;
+pub mod feeds;
 pub mod fulfilment;
 pub mod fulfilment_resolvers;
-pub mod model;
 pub mod query;
+pub mod request;
 pub mod resolvers;
 pub mod rules;
 pub mod service;
+pub mod stats;

@@ -6,21 +6,20 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, Select,
     sea_query::{Expr, ExprTrait, Func, SimpleExpr},
 };
 use serde_json::{Value, json};
 
-use super::{
-    access::Scope,
-    model::{Priority, Status, TicketKind},
-    rules::workflow,
-};
+use super::rules::workflow;
 use crate::{
+    access::Scope,
+    clock::now,
     db::Db,
     entity::{comments, ticket_events, ticket_links, tickets},
     error::{ApiError, ApiResult},
     paging::{self, Page, PageInfoFlags, encode_cursor},
+    vocabulary::{Priority, Status, TicketKind},
 };
 
 /// Which tickets a list holds; empty lists and `None` do not filter.
@@ -273,18 +272,45 @@ impl TicketOrder {
     }
 }
 
-/// One page of the tickets matching `condition` among the `visible` ones
-/// (from [`Scope::visible`] or [`Scope::visible_in_queue`]).
+/// A ticket list as a viewer asked for it: every ticket they may see, or one
+/// queue's (where a queue's agents see all of it), narrowed by a filter.
+#[derive(Debug, Clone)]
+pub struct TicketList {
+    visible: Condition,
+    condition: Condition,
+}
+
+impl TicketList {
+    /// The list of `queue` (or of every queue) matching `filter`, for `scope`.
+    pub fn new(scope: &Scope, queue: Option<i64>, filter: &TicketFilter) -> ApiResult<Self> {
+        let mut condition = filter.condition(now())?;
+        let visible = match queue {
+            Some(queue_id) => {
+                condition = condition.add(tickets::Column::QueueId.eq(queue_id));
+                scope.visible_in_queue(queue_id)
+            }
+            None => scope.visible(),
+        };
+        Ok(Self { visible, condition })
+    }
+
+    fn select(&self) -> Select<tickets::Entity> {
+        tickets::Entity::find()
+            .filter(self.visible.clone())
+            .filter(self.condition.clone())
+    }
+}
+
+/// One page of a ticket list.
 #[tracing::instrument(skip_all, level = "debug")]
 pub async fn page(
     db: &Db,
-    visible: Condition,
-    condition: Condition,
+    list: &TicketList,
     order: TicketOrder,
     page: &Page,
     cursor_field: &str,
 ) -> ApiResult<(Vec<tickets::Model>, PageInfoFlags)> {
-    let mut select = tickets::Entity::find().filter(visible).filter(condition);
+    let mut select = list.select();
     let forward = !page.backward;
     if let Some(key) = &page.key {
         select = select.filter(order.after(key, forward, cursor_field)?);
@@ -301,14 +327,10 @@ pub async fn page(
     Ok(page.finish(rows))
 }
 
-/// How many tickets match `condition` among the `visible` ones.
+/// How many tickets a list holds.
 #[tracing::instrument(skip_all, level = "debug")]
-pub async fn count(db: &Db, visible: Condition, condition: Condition) -> ApiResult<u64> {
-    Ok(tickets::Entity::find()
-        .filter(visible)
-        .filter(condition)
-        .count(db.reader())
-        .await?)
+pub async fn count(db: &Db, list: &TicketList) -> ApiResult<u64> {
+    Ok(list.select().count(db.reader()).await?)
 }
 
 /// A ticket by id, if the viewer may see it.

@@ -3,24 +3,19 @@
 
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use sea_orm::ColumnTrait;
 
 use super::{
-    access::Scope,
-    events::changes_of,
-    model::{
-        ChangeType, EventKind, Level, PendingReason, Priority, Status, TicketKind, Visibility,
-    },
     query::{self, TicketFilter, TicketOrder, TicketOrderField},
     rules::{sla::View, workflow},
     service::{self, Assignment, NewTicket, TicketEdit},
 };
-use crate::paging::{PageArgs, encode_cursor};
 use crate::{
+    access::Scope,
     clock::now,
     connection,
     entity::{comments, ticket_events, tickets},
     error::{ApiError, ApiResult},
+    events::changes_of,
     graphql::{
         ContextExt,
         connection::TotalCount,
@@ -30,8 +25,12 @@ use crate::{
         },
         relay::{decode_id_of, encode_id},
     },
+    paging::{PageArgs, encode_cursor},
     queue::resolvers::Queue,
     user::resolvers::User,
+    vocabulary::{
+        ChangeType, EventKind, Level, PendingReason, Priority, Status, TicketKind, Visibility,
+    },
 };
 
 connection!(TicketConnection, TicketEdge, Ticket, "tickets");
@@ -725,34 +724,19 @@ pub async fn ticket_page(
     let scope = ctx.scope().await?.clone();
     let db = ctx.db()?.clone();
     let filter = filter.unwrap_or_default().into_filter()?;
-    let mut condition = filter.condition(now())?;
-    let visible = match queue {
-        Some(queue_id) => {
-            condition = condition.add(tickets::Column::QueueId.eq(queue_id));
-            scope.visible_in_queue(queue_id)
-        }
-        None => scope.visible(),
-    };
+    let list = query::TicketList::new(&scope, queue, &filter)?;
     let order = TicketOrderInput::into_order(order_by);
     let page = args.page(&order.tag())?;
     let cursor_field = if page.backward { "before" } else { "after" };
-    let (rows, flags) = query::page(
-        &db,
-        visible.clone(),
-        condition.clone(),
-        order,
-        &page,
-        cursor_field,
-    )
-    .await?;
+    let (rows, flags) = query::page(&db, &list, order, &page, cursor_field).await?;
     prefetch(ctx, &scope, &rows).await?;
     let rows = rows
         .into_iter()
         .map(|t| (order.cursor(&t), Ticket(t)))
         .collect();
     let total = TotalCount::new(move || {
-        let (db, visible, condition) = (db.clone(), visible.clone(), condition.clone());
-        async move { query::count(&db, visible, condition).await }
+        let (db, list) = (db.clone(), list.clone());
+        async move { query::count(&db, &list).await }
     });
     Ok(TicketConnection::from_page(rows, flags, total))
 }

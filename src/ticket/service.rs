@@ -13,10 +13,7 @@ use sea_orm::{
 use serde_json::json;
 
 use super::{
-    access::Scope,
-    events::{self, Change, Draft},
     fulfilment::{self, Plan},
-    model::{ChangeType, EventKind, Level, LinkKind, Priority, Status, TicketKind, Visibility},
     rules::{
         priority::priority,
         sla::{Clock, NO_DUE, Targets},
@@ -24,12 +21,17 @@ use super::{
     },
 };
 use crate::{
+    access::Scope,
     auth::Role,
     clock::now,
     db::{Db, Txn},
     entity::{comments, queues, sla_policies, team_members, ticket_links, tickets, users},
     error::{ApiError, ApiResult},
+    events::{self, Change, Draft},
     text::{clean, long_text},
+    vocabulary::{
+        ChangeType, EventKind, Level, LinkKind, Priority, Status, TicketKind, Visibility,
+    },
 };
 
 const MAX_TITLE: usize = 200;

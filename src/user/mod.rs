@@ -1,4 +1,5 @@
-//! People: just-in-time provisioning from token claims, and the `viewer` query.
+//! People: who may see whom, and the `viewer` query. Provisioning on sign-in
+//! is `auth::provision`.
 
 pub mod resolvers;
 pub mod service;

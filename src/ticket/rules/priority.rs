@@ -1,6 +1,6 @@
 //! The ITIL priority matrix: impact × urgency → priority.
 
-use super::super::model::{Level, Priority};
+use crate::vocabulary::{Level, Priority};
 
 /// Priority from impact and urgency:
 ///

@@ -1,33 +1,10 @@
 //! The ticket workflow: one state machine, and who may move a ticket along it.
 
-use super::super::model::{PendingReason, Status};
-use crate::auth::Role;
-
-/// How the viewer relates to one ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Relation {
-    /// The viewer's role.
-    pub role: Role,
-    /// The viewer asked for this ticket.
-    pub is_requester: bool,
-    /// The viewer is an agent of the ticket's queue's team, or its assignee.
-    pub works_ticket: bool,
-    /// The ticket is a normal or emergency change: work starts only through
-    /// an approval, so from `NEW` it goes to `AWAITING_APPROVAL` or is
-    /// cancelled.
-    pub approval_gated: bool,
-}
-
-impl Relation {
-    /// May work the ticket through the whole workflow.
-    pub fn is_staff(&self) -> bool {
-        match self.role {
-            Role::Manager | Role::Admin => true,
-            Role::Agent => self.works_ticket,
-            Role::Requester | Role::Integration => false,
-        }
-    }
-}
+use crate::{
+    access::Relation,
+    auth::Role,
+    vocabulary::{PendingReason, Status},
+};
 
 /// Every status, in workflow order.
 pub const ALL: [Status; 7] = [

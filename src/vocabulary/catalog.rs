@@ -3,8 +3,6 @@
 use sea_orm::entity::prelude::StringLen;
 use serde::{Deserialize, Serialize};
 
-use crate::ticket::model::vocabulary;
-
 vocabulary! {
     /// Who must approve a request before it is fulfilled.
     ApprovalRule {

@@ -1,35 +1,7 @@
-//! The ticket vocabulary: kinds, levels, priorities, statuses and the like.
+//! Ticket words: kinds, levels, priorities, statuses and the like.
 //! Each is stored as its upper-case name and exposed as a GraphQL enum.
 
 use sea_orm::entity::prelude::StringLen;
-
-macro_rules! vocabulary {
-    (
-        $(#[$meta:meta])*
-        $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $text:literal ),+ $(,)? }
-    ) => {
-        $(#[$meta])*
-        #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
-            async_graphql::Enum, sea_orm::EnumIter, sea_orm::DeriveActiveEnum,
-            serde::Serialize, serde::Deserialize,
-        )]
-        #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
-        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-        pub enum $name {
-            $( $(#[$vmeta])* #[sea_orm(string_value = $text)] $variant, )+
-        }
-
-        impl $name {
-            /// The stored and displayed name.
-            pub fn as_str(self) -> &'static str {
-                match self { $( Self::$variant => $text, )+ }
-            }
-        }
-    };
-}
-
-pub(crate) use vocabulary;
 
 vocabulary! {
     /// What a ticket is about.

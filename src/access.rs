@@ -10,16 +10,39 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait},
 };
 
-use super::{
-    model::{ChangeType, TicketKind, Visibility},
-    rules::workflow::Relation,
-};
 use crate::{
     auth::{Role, Viewer},
     db::Db,
     entity::{queues, team_members, tickets},
     error::ApiResult,
+    vocabulary::{ChangeType, TicketKind, Visibility},
 };
+
+/// How the viewer relates to one ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relation {
+    /// The viewer's role.
+    pub role: Role,
+    /// The viewer asked for this ticket.
+    pub is_requester: bool,
+    /// The viewer is an agent of the ticket's queue's team, or its assignee.
+    pub works_ticket: bool,
+    /// The ticket is a normal or emergency change: work starts only through
+    /// an approval, so from `NEW` it goes to `AWAITING_APPROVAL` or is
+    /// cancelled.
+    pub approval_gated: bool,
+}
+
+impl Relation {
+    /// May work the ticket through the whole workflow.
+    pub fn is_staff(&self) -> bool {
+        match self.role {
+            Role::Manager | Role::Admin => true,
+            Role::Agent => self.works_ticket,
+            Role::Requester | Role::Integration => false,
+        }
+    }
+}
 
 /// The viewer's reach over tickets, loaded once per request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,7 +175,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::ticket::model::{Level, Priority, Status, TicketKind};
+    use crate::vocabulary::{Level, Priority, Status, TicketKind};
 
     fn scope(role: Role, queue_ids: Vec<i64>) -> Scope {
         Scope {

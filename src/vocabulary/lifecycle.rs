@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::StringLen;
 
-use crate::ticket::model::{TicketKind, vocabulary};
+use super::TicketKind;
 
 vocabulary! {
     /// A stage of the ITIL service lifecycle.

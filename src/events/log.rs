@@ -10,11 +10,11 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, Statement};
 use serde::{Deserialize, Serialize};
 
-use super::model::{EventKind, Visibility};
 use crate::{
     db::Txn,
     entity::{ticket_events, tickets},
     error::{ApiError, ApiResult},
+    vocabulary::{EventKind, Visibility},
 };
 
 /// One field's change, as stored in an event.
@@ -140,7 +140,7 @@ pub async fn record(conn: &Txn, draft: Draft<'_>) -> ApiResult<i64> {
     if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
         // Delivered on commit, to every replica's event pump; repeats within
         // one transaction are folded into one.
-        conn.execute_unprepared(&format!("NOTIFY {}", crate::events::pump::EVENTS_CHANNEL))
+        conn.execute_unprepared(&format!("NOTIFY {}", crate::db::EVENTS_CHANNEL))
             .await?;
     }
     Ok(seq)

@@ -1,0 +1,71 @@
+//! Just-in-time provisioning: the `users` row for a token's claims, created
+//! on first sign-in and kept in step with the claims after.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, EntityTrait, QueryFilter,
+    sea_query::OnConflict,
+};
+
+use super::Claims;
+use crate::{db::Db, entity::users, error::ApiResult};
+
+/// Returns the user for these claims, creating it on first sight and bringing
+/// email, name and role in step with the claims when they changed.
+///
+/// A read answers the common case (known user, nothing changed); otherwise one
+/// `INSERT … ON CONFLICT (subject) DO UPDATE … RETURNING` does the rest, so
+/// concurrent first requests for one subject still make exactly one row.
+#[tracing::instrument(skip_all, fields(subject = %claims.subject))]
+pub async fn provision(db: &Db, claims: &Claims) -> ApiResult<users::Model> {
+    let existing = users::Entity::find()
+        .filter(users::Column::Subject.eq(&claims.subject))
+        .one(db.reader())
+        .await?;
+    if let Some(user) = existing
+        && in_step(&user, claims)
+    {
+        return Ok(user);
+    }
+
+    let now = Utc::now();
+    let display_name = claims
+        .name
+        .clone()
+        .or_else(|| claims.email.clone())
+        .unwrap_or_else(|| claims.subject.clone());
+    let row = users::ActiveModel {
+        id: NotSet,
+        subject: Set(claims.subject.clone()),
+        email: Set(claims.email.clone()),
+        display_name: Set(display_name),
+        role: Set(claims.role),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    // Claims a token leaves out keep their stored value.
+    let mut on_conflict = OnConflict::column(users::Column::Subject);
+    on_conflict.update_columns([users::Column::Role, users::Column::UpdatedAt]);
+    if claims.email.is_some() {
+        on_conflict.update_column(users::Column::Email);
+    }
+    if claims.name.is_some() {
+        on_conflict.update_column(users::Column::DisplayName);
+    }
+    let user = users::Entity::insert(row)
+        .on_conflict(on_conflict)
+        .exec_with_returning(db.writer())
+        .await?;
+    tracing::debug!(user_id = user.id, "provisioned user");
+    Ok(user)
+}
+
+fn in_step(user: &users::Model, claims: &Claims) -> bool {
+    user.role == claims.role
+        && claims
+            .email
+            .as_ref()
+            .is_none_or(|e| user.email.as_ref() == Some(e))
+        && claims.name.as_ref().is_none_or(|n| &user.display_name == n)
+}
