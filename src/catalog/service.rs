@@ -426,6 +426,15 @@ pub async fn count(db: &Db, role: Role, filter: &ItemFilter) -> ApiResult<u64> {
         .await?)
 }
 
+/// Catalog items (callers check who may see them) by id, in no particular order.
+#[tracing::instrument(skip_all, level = "debug", fields(count = ids.len()))]
+pub async fn by_ids(db: &Db, ids: &[i64]) -> ApiResult<Vec<catalog_items::Model>> {
+    Ok(catalog_items::Entity::find()
+        .filter(catalog_items::Column::Id.is_in(ids.iter().copied()))
+        .all(db.reader())
+        .await?)
+}
+
 /// An item the viewer may see.
 #[tracing::instrument(skip_all, level = "debug", fields(id))]
 pub async fn get<C: ConnectionTrait>(

@@ -20,19 +20,21 @@ use futures_util::{
     future::BoxFuture,
     stream::{BoxStream, FuturesUnordered},
 };
-use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
-    sea_query::{Expr, Func, Query},
-};
 use tokio::sync::{OnceCell, mpsc};
 
 use crate::{
     access::Scope,
     auth::Auth,
+    catalog,
     db::{Db, Gate, RequestBudget},
-    entity::{approvals, catalog_items, comments, queues, services, tasks, teams, tickets, users},
+    entity::{approvals, catalog_items, queues, services, tasks, teams, tickets, users},
     error::{ApiError, ApiResult},
-    ticket::{fulfilment, query},
+    lifecycle, queue, team,
+    ticket::{
+        fulfilment,
+        query::{self, CommentStats},
+    },
+    user,
     vocabulary::Visibility,
 };
 
@@ -64,25 +66,17 @@ pub struct TasksKey(pub i64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LinksKey(pub i64);
 
-/// The comments of a ticket a viewer may read: internal ones too, or not.
+/// The comments of a ticket a viewer may read: those of the visibilities
+/// the viewer's scope allows ([`Scope::visibilities`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CommentsKey {
     /// The ticket.
     pub ticket_id: i64,
-    /// Count internal notes too.
-    pub internal: bool,
+    /// The visibilities the viewer reads.
+    pub visibilities: &'static [Visibility],
 }
 
-/// How many comments a ticket has, and the latest one.
-#[derive(Debug, Clone, Default)]
-pub struct CommentStats {
-    /// Comments the viewer may read.
-    pub count: i64,
-    /// The newest of them.
-    pub latest: Option<comments::Model>,
-}
-
-/// Loads rows by key in batches.
+/// Loads rows by key in batches, through the domains' stores.
 pub struct DbLoader {
     db: Db,
 }
@@ -91,94 +85,28 @@ fn ids<K: Copy>(keys: &[K], id: impl Fn(K) -> i64) -> Vec<i64> {
     keys.iter().map(|k| id(*k)).collect()
 }
 
-impl Loader<UserKey> for DbLoader {
-    type Value = users::Model;
-    type Error = ApiError;
+/// Loaders for rows by id: a key that finds no row has no entry.
+macro_rules! rows_by_id {
+    ($($key:ident => $value:ty, $fetch:path;)*) => {$(
+        impl Loader<$key> for DbLoader {
+            type Value = $value;
+            type Error = ApiError;
 
-    async fn load(&self, keys: &[UserKey]) -> Result<HashMap<UserKey, Self::Value>, Self::Error> {
-        let rows = users::Entity::find()
-            .filter(users::Column::Id.is_in(ids(keys, |k| k.0)))
-            .all(self.db.reader())
-            .await?;
-        Ok(rows.into_iter().map(|u| (UserKey(u.id), u)).collect())
-    }
+            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, Self::Value>, Self::Error> {
+                let rows = $fetch(&self.db, &ids(keys, |k| k.0)).await?;
+                Ok(rows.into_iter().map(|row| ($key(row.id), row)).collect())
+            }
+        }
+    )*};
 }
 
-impl Loader<QueueKey> for DbLoader {
-    type Value = queues::Model;
-    type Error = ApiError;
-
-    async fn load(&self, keys: &[QueueKey]) -> Result<HashMap<QueueKey, Self::Value>, Self::Error> {
-        let rows = queues::Entity::find()
-            .filter(queues::Column::Id.is_in(ids(keys, |k| k.0)))
-            .all(self.db.reader())
-            .await?;
-        Ok(rows.into_iter().map(|q| (QueueKey(q.id), q)).collect())
-    }
-}
-
-impl Loader<TeamKey> for DbLoader {
-    type Value = teams::Model;
-    type Error = ApiError;
-
-    async fn load(&self, keys: &[TeamKey]) -> Result<HashMap<TeamKey, Self::Value>, Self::Error> {
-        let rows = teams::Entity::find()
-            .filter(teams::Column::Id.is_in(ids(keys, |k| k.0)))
-            .all(self.db.reader())
-            .await?;
-        Ok(rows.into_iter().map(|t| (TeamKey(t.id), t)).collect())
-    }
-}
-
-impl Loader<CatalogItemKey> for DbLoader {
-    type Value = catalog_items::Model;
-    type Error = ApiError;
-
-    async fn load(
-        &self,
-        keys: &[CatalogItemKey],
-    ) -> Result<HashMap<CatalogItemKey, Self::Value>, Self::Error> {
-        let rows = catalog_items::Entity::find()
-            .filter(catalog_items::Column::Id.is_in(ids(keys, |k| k.0)))
-            .all(self.db.reader())
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|i| (CatalogItemKey(i.id), i))
-            .collect())
-    }
-}
-
-impl Loader<ServiceKey> for DbLoader {
-    type Value = services::Model;
-    type Error = ApiError;
-
-    async fn load(
-        &self,
-        keys: &[ServiceKey],
-    ) -> Result<HashMap<ServiceKey, Self::Value>, Self::Error> {
-        let rows = services::Entity::find()
-            .filter(services::Column::Id.is_in(ids(keys, |k| k.0)))
-            .all(self.db.reader())
-            .await?;
-        Ok(rows.into_iter().map(|s| (ServiceKey(s.id), s)).collect())
-    }
-}
-
-impl Loader<TicketKey> for DbLoader {
-    type Value = tickets::Model;
-    type Error = ApiError;
-
-    async fn load(
-        &self,
-        keys: &[TicketKey],
-    ) -> Result<HashMap<TicketKey, Self::Value>, Self::Error> {
-        let rows = tickets::Entity::find()
-            .filter(tickets::Column::Id.is_in(ids(keys, |k| k.0)))
-            .all(self.db.reader())
-            .await?;
-        Ok(rows.into_iter().map(|t| (TicketKey(t.id), t)).collect())
-    }
+rows_by_id! {
+    UserKey => users::Model, user::service::by_ids;
+    QueueKey => queues::Model, queue::service::by_ids;
+    TeamKey => teams::Model, team::service::by_ids;
+    CatalogItemKey => catalog_items::Model, catalog::service::by_ids;
+    ServiceKey => services::Model, lifecycle::portfolio::by_ids;
+    TicketKey => tickets::Model, query::by_ids;
 }
 
 /// Loaders for lists of rows that hang off a ticket: every requested ticket
@@ -216,57 +144,23 @@ impl Loader<CommentsKey> for DbLoader {
         keys: &[CommentsKey],
     ) -> Result<HashMap<CommentsKey, Self::Value>, Self::Error> {
         let mut found = HashMap::new();
-        // Within one request every key has the same `internal`; split anyway.
-        for internal in [false, true] {
-            let ticket_ids: Vec<i64> = keys
-                .iter()
-                .filter(|k| k.internal == internal)
-                .map(|k| k.ticket_id)
-                .collect();
-            if ticket_ids.is_empty() {
-                continue;
-            }
-            let visibilities = if internal {
-                vec![Visibility::Public, Visibility::Internal]
-            } else {
-                vec![Visibility::Public]
-            };
-            let counts: Vec<(i64, i64)> = comments::Entity::find()
-                .select_only()
-                .column(comments::Column::TicketId)
-                .column_as(comments::Column::Id.count(), "count")
-                .filter(comments::Column::TicketId.is_in(ticket_ids.clone()))
-                .filter(comments::Column::Visibility.is_in(visibilities.clone()))
-                .group_by(comments::Column::TicketId)
-                .into_tuple()
-                .all(self.db.reader())
-                .await?;
-            let newest = Query::select()
-                .expr(Func::max(Expr::col(comments::Column::Id)))
-                .from(comments::Entity)
-                .and_where(comments::Column::TicketId.is_in(ticket_ids.clone()))
-                .and_where(comments::Column::Visibility.is_in(visibilities))
-                .group_by_col(comments::Column::TicketId)
-                .to_owned();
-            let latest = comments::Entity::find()
-                .filter(comments::Column::Id.in_subquery(newest))
-                .all(self.db.reader())
-                .await?;
-            let mut latest: HashMap<i64, comments::Model> =
-                latest.into_iter().map(|c| (c.ticket_id, c)).collect();
-            let counts: HashMap<i64, i64> = counts.into_iter().collect();
-            for ticket_id in ticket_ids {
-                found.insert(
-                    CommentsKey {
-                        ticket_id,
-                        internal,
-                    },
-                    CommentStats {
-                        count: counts.get(&ticket_id).copied().unwrap_or(0),
-                        latest: latest.remove(&ticket_id),
-                    },
-                );
-            }
+        // Within one request every key reads the same visibilities; group anyway.
+        let mut groups: HashMap<&'static [Visibility], Vec<i64>> = HashMap::new();
+        for key in keys {
+            groups
+                .entry(key.visibilities)
+                .or_default()
+                .push(key.ticket_id);
+        }
+        for (visibilities, ticket_ids) in groups {
+            let stats = query::comment_stats(&self.db, &ticket_ids, visibilities).await?;
+            found.extend(stats.into_iter().map(|(ticket_id, stats)| {
+                let key = CommentsKey {
+                    ticket_id,
+                    visibilities,
+                };
+                (key, stats)
+            }));
         }
         Ok(found)
     }

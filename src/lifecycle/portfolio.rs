@@ -56,6 +56,20 @@ pub fn is_live(service: &services::Model) -> bool {
     service.stage == Stage::Operation && service.status == ServiceStatus::Active
 }
 
+/// May someone with `role` see `service`? The row form of [`visible_to`].
+pub fn may_see(role: Role, service: &services::Model) -> bool {
+    role != Role::Requester || is_live(service)
+}
+
+/// Services by id, in no particular order (callers check who may see them).
+#[tracing::instrument(skip_all, level = "debug", fields(count = ids.len()))]
+pub async fn by_ids(db: &Db, ids: &[i64]) -> ApiResult<Vec<services::Model>> {
+    Ok(services::Entity::find()
+        .filter(services::Column::Id.is_in(ids.iter().copied()))
+        .all(db.reader())
+        .await?)
+}
+
 /// The services someone with `role` may see.
 pub fn visible_to(role: Role) -> Condition {
     if role != Role::Requester {

@@ -43,6 +43,15 @@ fn of_team(team: Option<i64>) -> Condition {
     }
 }
 
+/// Queues by id, in no particular order.
+#[tracing::instrument(skip_all, level = "debug", fields(count = ids.len()))]
+pub async fn by_ids(db: &Db, ids: &[i64]) -> ApiResult<Vec<queues::Model>> {
+    Ok(queues::Entity::find()
+        .filter(queues::Column::Id.is_in(ids.iter().copied()))
+        .all(db.reader())
+        .await?)
+}
+
 /// A queue by id.
 #[tracing::instrument(skip_all, level = "debug", fields(id))]
 pub async fn get(db: &Db, id: i64) -> ApiResult<Option<queues::Model>> {

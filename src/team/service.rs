@@ -17,9 +17,22 @@ use crate::{
     text::{description, name},
 };
 
-/// May see who belongs to which team: staff and integrations.
-pub fn may_see_people(viewer: &Viewer) -> bool {
-    viewer.role >= Role::Agent || viewer.role == Role::Integration
+/// Who belongs to which team is for staff and integrations.
+fn may_see_members(viewer: &Viewer) -> ApiResult<()> {
+    if viewer.role >= Role::Agent || viewer.role == Role::Integration {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("only staff see team members".into()))
+    }
+}
+
+/// Teams by id, in no particular order.
+#[tracing::instrument(skip_all, level = "debug", fields(count = ids.len()))]
+pub async fn by_ids(db: &Db, ids: &[i64]) -> ApiResult<Vec<teams::Model>> {
+    Ok(teams::Entity::find()
+        .filter(teams::Column::Id.is_in(ids.iter().copied()))
+        .all(db.reader())
+        .await?)
 }
 
 /// All teams, by name.
@@ -142,13 +155,15 @@ fn members_of(team_id: i64) -> Condition {
     )
 }
 
-/// A team's members, by name.
-#[tracing::instrument(skip_all, level = "debug", fields(team = team_id))]
+/// A team's members, by name (staff and integrations).
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = viewer.user.id, team = team_id))]
 pub async fn members(
     db: &Db,
+    viewer: &Viewer,
     team_id: i64,
     page: &Page,
 ) -> ApiResult<(Vec<users::Model>, PageInfoFlags)> {
+    may_see_members(viewer)?;
     let select = users::Entity::find().filter(members_of(team_id));
     paging::by_name(
         db,

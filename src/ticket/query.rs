@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, Select,
-    sea_query::{Expr, ExprTrait, Func, SimpleExpr},
+    sea_query::{Expr, ExprTrait, Func, Query, SimpleExpr},
 };
 use serde_json::{Value, json};
 
@@ -19,7 +19,7 @@ use crate::{
     entity::{comments, ticket_events, ticket_links, tickets},
     error::{ApiError, ApiResult},
     paging::{self, Page, PageInfoFlags, encode_cursor},
-    vocabulary::{Priority, Status, TicketKind},
+    vocabulary::{Priority, Status, TicketKind, Visibility},
 };
 
 /// Which tickets a list holds; empty lists and `None` do not filter.
@@ -352,6 +352,22 @@ pub async fn by_number(db: &Db, scope: &Scope, number: &str) -> ApiResult<Option
         .filter(|t| scope.can_see(t)))
 }
 
+/// Tickets by id, in no particular order (callers check who may see them).
+#[tracing::instrument(skip_all, level = "debug", fields(count = ids.len()))]
+pub async fn by_ids(db: &Db, ids: &[i64]) -> ApiResult<Vec<tickets::Model>> {
+    Ok(tickets::Entity::find()
+        .filter(tickets::Column::Id.is_in(ids.iter().copied()))
+        .all(db.reader())
+        .await?)
+}
+
+/// The comments of ticket `ticket_id` that `visibilities` allow.
+fn comments_of(ticket_id: i64, visibilities: &[Visibility]) -> Select<comments::Entity> {
+    comments::Entity::find()
+        .filter(comments::Column::TicketId.eq(ticket_id))
+        .filter(comments::Column::Visibility.is_in(visibilities.to_vec()))
+}
+
 /// The comments of a ticket the viewer sees, oldest first, in pages.
 #[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, ticket = ticket.id))]
 pub async fn comments(
@@ -359,22 +375,77 @@ pub async fn comments(
     scope: &Scope,
     ticket: &tickets::Model,
     page: &Page,
-) -> ApiResult<(Vec<comments::Model>, PageInfoFlags, Condition)> {
-    let condition = Condition::all()
-        .add(comments::Column::TicketId.eq(ticket.id))
-        .add(comments::Column::Visibility.is_in(scope.visibilities().to_vec()));
-    let select = comments::Entity::find().filter(condition.clone());
-    let (rows, flags) = paging::by_number(db, select, comments::Column::Id, page).await?;
-    Ok((rows, flags, condition))
+) -> ApiResult<(Vec<comments::Model>, PageInfoFlags)> {
+    let select = comments_of(ticket.id, scope.visibilities());
+    paging::by_number(db, select, comments::Column::Id, page).await
 }
 
-/// Counts comments matching `condition`.
-#[tracing::instrument(skip_all, level = "debug")]
-pub async fn count_comments(db: &Db, condition: Condition) -> ApiResult<u64> {
-    Ok(comments::Entity::find()
-        .filter(condition)
+/// How many comments of a ticket the viewer sees.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, ticket = ticket_id))]
+pub async fn count_comments(db: &Db, scope: &Scope, ticket_id: i64) -> ApiResult<u64> {
+    Ok(comments_of(ticket_id, scope.visibilities())
         .count(db.reader())
         .await?)
+}
+
+/// How many comments a ticket has that a viewer may read, and the newest.
+#[derive(Debug, Clone, Default)]
+pub struct CommentStats {
+    /// Comments the viewer may read.
+    pub count: i64,
+    /// The newest of them.
+    pub latest: Option<comments::Model>,
+}
+
+/// [`CommentStats`] of several tickets for a viewer reading `visibilities`
+/// (from [`Scope::visibilities`]): two statements however many tickets.
+#[tracing::instrument(skip_all, level = "debug", fields(tickets = ticket_ids.len()))]
+pub async fn comment_stats(
+    db: &Db,
+    ticket_ids: &[i64],
+    visibilities: &[Visibility],
+) -> ApiResult<HashMap<i64, CommentStats>> {
+    let counts: Vec<(i64, i64)> = comments::Entity::find()
+        .select_only()
+        .column(comments::Column::TicketId)
+        .column_as(comments::Column::Id.count(), "count")
+        .filter(comments::Column::TicketId.is_in(ticket_ids.iter().copied()))
+        .filter(comments::Column::Visibility.is_in(visibilities.to_vec()))
+        .group_by(comments::Column::TicketId)
+        .into_tuple()
+        .all(db.reader())
+        .await?;
+    let newest = Query::select()
+        .expr(Func::max(Expr::col(comments::Column::Id)))
+        .from(comments::Entity)
+        .and_where(comments::Column::TicketId.is_in(ticket_ids.iter().copied()))
+        .and_where(comments::Column::Visibility.is_in(visibilities.to_vec()))
+        .group_by_col(comments::Column::TicketId)
+        .to_owned();
+    let latest = comments::Entity::find()
+        .filter(comments::Column::Id.in_subquery(newest))
+        .all(db.reader())
+        .await?;
+    let mut latest: HashMap<i64, comments::Model> =
+        latest.into_iter().map(|c| (c.ticket_id, c)).collect();
+    let counts: HashMap<i64, i64> = counts.into_iter().collect();
+    Ok(ticket_ids
+        .iter()
+        .map(|id| {
+            let stats = CommentStats {
+                count: counts.get(id).copied().unwrap_or(0),
+                latest: latest.remove(id),
+            };
+            (*id, stats)
+        })
+        .collect())
+}
+
+/// The events of ticket `ticket_id` that `visibilities` allow.
+fn events_of(ticket_id: i64, visibilities: &[Visibility]) -> Select<ticket_events::Entity> {
+    ticket_events::Entity::find()
+        .filter(ticket_events::Column::TicketId.eq(ticket_id))
+        .filter(ticket_events::Column::Visibility.is_in(visibilities.to_vec()))
 }
 
 /// The events of a ticket the viewer sees, oldest first, in pages.
@@ -384,20 +455,15 @@ pub async fn history(
     scope: &Scope,
     ticket: &tickets::Model,
     page: &Page,
-) -> ApiResult<(Vec<ticket_events::Model>, PageInfoFlags, Condition)> {
-    let condition = Condition::all()
-        .add(ticket_events::Column::TicketId.eq(ticket.id))
-        .add(ticket_events::Column::Visibility.is_in(scope.visibilities().to_vec()));
-    let select = ticket_events::Entity::find().filter(condition.clone());
-    let (rows, flags) = paging::by_number(db, select, ticket_events::Column::Seq, page).await?;
-    Ok((rows, flags, condition))
+) -> ApiResult<(Vec<ticket_events::Model>, PageInfoFlags)> {
+    let select = events_of(ticket.id, scope.visibilities());
+    paging::by_number(db, select, ticket_events::Column::Seq, page).await
 }
 
-/// Counts events matching `condition`.
-#[tracing::instrument(skip_all, level = "debug")]
-pub async fn count_events(db: &Db, condition: Condition) -> ApiResult<u64> {
-    Ok(ticket_events::Entity::find()
-        .filter(condition)
+/// How many events of a ticket the viewer sees.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, ticket = ticket_id))]
+pub async fn count_events(db: &Db, scope: &Scope, ticket_id: i64) -> ApiResult<u64> {
+    Ok(events_of(ticket_id, scope.visibilities())
         .count(db.reader())
         .await?)
 }

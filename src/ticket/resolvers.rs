@@ -174,9 +174,7 @@ impl Ticket {
         };
         let scope = ctx.scope().await?;
         let service = ctx.state()?.loader.load_one(ServiceKey(id)).await?;
-        let visible = service.filter(|s| {
-            scope.role != crate::auth::Role::Requester || crate::lifecycle::portfolio::is_live(s)
-        });
+        let visible = service.filter(|s| crate::lifecycle::portfolio::may_see(scope.role, s));
         Ok(visible.map(crate::lifecycle::resolvers::Service))
     }
 
@@ -290,14 +288,15 @@ impl Ticket {
             before,
         }
         .page("ID")?;
-        let (rows, flags, condition) = query::comments(&db, scope, &self.0, &page).await?;
+        let (rows, flags) = query::comments(&db, scope, &self.0, &page).await?;
         let rows = rows
             .into_iter()
             .map(|c| (encode_cursor("ID", vec![c.id.into()]), Comment(c)))
             .collect();
+        let (scope, id) = (scope.clone(), self.0.id);
         let total = TotalCount::new(move || {
-            let (db, condition) = (db.clone(), condition.clone());
-            async move { query::count_comments(&db, condition).await }
+            let (db, scope) = (db.clone(), scope.clone());
+            async move { query::count_comments(&db, &scope, id).await }
         });
         Ok(CommentConnection::from_page(rows, flags, total))
     }
@@ -320,14 +319,15 @@ impl Ticket {
             before,
         }
         .page("SEQ")?;
-        let (rows, flags, condition) = query::history(&db, scope, &self.0, &page).await?;
+        let (rows, flags) = query::history(&db, scope, &self.0, &page).await?;
         let rows = rows
             .into_iter()
             .map(|e| (event_cursor(e.seq), TicketEvent::lookup(e)))
             .collect();
+        let (scope, id) = (scope.clone(), self.0.id);
         let total = TotalCount::new(move || {
-            let (db, condition) = (db.clone(), condition.clone());
-            async move { query::count_events(&db, condition).await }
+            let (db, scope) = (db.clone(), scope.clone());
+            async move { query::count_events(&db, &scope, id).await }
         });
         Ok(TicketEventConnection::from_page(rows, flags, total))
     }
@@ -367,7 +367,7 @@ impl Ticket {
         let scope = ctx.scope().await?;
         Ok(CommentsKey {
             ticket_id: self.0.id,
-            internal: scope.is_staff(),
+            visibilities: scope.visibilities(),
         })
     }
 }
@@ -778,11 +778,11 @@ async fn prefetch(ctx: &Context<'_>, scope: &Scope, rows: &[tickets::Model]) -> 
         }
     }
     if selected(&["commentCount"]) || selected(&["latestComment"]) {
-        let internal = scope.is_staff();
+        let visibilities = scope.visibilities();
         let stats = loader
             .load_many(rows.iter().map(|t| CommentsKey {
                 ticket_id: t.id,
-                internal,
+                visibilities,
             }))
             .await?;
         if selected(&["latestComment", "author"]) {
