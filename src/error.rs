@@ -70,8 +70,14 @@ impl ApiError {
     /// A database error, except that a unique-constraint violation becomes
     /// `BAD_USER_INPUT` on `field` with `message` (a name or key taken).
     pub fn unless_unique(error: DbErr, field: &str, message: impl Into<String>) -> Self {
+        Self::on_unique(error, Self::bad_input(field, message))
+    }
+
+    /// A database error, except that a unique-constraint violation becomes
+    /// `instead`.
+    pub fn on_unique(error: DbErr, instead: Self) -> Self {
         match error.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(_)) => Self::bad_input(field, message),
+            Some(SqlErr::UniqueConstraintViolation(_)) => instead,
             _ => error.into(),
         }
     }

@@ -379,7 +379,7 @@ pub async fn demo(db: &Db, ticket_count: usize) -> anyhow::Result<Summary> {
         }
         let ticket = tickets::create(db, &scope, new).await.map_err(api)?;
         // Spread creation over the last ten days.
-        tickets::backdate(
+        crate::ticket::store::backdate(
             db,
             ticket.id,
             chrono::Duration::minutes(rng.random_range(0..14_400)),

@@ -45,7 +45,7 @@ pub struct QueryRoot(
     events::resolvers::EventQuery,
     lifecycle::resolvers::LifecycleQuery,
     catalog::resolvers::CatalogQuery,
-    ticket::fulfilment_resolvers::FulfilmentQuery,
+    ticket::resolvers::FulfilmentQuery,
     routing::resolvers::RoutingQuery,
 );
 
@@ -58,7 +58,7 @@ pub struct MutationRoot(
     team::resolvers::TeamMutation,
     lifecycle::resolvers::LifecycleMutation,
     catalog::resolvers::CatalogMutation,
-    ticket::fulfilment_resolvers::FulfilmentMutation,
+    ticket::resolvers::FulfilmentMutation,
     routing::resolvers::RoutingMutation,
 );
 

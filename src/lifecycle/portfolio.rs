@@ -5,7 +5,6 @@
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    SqlErr,
 };
 use serde_json::Value;
 
@@ -171,12 +170,7 @@ pub async fn create(db: &Db, viewer: &Viewer, new: NewService) -> ApiResult<serv
     })
     .exec_with_returning(&txn)
     .await
-    .map_err(|error| match error.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => {
-            ApiError::bad_input("key", "a service with this key exists")
-        }
-        _ => error.into(),
-    })?;
+    .map_err(|error| ApiError::unless_unique(error, "key", "a service with this key exists"))?;
     record_move(&txn, &service, None, viewer.user.id, None).await?;
     txn.commit().await?;
     Ok(service)

@@ -10,7 +10,7 @@ use sea_orm::{
     ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::service::{clock, load, save, store_clock};
+use super::store::{clock, load, save, store_clock};
 use crate::{
     access::Scope,
     auth::{Role, Viewer},

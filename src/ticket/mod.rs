@@ -3,10 +3,10 @@
 
 pub mod feeds;
 pub mod fulfilment;
-pub mod fulfilment_resolvers;
 pub mod query;
 pub mod request;
 pub mod resolvers;
 pub mod rules;
 pub mod service;
 pub mod stats;
+pub mod store;

@@ -3,10 +3,8 @@
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::{
-    fulfilment::{self, Decision, TaskChange},
-    resolvers::Ticket,
-};
+use super::ticket::Ticket;
+use crate::ticket::fulfilment::{self, Decision, TaskChange};
 use crate::{
     entity::{approvals, tasks},
     error::{ApiError, ApiResult},
