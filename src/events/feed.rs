@@ -215,7 +215,7 @@ pub struct Opened {
     generation: u64,
     feed: Feed,
     receiver: Receiver<Arc<Published>>,
-    following: Following,
+    bus: EventBus,
 }
 
 /// Opens `feed` for `viewer`. Subscribing to the bus before anything is read
@@ -233,7 +233,7 @@ pub async fn open(db: Db, bus: &EventBus, viewer: Viewer, feed: Feed) -> ApiResu
         generation,
         feed,
         receiver,
-        following: bus.following(),
+        bus: bus.clone(),
     })
 }
 
@@ -269,7 +269,9 @@ impl Opened {
             receiver: self.receiver,
             pending: VecDeque::new(),
             finished: false,
-            _following: self.following,
+            // Counted as following only now that its starting point is
+            // fixed: an event committed from here on reaches it.
+            _following: self.bus.following(),
         };
         Ok(stream::unfold(follow, |mut follow| async move {
             let item = follow.next().await?;

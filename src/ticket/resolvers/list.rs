@@ -1,12 +1,12 @@
 //! Ticket lists: filter and order inputs, one page with the relations its
 //! selection needs prefetched in batches, and the ticket queries.
 
-use super::ticket::Ticket;
-use super::ticket::TicketConnection;
 use async_graphql::{Context, Enum, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 
-use super::super::query::{self, TicketFilter, TicketOrder, TicketOrderField};
+use super::ticket::Ticket;
+use super::ticket::TicketConnection;
+use crate::ticket::query::{self, TicketFilter, TicketOrder, TicketOrderField};
 use crate::{
     access::Scope,
     entity::tickets,

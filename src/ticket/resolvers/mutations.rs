@@ -1,11 +1,11 @@
 //! The ticket mutations, their inputs and payloads.
 
-use super::parts::Comment;
-use super::ticket::Ticket;
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::super::{
+use super::parts::Comment;
+use super::ticket::Ticket;
+use crate::ticket::{
     rules::workflow,
     service::{self, Assignment, NewTicket, TicketEdit},
 };

@@ -1,12 +1,12 @@
 //! What hangs off a ticket: its SLA, problem and change details, comments
 //! and events.
 
-use super::ticket::Ticket;
-use super::ticket::event_cursor;
 use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::super::rules::sla::View;
+use super::ticket::Ticket;
+use super::ticket::event_cursor;
+use crate::ticket::rules::sla::View;
 use crate::{
     entity::{comments, ticket_events, tickets},
     error::ApiResult,

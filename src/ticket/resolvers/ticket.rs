@@ -1,14 +1,14 @@
 //! The `Ticket` object and the ticket connections.
 
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
+
 use super::parts::ChangeDetails;
 use super::parts::Comment;
 use super::parts::ProblemDetails;
 use super::parts::Sla;
 use super::parts::TicketEvent;
-use async_graphql::{Context, ID, Object};
-use chrono::{DateTime, Utc};
-
-use super::super::{
+use crate::ticket::{
     query::{self},
     rules::workflow,
 };

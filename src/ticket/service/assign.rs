@@ -2,7 +2,7 @@
 
 use sea_orm::EntityTrait;
 
-use super::super::rules::workflow::{self};
+use crate::ticket::rules::workflow::{self};
 use crate::ticket::store::{check_version, load, save};
 use crate::{
     access::Scope,

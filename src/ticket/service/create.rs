@@ -8,15 +8,15 @@ use sea_orm::{
 };
 use serde_json::json;
 
-use super::super::{
-    fulfilment::{self},
-    rules::{priority::priority, sla::Clock},
-};
 use super::{
     links::{link_rows, linked_field, linked_tickets},
     title,
 };
 use crate::ticket::store::targets;
+use crate::ticket::{
+    fulfilment::{self},
+    rules::{priority::priority, sla::Clock},
+};
 use crate::{
     access::Scope,
     auth::Role,

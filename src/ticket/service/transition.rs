@@ -1,12 +1,12 @@
 //! Moving a ticket along the workflow: the checks that need the database,
 //! the status rules from `rules::workflow`, and their effects.
 
-use super::super::{
+use super::update::diff;
+use crate::ticket::store::{check_version, clock, load, save, store_clock};
+use crate::ticket::{
     fulfilment::{self, Plan},
     rules::workflow::{self, Move, Refusal, Stamps, Stray},
 };
-use super::update::diff;
-use crate::ticket::store::{check_version, clock, load, save, store_clock};
 use crate::{
     access::Scope,
     clock::now,

@@ -2,11 +2,11 @@
 
 use chrono::{DateTime, Utc};
 
-use super::super::rules::{
+use super::{create::check_window, title};
+use crate::ticket::rules::{
     priority::priority,
     workflow::{self},
 };
-use super::{create::check_window, title};
 use crate::ticket::store::{check_version, clock, load, save, store_clock, targets};
 use crate::{
     access::Scope,
