@@ -120,6 +120,7 @@ impl<'a> Draft<'a> {
 
 /// Appends one event and returns its sequence number. The transaction's
 /// commit wakes the event pump.
+#[tracing::instrument(skip_all, level = "debug")]
 pub async fn record(conn: &Txn, draft: Draft<'_>) -> ApiResult<i64> {
     conn.wrote_events();
     let seq = next_counter(conn, "EVENT").await?;

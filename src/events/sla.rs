@@ -92,6 +92,7 @@ pub fn spawn(db: Db, every: Duration) -> JoinHandle<()> {
 }
 
 /// Raises every alert that is due now; returns how many this replica raised.
+#[tracing::instrument(skip_all, level = "debug")]
 pub async fn sweep(db: &Db) -> ApiResult<usize> {
     let at = now();
     let mut raised = 0;

@@ -18,6 +18,7 @@ use crate::{
 
 /// Follows `feed` for `viewer` once [`authorize`] allows it: replays the log
 /// after `after` (when given), then continues live.
+#[tracing::instrument(skip_all, fields(viewer = viewer.user.id, feed = ?feed))]
 pub async fn follow(
     db: Db,
     bus: &EventBus,

@@ -60,6 +60,7 @@ pub(crate) fn store_clock(ticket: &mut tickets::Model, clock: &Clock) {
 }
 
 /// Loads a ticket the viewer may see, inside `txn`; `NOT_FOUND` otherwise.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, ticket = id))]
 pub(crate) async fn load(
     txn: &Txn,
     scope: &Scope,
@@ -89,6 +90,7 @@ pub(crate) fn check_version(ticket: &tickets::Model, expected: Option<i32>) -> A
 
 /// Writes `after` over `before`, bumping the version, only if nobody else
 /// changed the ticket meanwhile.
+#[tracing::instrument(skip_all, level = "debug", fields(ticket = before.id))]
 pub(crate) async fn save(
     txn: &Txn,
     before: &tickets::Model,

@@ -15,8 +15,8 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, Proxy, TEST_SECRET, TestDatabase, count, metric_value, postgres_socket, postgres_url,
-    settings, via_proxy,
+    Backend, Proxy, TEST_SECRET, TestDatabase, count, postgres_socket, postgres_url, settings,
+    via_proxy,
 };
 
 crate::on_both_backends!(
@@ -151,30 +151,9 @@ impl Served {
     }
 
     /// Waits until at least `count` subscriptions follow the event stream in
-    /// this process (as its `/metrics` tells), like
-    /// [`crate::helpers::TestApp::wait_for_subscriptions`].
+    /// this process (as its `/metrics` tells).
     async fn wait_for_subscriptions(&self, count: u64) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let metrics = self
-                .client
-                .get(self.url("/metrics"))
-                .send()
-                .await
-                .expect("metrics")
-                .text()
-                .await
-                .expect("text");
-            let open = metric_value(&metrics, "itsm_subscriptions_open");
-            if open >= count {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "only {open} of {count} subscriptions registered"
-            );
-            tokio::task::yield_now().await;
-        }
+        crate::helpers::wait_for_subscriptions_at(&self.client, &self.url("/metrics"), count).await;
     }
 
     async fn graphql_with(

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod architecture;
 mod auth;
 mod catalog;
 mod cli;

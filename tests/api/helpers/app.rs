@@ -125,23 +125,6 @@ impl TestApp {
             .expect("mint a token")
     }
 
-    /// Waits until at least `count` subscriptions follow the event stream
-    /// (as `/metrics` tells): from then on they receive every new event.
-    pub async fn wait_for_subscriptions(&self, count: u64) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let open = self.metric("itsm_subscriptions_open").await;
-            if open >= count {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "only {open} of {count} subscriptions registered"
-            );
-            tokio::task::yield_now().await;
-        }
-    }
-
     /// Starts shutting the server down, as SIGTERM would.
     pub fn begin_shutdown(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {

@@ -11,16 +11,44 @@ impl TestApp {
 
     /// One sample of `/metrics`, by its name with labels.
     pub async fn metric(&self, sample: &str) -> u64 {
-        let text = self
-            .client
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        metric_value(&text, sample)
+        scrape(&self.client, &self.url("/metrics"), sample).await
+    }
+
+    /// Waits until at least `count` subscriptions follow the event stream
+    /// (their starting point fixed, so every event committed from now on
+    /// reaches them), as `/metrics` tells.
+    pub async fn wait_for_subscriptions(&self, count: u64) {
+        wait_for_subscriptions_at(&self.client, &self.url("/metrics"), count).await;
+    }
+}
+
+/// One sample of the metrics at `url`, by its name with labels.
+pub async fn scrape(client: &reqwest::Client, url: &str, sample: &str) -> u64 {
+    let text = client
+        .get(url)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    metric_value(&text, sample)
+}
+
+/// Waits until the server whose metrics are at `url` has at least `count`
+/// subscriptions following the event stream; fails after ten seconds.
+pub async fn wait_for_subscriptions_at(client: &reqwest::Client, url: &str, count: u64) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let open = scrape(client, url, "itsm_subscriptions_open").await;
+        if open >= count {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {open} of {count} subscriptions registered"
+        );
+        tokio::task::yield_now().await;
     }
 }
 
