@@ -237,6 +237,19 @@ pub struct HttpSettings {
     #[arg(long, env = "ITSM_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
     pub request_timeout: Duration,
 
+    /// Web origins that may call the API from a browser (CORS): exact origins
+    /// such as `https://portal.example.com`, comma-separated, or `*` for any.
+    /// Unset, browsers on other origins are refused. When set, WebSocket
+    /// upgrades whose `Origin` is not listed are refused too.
+    #[arg(
+        long,
+        env = "ITSM_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_parser = parse_origin,
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
+
     /// Most subscriptions one WebSocket may run at once; more get an error.
     #[arg(
         long,
@@ -540,6 +553,30 @@ impl FromStr for Secret {
     }
 }
 
+/// Checks one configured origin: `*`, or `scheme://host[:port]` with an
+/// `http` or `https` scheme and nothing after the authority, as browsers
+/// send it in `Origin`.
+fn parse_origin(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value == "*" {
+        return Ok(value.to_owned());
+    }
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{value}` is not an origin: it starts with http:// or https://"))?;
+    let host_ok = !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if !host_ok {
+        return Err(format!(
+            "`{value}` is not an origin: scheme, host and optional port only, no path or trailing slash"
+        ));
+    }
+    Ok(value.to_ascii_lowercase())
+}
+
 /// Parses `90`, `90s`, `250ms`, `15m`, `8h` or `7d` into a duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -628,5 +665,24 @@ mod tests {
     fn audiences_are_comma_separated() {
         let s = settings(&["--jwt-audience", "portal,mobile"]);
         assert_eq!(s.jwt.jwt_audience, vec!["portal", "mobile"]);
+    }
+
+    #[test]
+    fn origins_are_exact_scheme_host_and_port() {
+        assert_eq!(
+            parse_origin("https://Portal.example.com").as_deref(),
+            Ok("https://portal.example.com")
+        );
+        assert!(parse_origin("http://localhost:5173").is_ok());
+        assert!(parse_origin("*").is_ok());
+        for bad in [
+            "portal.example.com",
+            "https://portal.example.com/",
+            "https://portal.example.com/app",
+            "ftp://example.com",
+            "https://",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -83,6 +83,9 @@ impl Application {
             bus,
             limits,
             shutdown: shutdown_watch,
+            origins: Arc::new(http::cors::Origins::from_setting(
+                &settings.http.cors_origins,
+            )?),
         };
         let listener = TcpListener::bind(settings.http.listen)
             .await

@@ -1,8 +1,10 @@
 //! The axum router: GraphQL over HTTP and WebSocket, GraphiQL, the SDL, health.
 
 pub mod capacity;
+pub mod cors;
 mod graphql;
 mod health;
+mod negotiate;
 pub mod serve;
 mod strict_json;
 mod ws;
@@ -58,6 +60,8 @@ pub struct AppState {
     pub bus: crate::events::bus::EventBus,
     /// Turns true when the server starts shutting down.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The web origins that may call the API from a browser.
+    pub origins: Arc<cors::Origins>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -94,7 +98,8 @@ pub fn router(state: AppState) -> Router {
 
     let graphql = get(graphql::get_or_upgrade)
         .post(graphql::post)
-        .route_layer(middleware::from_fn_with_state(state.clone(), admit));
+        .route_layer(middleware::from_fn_with_state(state.clone(), admit))
+        .route_layer(middleware::from_fn(negotiate::negotiate));
     let mut router = Router::new()
         .route("/", get(graphiql))
         .route("/graphql", graphql)
@@ -105,10 +110,16 @@ pub fn router(state: AppState) -> Router {
     if settings.admin_listen.is_none() {
         router = router.route("/metrics", get(health::metrics));
     }
-    router
+    let cors = state.origins.layer();
+    let router = router
         .fallback(not_found)
         .with_state(state)
-        .layer(middleware)
+        .layer(middleware);
+    // Outermost, so a preflight is answered before any limit counts it.
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// The admin listener's router: health and metrics only.

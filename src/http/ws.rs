@@ -1,8 +1,13 @@
 //! GraphQL over WebSocket on `/graphql`, speaking `graphql-transport-ws` and the
 //! legacy `graphql-ws` (subscriptions-transport-ws) protocol.
 //!
-//! The token travels in the `connection_init` payload
-//! (`{"Authorization": "Bearer …"}`); no token means an anonymous connection.
+//! When a client offers both subprotocols, `graphql-transport-ws` is chosen.
+//! With `ITSM_CORS_ORIGINS` set, an upgrade from an `Origin` not listed gets 403.
+//!
+//! The token travels in the `connection_init` payload, as
+//! `{"Authorization": "Bearer …"}` (any case), `{"headers": {"Authorization":
+//! …}}` or `{"authToken": …}`; no token means an anonymous connection. A
+//! client's close is answered with a close frame carrying its code.
 //! Close codes: 4403 for a bad token, and when the token expires while the
 //! socket is open; 4408 when no `connection_init` arrives in time; 4401 for an
 //! operation sent before the handshake; 4409 for an operation id already in
@@ -78,20 +83,37 @@ const MAX_SESSION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// neither memory nor a shutdown hostage.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Answers the upgrade request with the subprotocol the client offered.
+/// Answers the upgrade request with the subprotocol the client offered,
+/// `graphql-transport-ws` when it offers both.
 pub async fn upgrade(state: AppState, request: Request) -> Response {
     let id = request_id(&request);
     let address = client_address(&request);
     let (mut parts, _body) = request.into_parts();
-    let protocol = parts
+    if !state
+        .origins
+        .allows_socket(parts.headers.get(header::ORIGIN))
+    {
+        tracing::info!(origin = ?parts.headers.get(header::ORIGIN), "websocket refused: origin not allowed");
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "this origin may not open a WebSocket here (see ITSM_CORS_ORIGINS)".into(),
+            None,
+        );
+    }
+    let offered: Vec<WebSocketProtocols> = parts
         .headers
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|offered| {
-            offered
-                .split(',')
-                .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
-        });
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|offered| offered.split(','))
+        .filter_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
+        .collect();
+    let protocol = offered
+        .iter()
+        .find(|p| matches!(p, WebSocketProtocols::GraphQLWS))
+        .or_else(|| offered.first())
+        .copied();
     let Some(protocol) = protocol else {
         return error_response(
             StatusCode::BAD_REQUEST,
@@ -230,7 +252,14 @@ async fn serve(
                 Some(Err(ref error)) if is_too_big(error) => {
                     break Some((CLOSE_TOO_BIG, "Message too big".into()));
                 }
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break None,
+                Some(Ok(Message::Close(_))) => {
+                    // The reply to the client's close is queued by the
+                    // WebSocket layer: send it, so the client sees a clean
+                    // close with its own code rather than 1006.
+                    let _ = tokio::time::timeout(SEND_TIMEOUT, sink.close()).await;
+                    return;
+                }
+                Some(Err(_)) | None => break None,
                 Some(Ok(_)) => {}
             },
             message = messages.next() => match message {
@@ -492,13 +521,24 @@ impl Guard {
     }
 }
 
-/// The `Authorization` entry of a `connection_init` payload, with the key
-/// matched case-insensitively. A bare token (without `Bearer`) is accepted too.
+/// The token of a `connection_init` payload, in the shapes clients send it:
+/// `{"Authorization": …}` (any case), `{"headers": {"Authorization": …}}`
+/// (Apollo, Hasura) or `{"authToken": …}`. A bare token (without `Bearer`)
+/// is accepted too.
 fn authorization(payload: &Value) -> Option<String> {
-    let (_, value) = payload
-        .as_object()?
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case("authorization"))?;
+    let entry = |object: &serde_json::Map<String, Value>, name: &str| {
+        object
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.clone())
+    };
+    let object = payload.as_object()?;
+    let value = entry(object, "authorization")
+        .or_else(|| {
+            entry(object, "headers")
+                .and_then(|headers| entry(headers.as_object()?, "authorization"))
+        })
+        .or_else(|| entry(object, "authToken"))?;
     // A non-string value is passed on as is, and so rejected.
     let text = match value {
         Value::String(text) => text.trim().to_owned(),
@@ -526,6 +566,28 @@ mod tests {
         assert_eq!(
             authorization(&json!({"authorization": "abc"})).as_deref(),
             Some("Bearer abc")
+        );
+        assert_eq!(
+            authorization(&json!({"headers": {"Authorization": "Bearer abc"}})).as_deref(),
+            Some("Bearer abc")
+        );
+        assert_eq!(
+            authorization(&json!({"headers": {"authorization": "abc"}})).as_deref(),
+            Some("Bearer abc")
+        );
+        assert_eq!(
+            authorization(&json!({"authToken": "abc"})).as_deref(),
+            Some("Bearer abc")
+        );
+        assert_eq!(
+            authorization(&json!({"headers": {"x-other": "1"}})),
+            None,
+            "no token: anonymous"
+        );
+        assert_eq!(
+            authorization(&json!({"headers": "Bearer abc"})),
+            None,
+            "headers must be an object"
         );
         assert_eq!(authorization(&json!({})), None);
         assert_eq!(authorization(&json!(null)), None);

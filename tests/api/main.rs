@@ -7,6 +7,7 @@ mod architecture;
 mod auth;
 mod catalog;
 mod cli;
+mod clients;
 mod comments;
 mod cost;
 mod fulfilment;

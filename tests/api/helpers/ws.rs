@@ -15,6 +15,20 @@ pub struct WsClient(
 const WS_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl WsClient {
+    /// Wraps a socket the test opened itself.
+    pub fn from_stream(
+        stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+    ) -> Self {
+        Self(stream)
+    }
+
+    /// The socket, for frames the helpers do not send.
+    pub fn stream(
+        &mut self,
+    ) -> &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
+        &mut self.0
+    }
+
     /// Connects to `/graphql` offering `protocol`.
     pub async fn connect(app: &TestApp, protocol: &str) -> Self {
         Self::connect_to(&app.ws_url(), protocol).await
