@@ -9,8 +9,12 @@ use crate::{
     error::{ApiError, ApiResult},
     lifecycle::{self, resolvers::Service},
     queue::{self, resolvers::Queue},
+    routing::{self, resolvers::RoutingRule},
     team::{self, resolvers::Team},
-    ticket::{self, resolvers::Ticket},
+    ticket::{
+        self,
+        resolvers::{Approval, Comment, Task, Ticket},
+    },
     user::{self, resolvers::User},
 };
 
@@ -32,6 +36,14 @@ pub enum Node {
     Service(Service),
     /// A catalog item.
     CatalogItem(CatalogItem),
+    /// A comment or work note on a ticket.
+    Comment(Comment),
+    /// An approval of a request or change.
+    Approval(Approval),
+    /// A fulfilment task of a request.
+    Task(Task),
+    /// A routing rule.
+    RoutingRule(RoutingRule),
 }
 
 /// The global id of the `kind` row with primary key `id`.
@@ -97,6 +109,18 @@ impl NodeQuery {
             "CatalogItem" => catalog::service::get(db.reader(), viewer.role, key)
                 .await?
                 .map(|i| Node::CatalogItem(CatalogItem(i))),
+            "Comment" => ticket::query::comment_by_id(db, ctx.scope().await?, key)
+                .await?
+                .map(|c| Node::Comment(Comment(c))),
+            "Approval" => ticket::fulfilment::approval_by_id(db, viewer, ctx.scope().await?, key)
+                .await?
+                .map(|a| Node::Approval(Approval(a))),
+            "Task" => ticket::fulfilment::task_by_id(db, ctx.scope().await?, key)
+                .await?
+                .map(|t| Node::Task(Task(t))),
+            "RoutingRule" => routing::service::get(db, viewer, key)
+                .await?
+                .map(|r| Node::RoutingRule(RoutingRule(r))),
             _ => None,
         })
     }

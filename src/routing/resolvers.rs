@@ -31,7 +31,7 @@ pub struct RoutingRule(pub routing_rules::Model);
 #[Object]
 impl RoutingRule {
     /// The opaque id.
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         encode_id("RoutingRule", self.0.id)
     }
 

@@ -39,6 +39,18 @@ pub async fn list(db: &Db, viewer: &Viewer) -> ApiResult<Vec<routing_rules::Mode
         .await?)
 }
 
+/// One rule by id, for managers and admins; `None` for anyone else, as for
+/// a rule that does not exist.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = viewer.user.id, rule = id))]
+pub async fn get(db: &Db, viewer: &Viewer, id: i64) -> ApiResult<Option<routing_rules::Model>> {
+    if require(viewer, Role::Manager, "see routing rules").is_err() {
+        return Ok(None);
+    }
+    Ok(routing_rules::Entity::find_by_id(id)
+        .one(db.reader())
+        .await?)
+}
+
 /// A rule's conditions.
 pub fn conditions_of(rule: &routing_rules::Model) -> Conditions {
     serde_json::from_str(&rule.conditions).unwrap_or_default()

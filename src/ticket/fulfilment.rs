@@ -183,6 +183,37 @@ pub fn designated(viewer: &Viewer, approval: &approvals::Model, requester: i64) 
     }
 }
 
+/// An approval by id, if the viewer sees its ticket or may decide it.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = viewer.user.id, approval = id))]
+pub async fn approval_by_id(
+    db: &Db,
+    viewer: &Viewer,
+    scope: &Scope,
+    id: i64,
+) -> ApiResult<Option<approvals::Model>> {
+    let Some(approval) = approvals::Entity::find_by_id(id).one(db.reader()).await? else {
+        return Ok(None);
+    };
+    let ticket = tickets::Entity::find_by_id(approval.ticket_id)
+        .one(db.reader())
+        .await?;
+    Ok(ticket
+        .filter(|t| scope.can_see(t) || designated(viewer, &approval, t.requester_id))
+        .map(|_| approval))
+}
+
+/// A fulfilment task by id, if the viewer sees its ticket.
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, task = id))]
+pub async fn task_by_id(db: &Db, scope: &Scope, id: i64) -> ApiResult<Option<tasks::Model>> {
+    let Some(task) = tasks::Entity::find_by_id(id).one(db.reader()).await? else {
+        return Ok(None);
+    };
+    let ticket = tickets::Entity::find_by_id(task.ticket_id)
+        .one(db.reader())
+        .await?;
+    Ok(ticket.filter(|t| scope.can_see(t)).map(|_| task))
+}
+
 /// A decision on an approval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
 pub enum Decision {

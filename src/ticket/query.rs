@@ -361,6 +361,22 @@ pub async fn by_ids(db: &Db, ids: &[i64]) -> ApiResult<Vec<tickets::Model>> {
         .await?)
 }
 
+/// A comment by id, if the viewer sees its ticket and may read it (work
+/// notes are for staff).
+#[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, comment = id))]
+pub async fn comment_by_id(db: &Db, scope: &Scope, id: i64) -> ApiResult<Option<comments::Model>> {
+    let Some(comment) = comments::Entity::find_by_id(id).one(db.reader()).await? else {
+        return Ok(None);
+    };
+    if !scope.visibilities().contains(&comment.visibility) {
+        return Ok(None);
+    }
+    let ticket = tickets::Entity::find_by_id(comment.ticket_id)
+        .one(db.reader())
+        .await?;
+    Ok(ticket.filter(|t| scope.can_see(t)).map(|_| comment))
+}
+
 /// The comments of ticket `ticket_id` that `visibilities` allow.
 fn comments_of(ticket_id: i64, visibilities: &[Visibility]) -> Select<comments::Entity> {
     comments::Entity::find()

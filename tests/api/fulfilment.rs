@@ -29,16 +29,18 @@ const TICKET: &str = "query($id: ID!) { ticket(id: $id) { status version cancelR
 const DECIDE: &str = "mutation($input: DecideApprovalInput!) { decideApproval(input: $input) { approval { state } ticket { status } } }";
 const TRANSITION: &str = "mutation($input: TransitionTicketInput!) { transitionTicket(input: $input) { ticket { status } } }";
 
-struct Desk {
-    rita: Person,
-    nina: Person,
-    mia: Person,
-    service: String,
-    queue: String,
-    admin: Person,
+/// People, a live service and its team's queue for fulfilment tests.
+pub struct Desk {
+    pub rita: Person,
+    pub nina: Person,
+    pub mia: Person,
+    pub service: String,
+    pub queue: String,
+    pub admin: Person,
 }
 
-async fn desk(app: &TestApp) -> Desk {
+/// Sets up a [`Desk`]: Nina works the service's queue.
+pub async fn desk(app: &TestApp) -> Desk {
     let admin = app.person("root", Role::Admin).await;
     let rita = app.person("rita", Role::Requester).await;
     let nina = app.person("nina", Role::Agent).await;
@@ -70,13 +72,13 @@ fn laptop_answers() -> Value {
 }
 
 /// Submits the laptop answers for `item` as `who`; returns the ticket id.
-async fn request(app: &TestApp, who: &Person, item: &Value) -> Value {
+pub async fn request(app: &TestApp, who: &Person, item: &Value) -> Value {
     let input = json!({"input": {"catalogItemId": item["id"], "answers": laptop_answers()}});
     app.ok(who, SUBMIT, input).await["submitServiceRequest"]["ticket"]["id"].clone()
 }
 
 /// A toner item: no approval, two tasks.
-async fn toner(app: &TestApp, d: &Desk) -> Value {
+pub async fn toner(app: &TestApp, d: &Desk) -> Value {
     item(
         app,
         &d.mia,

@@ -17,6 +17,7 @@ mod hardening;
 mod health;
 mod lifecycle;
 mod live;
+mod nodes;
 mod nplus1;
 mod overload;
 mod queues;

@@ -26,7 +26,7 @@ pub struct Approval(pub approvals::Model);
 #[Object]
 impl Approval {
     /// The opaque id, for `decideApproval`.
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         encode_id("Approval", self.0.id)
     }
 
@@ -108,7 +108,7 @@ pub struct Task(pub tasks::Model);
 #[Object]
 impl Task {
     /// The opaque id, for `completeTask`, `skipTask` and `assignTask`.
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         encode_id("Task", self.0.id)
     }
 

@@ -125,7 +125,7 @@ pub struct Comment(pub comments::Model);
 #[Object]
 impl Comment {
     /// The opaque global id.
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         encode_id("Comment", self.0.id)
     }
 
