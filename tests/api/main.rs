@@ -10,6 +10,7 @@ mod cli;
 mod clients;
 mod comments;
 mod cost;
+mod docs;
 mod fulfilment;
 mod fuzz;
 mod graphql;
