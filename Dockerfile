@@ -11,6 +11,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY migration ./migration
 COPY bench ./bench
+COPY assets ./assets
 COPY src ./src
 RUN --mount=type=cache,target=/usr/local/cargo/registry --mount=type=cache,target=/src/target cargo build --release --locked --bin itsm && cp "${CARGO_TARGET_DIR:-target}/release/itsm" ./itsm
 

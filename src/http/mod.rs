@@ -2,6 +2,7 @@
 
 pub mod capacity;
 pub mod cors;
+mod explorer;
 mod graphql;
 mod health;
 mod negotiate;
@@ -16,7 +17,7 @@ use axum::{
     extract::{DefaultBodyLimit, Request, State},
     http::{HeaderName, HeaderValue, StatusCode, header},
     middleware::{self, Next},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use serde_json::json;
@@ -101,7 +102,8 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), admit))
         .route_layer(middleware::from_fn(negotiate::negotiate));
     let mut router = Router::new()
-        .route("/", get(graphiql))
+        .route("/", get(explorer::page))
+        .route("/explorer/{name}", get(explorer::asset))
         .route("/graphql", graphql)
         .route("/schema.graphql", get(sdl))
         .route("/healthz", get(health::live))
@@ -179,20 +181,6 @@ pub(crate) fn request_id(request: &Request) -> String {
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or_default()
         .to_owned()
-}
-
-async fn graphiql(State(state): State<AppState>) -> Response {
-    if !state.settings.explorer {
-        return not_found().await;
-    }
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql")
-            .title("ITSM GraphQL")
-            .finish(),
-    )
-    .into_response()
 }
 
 /// The SDL, to whom introspection is open.

@@ -30,6 +30,7 @@ crate::on_both_backends!(
     a_bad_token_in_any_shape_closes_the_connection_as_forbidden,
     errors_before_execution_carry_their_code_in_the_negotiated_type,
     results_follow_the_accept_header,
+    the_explorer_loads_everything_from_the_server_itself,
 );
 
 async fn with_portal(backend: Backend) -> TestApp {
@@ -372,4 +373,75 @@ async fn results_follow_the_accept_header(backend: Backend) {
         let body: Value = response.json().await.expect("json");
         assert_eq!(body["data"]["__typename"], "Query");
     }
+}
+
+async fn the_explorer_loads_everything_from_the_server_itself(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let page = app.client.get(app.url("/")).send().await.expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(
+        header(&page, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let html = page.text().await.expect("html");
+    assert!(
+        !html.contains("http:") && !html.contains("https:"),
+        "{html}"
+    );
+    let mut references = Vec::new();
+    for attribute in ["src=\"", "href=\""] {
+        let mut rest = html.as_str();
+        while let Some(at) = rest.find(attribute) {
+            rest = &rest[at + attribute.len()..];
+            let end = rest.find('"').expect("closed attribute");
+            references.push(rest[..end].to_owned());
+            rest = &rest[end..];
+        }
+    }
+    assert_eq!(references.len(), 6, "{references:?}");
+    for reference in &references {
+        assert!(reference.starts_with("/explorer/"), "{reference}");
+        let asset = app
+            .client
+            .get(app.url(reference))
+            .send()
+            .await
+            .expect("asset");
+        assert_eq!(asset.status(), StatusCode::OK, "{reference}");
+        let media = header(&asset, "content-type")
+            .unwrap_or_default()
+            .to_owned();
+        let expected = if reference.ends_with(".css") {
+            "text/css"
+        } else {
+            "text/javascript"
+        };
+        assert!(media.starts_with(expected), "{reference}: {media}");
+        let body = asset.text().await.expect("body");
+        assert!(body.len() > 100, "{reference}");
+        if reference.ends_with("explorer.js") {
+            // Subscriptions over graphql-transport-ws, with the Headers tab's token.
+            assert!(body.contains("graphqlWs.createClient"));
+            assert!(body.contains("connectionParams"));
+            assert!(body.contains("Authorization"));
+        }
+    }
+    let licenses = app
+        .client
+        .get(app.url("/explorer/LICENSES.txt"))
+        .send()
+        .await
+        .expect("licenses");
+    assert_eq!(licenses.status(), StatusCode::OK);
+    let text = licenses.text().await.expect("text");
+    for package in ["GraphiQL 3.8.3", "React 18.3.1", "graphql-ws 5.16.2"] {
+        assert!(text.contains(package), "{package}");
+    }
+    let missing = app
+        .client
+        .get(app.url("/explorer/nope.js"))
+        .send()
+        .await
+        .expect("missing");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }

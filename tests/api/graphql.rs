@@ -325,7 +325,7 @@ async fn graphiql_the_sdl_and_unknown_paths_are_served(backend: Backend) {
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.expect("text");
     assert!(html.to_lowercase().contains("graphiql"));
-    assert!(html.contains("/graphql"));
+    assert!(html.contains("/explorer/explorer.js"));
 
     let sdl = app
         .client

@@ -666,6 +666,13 @@ async fn the_explorer_can_be_turned_off(backend: Backend) {
     let app = spawn_app_with(backend, &["--explorer", "false"]).await;
     let page = app.client.get(app.url("/")).send().await.expect("sent");
     assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    let asset = app
+        .client
+        .get(app.url("/explorer/graphiql.min.js"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(asset.status(), StatusCode::NOT_FOUND);
     still_serves(&app).await;
 }
 
