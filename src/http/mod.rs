@@ -99,8 +99,7 @@ pub fn router(state: AppState) -> Router {
 
     let graphql = get(graphql::get_or_upgrade)
         .post(graphql::post)
-        .route_layer(middleware::from_fn_with_state(state.clone(), admit))
-        .route_layer(middleware::from_fn(negotiate::negotiate));
+        .route_layer(middleware::from_fn_with_state(state.clone(), admit));
     let mut router = Router::new()
         .route("/", get(explorer::page))
         .route("/explorer/{name}", get(explorer::asset))
@@ -116,7 +115,9 @@ pub fn router(state: AppState) -> Router {
     let router = router
         .fallback(not_found)
         .with_state(state)
-        .layer(middleware);
+        .layer(middleware)
+        // Outside the limits, so their refusals are shaped and typed too.
+        .layer(middleware::from_fn(negotiate::negotiate));
     // Outermost, so a preflight is answered before any limit counts it.
     match cors {
         Some(cors) => router.layer(cors),

@@ -3,21 +3,29 @@
 //! goes out as `application/graphql-response+json`, unless the client's
 //! `Accept` prefers plain `application/json`. Clients such as Apollo Client
 //! and urql read `extensions.code` from a non-2xx answer only in the former.
+//! An error the HTTP layers answer without a body of ours (a body over the
+//! limit, a request past its time) gets a GraphQL error body too.
 
 use axum::{
     extract::Request,
-    http::{HeaderMap, HeaderValue, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware::Next,
     response::Response,
 };
+
+use super::error_response;
 
 /// The GraphQL-over-HTTP response type.
 pub const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 /// The legacy type.
 pub const JSON: &str = "application/json";
 
-/// Sets the negotiated media type on a JSON answer.
+/// Sets the negotiated media type on `/graphql`'s JSON answers, and gives
+/// its bodiless error answers a GraphQL error body.
 pub async fn negotiate(request: Request, next: Next) -> Response {
+    if request.uri().path() != "/graphql" {
+        return next.run(request).await;
+    }
     let media = if prefers_json(request.headers()) {
         JSON
     } else {
@@ -33,12 +41,38 @@ pub async fn negotiate(request: Request, next: Next) -> Response {
             let v = v.trim();
             v.eq_ignore_ascii_case(JSON) || v.eq_ignore_ascii_case(GRAPHQL_RESPONSE)
         });
-    if is_json {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    if !is_json && (response.status().is_client_error() || response.status().is_server_error()) {
+        response = with_error_body(response);
+    } else if !is_json {
+        return response;
     }
     response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    response
+}
+
+/// The same answer (status and headers) with a GraphQL error as its body.
+fn with_error_body(response: Response) -> Response {
+    let status = response.status();
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ("BAD_USER_INPUT", "the request body is too large"),
+        StatusCode::REQUEST_TIMEOUT => ("BAD_USER_INPUT", "the request took too long to arrive"),
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => (
+            "SERVICE_UNAVAILABLE",
+            "the request could not be answered in time; try again",
+        ),
+        status if status.is_client_error() => ("BAD_USER_INPUT", "the request was refused"),
+        _ => ("INTERNAL", "internal error"),
+    };
+    let (parts, _) = response.into_parts();
+    let mut shaped = error_response(status, code, message.into(), None);
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            shaped.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    shaped
 }
 
 /// True when `Accept` ranks `application/json` above

@@ -31,6 +31,7 @@ crate::on_both_backends!(
     errors_before_execution_carry_their_code_in_the_negotiated_type,
     results_follow_the_accept_header,
     the_explorer_loads_everything_from_the_server_itself,
+    a_body_over_the_limit_gets_a_graphql_error,
 );
 
 async fn with_portal(backend: Backend) -> TestApp {
@@ -444,4 +445,24 @@ async fn the_explorer_loads_everything_from_the_server_itself(backend: Backend) 
         .await
         .expect("missing");
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+async fn a_body_over_the_limit_gets_a_graphql_error(backend: Backend) {
+    let app = spawn_app_with(backend, &["--max-body-bytes", "2000"]).await;
+    let query = format!("{{ __typename }} # {}", "x".repeat(5000));
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("accept", "application/graphql-response+json")
+        .json(&json!({"query": query}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        header(&response, "content-type"),
+        Some("application/graphql-response+json")
+    );
+    let body: Value = response.json().await.expect("a GraphQL error body");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
 }
