@@ -25,8 +25,7 @@ use crate::{
     queue::resolvers::Queue,
     ticket::resolvers::{Ticket, TicketPayload},
     user::resolvers::User,
-    vocabulary::Level,
-    vocabulary::{ApprovalMode, ApprovalRule, TaskTemplate},
+    vocabulary::{ApprovalMode, ApprovalRule, Level, TaskTemplate},
 };
 
 connection!(

@@ -21,8 +21,7 @@ use crate::{
     error::{ApiError, ApiResult},
     paging,
     paging::{Page, PageInfoFlags},
-    vocabulary::{ApprovalMode, ApprovalRule, TaskTemplate},
-    vocabulary::{Level, ServiceStatus, Stage},
+    vocabulary::{ApprovalMode, ApprovalRule, Level, ServiceStatus, Stage, TaskTemplate},
 };
 
 /// Most tasks a catalog item's template holds.

@@ -19,8 +19,7 @@ use crate::{
     team::resolvers::Team,
     ticket::resolvers::{TicketConnection, TicketFilterInput, TicketOrderInput, ticket_page},
     user::resolvers::User,
-    vocabulary::TicketKind,
-    vocabulary::{ServiceStatus, Stage},
+    vocabulary::{ServiceStatus, Stage, TicketKind},
 };
 
 connection!(ServiceConnection, ServiceEdge, Service, "services");

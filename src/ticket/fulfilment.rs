@@ -21,8 +21,7 @@ use crate::{
     error::{ApiError, ApiResult},
     events::{self, Change, Draft},
     text::{clean, long_text},
-    vocabulary::{ApprovalMode, TaskTemplate},
-    vocabulary::{ApprovalState, EventKind, Status, TaskStatus},
+    vocabulary::{ApprovalMode, ApprovalState, EventKind, Status, TaskStatus, TaskTemplate},
 };
 
 /// What a new ticket needs before and during fulfilment.

@@ -15,8 +15,7 @@ use crate::{
     },
     queue::resolvers::Queue,
     user::resolvers::User,
-    vocabulary::ApprovalMode,
-    vocabulary::{ApprovalState, TaskStatus},
+    vocabulary::{ApprovalMode, ApprovalState, TaskStatus},
 };
 
 /// A decision that gates a request or a change.
