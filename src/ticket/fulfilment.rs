@@ -207,10 +207,8 @@ pub async fn task_by_id(db: &Db, scope: &Scope, id: i64) -> ApiResult<Option<tas
     let Some(task) = tasks::Entity::find_by_id(id).one(db.reader()).await? else {
         return Ok(None);
     };
-    let ticket = tickets::Entity::find_by_id(task.ticket_id)
-        .one(db.reader())
-        .await?;
-    Ok(ticket.filter(|t| scope.can_see(t)).map(|_| task))
+    let ticket = super::query::by_id(db, scope, task.ticket_id).await?;
+    Ok(ticket.map(|_| task))
 }
 
 /// A decision on an approval.

@@ -371,10 +371,8 @@ pub async fn comment_by_id(db: &Db, scope: &Scope, id: i64) -> ApiResult<Option<
     if !scope.visibilities().contains(&comment.visibility) {
         return Ok(None);
     }
-    let ticket = tickets::Entity::find_by_id(comment.ticket_id)
-        .one(db.reader())
-        .await?;
-    Ok(ticket.filter(|t| scope.can_see(t)).map(|_| comment))
+    let ticket = by_id(db, scope, comment.ticket_id).await?;
+    Ok(ticket.map(|_| comment))
 }
 
 /// The comments of ticket `ticket_id` that `visibilities` allow.
