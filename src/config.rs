@@ -438,6 +438,47 @@ pub struct GraphqlSettings {
         global = true
     )]
     pub graphql_max_batch: usize,
+
+    /// Persisted queries: `auto` (Apollo's automatic persisted queries: a
+    /// client sends a query's SHA-256 and registers the text once), `off`
+    /// (hashes are refused with `PERSISTED_QUERY_NOT_SUPPORTED`), or `only`
+    /// (an allow-list: only the operations of the manifest run).
+    #[arg(
+        long,
+        env = "ITSM_PERSISTED_QUERIES",
+        value_enum,
+        default_value = "auto",
+        global = true
+    )]
+    pub persisted_queries: PersistedQueries,
+
+    /// A manifest of known operations (Apollo's persisted-query manifest, or
+    /// a JSON object of id to query text), preloaded so that its ids run
+    /// without registration; required by `--persisted-queries only`.
+    #[arg(long, env = "ITSM_PERSISTED_QUERY_MANIFEST", global = true)]
+    pub persisted_query_manifest: Option<PathBuf>,
+
+    /// Most registered query texts this replica keeps (least recently used
+    /// go first; a client whose hash was dropped registers it again).
+    #[arg(
+        long,
+        env = "ITSM_PERSISTED_QUERY_CACHE",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub persisted_query_cache: usize,
+}
+
+/// How persisted queries are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum PersistedQueries {
+    /// Automatic persisted queries, and full queries as well.
+    #[default]
+    Auto,
+    /// Full queries only.
+    Off,
+    /// Only the manifest's operations, by id or by their exact text.
+    Only,
 }
 
 /// The signing algorithms the service accepts, one at a time.

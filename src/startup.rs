@@ -10,7 +10,7 @@ use crate::{
     config::Settings,
     db::{Db, RequestBudget},
     events::{self, bus::EventBus},
-    graphql::{self, Limits},
+    graphql::{self, Limits, persisted::PersistedStore},
     http::{
         self, AppState,
         capacity::{self as budget, Capacity},
@@ -50,6 +50,12 @@ impl Application {
                 "no JWT key configured: using a DEVELOPMENT secret that lives only in this process"
             ),
         }
+        let graphql_settings = &settings.graphql;
+        let persisted = Arc::new(PersistedStore::new(
+            graphql_settings.persisted_queries,
+            graphql_settings.persisted_query_manifest.as_deref(),
+            graphql_settings.persisted_query_cache,
+        )?);
         let db = Db::connect(&settings.database).await?;
         if settings.database.no_migrate {
             tracing::info!("not applying migrations (--no-migrate)");
@@ -69,7 +75,14 @@ impl Application {
             max_statements: settings.graphql.request_max_statements.max(1),
             max_rows: settings.graphql.request_max_rows.max(1),
         };
-        let schema = graphql::build_schema(limits, budget, db.clone(), bus.clone(), settings.dev);
+        let schema = graphql::build_schema(
+            limits,
+            budget,
+            db.clone(),
+            bus.clone(),
+            persisted.clone(),
+            settings.dev,
+        );
         let capacity = connection_capacity(&settings);
         let (shutdown, shutdown_watch) = tokio::sync::watch::channel(false);
         let state = AppState {
@@ -82,6 +95,7 @@ impl Application {
             capacity: capacity.clone(),
             bus,
             limits,
+            persisted,
             shutdown: shutdown_watch,
             origins: Arc::new(http::cors::Origins::from_setting(
                 &settings.http.cors_origins,

@@ -10,6 +10,7 @@ pub mod errors;
 mod heartbeat;
 pub mod input;
 pub mod loaders;
+pub mod persisted;
 pub mod rate;
 pub mod relay;
 pub mod shape;
@@ -84,12 +85,16 @@ pub fn build_schema(
     budget: RequestBudget,
     db: Db,
     bus: EventBus,
+    persisted: std::sync::Arc<persisted::PersistedStore>,
     development: bool,
 ) -> ItsmSchema {
     // Priced from the schema's own SDL: every list field is priced by construction.
     let types = std::sync::Arc::new(cost::TypeMap::from_sdl(&sdl()));
     let mut builder = builder()
         .extension(errors::RequestPolicy::new(limits, types))
+        // Inside the policy (its errors get request ids), before the parse
+        // (stored texts pass every limit a sent one does).
+        .extension(persisted::PersistedQueryExtension(persisted))
         .extension(RequestStateFactory::new(db.clone(), budget))
         .data(db)
         .data(bus);

@@ -26,7 +26,9 @@ use super::{
 use crate::{
     auth::{Auth, AuthError},
     error::ApiError,
-    graphql::{RequestId, errors::PARSE_FAILED, shape::check_document},
+    graphql::{
+        RequestId, errors::PARSE_FAILED, persisted::extensions_from_json, shape::check_document,
+    },
 };
 
 /// `POST /graphql`: a JSON body holding one request, or a batch of them.
@@ -108,15 +110,13 @@ pub async fn get_or_upgrade(State(state): State<AppState>, request: Request) -> 
         }
     };
     // A document of a shape the limits refuse is not parsed here: the schema
-    // refuses it with the same error as on every other path.
-    let operation = check_document(&graphql_request.query, &state.limits.shape)
+    // refuses it with the same error as on every other path. A persisted
+    // query is checked by the text its hash stands for.
+    let persisted = state.persisted.text_of(&graphql_request);
+    let query = persisted.as_deref().unwrap_or(&graphql_request.query);
+    let operation = check_document(query, &state.limits.shape)
         .ok()
-        .and_then(|()| {
-            operation_type(
-                &graphql_request.query,
-                graphql_request.operation_name.as_deref(),
-            )
-        });
+        .and_then(|()| operation_type(query, graphql_request.operation_name.as_deref()));
     if matches!(
         operation,
         Some(OperationType::Mutation | OperationType::Subscription)
@@ -260,6 +260,9 @@ struct GetParams {
     operation_name: Option<String>,
     #[serde(default)]
     variables: Option<String>,
+    /// JSON, as for `variables`: where a persisted query's hash travels.
+    #[serde(default)]
+    extensions: Option<String>,
 }
 
 fn parse_query_string(
@@ -289,6 +292,23 @@ fn parse_query_string(
                 ),
             })?;
         request = request.variables(Variables::from_json(variables));
+    }
+    if let Some(extensions) = params.extensions.filter(|e| !e.trim().is_empty()) {
+        let extensions = strict_json::parse(extensions.as_bytes(), max_nesting)
+            .map_err(|error| match error {
+                JsonError::TooDeep(limit) => (
+                    "BAD_USER_INPUT",
+                    format!("`extensions` nests too deeply: at most {limit} levels"),
+                ),
+                JsonError::Invalid(message) => (
+                    PARSE_FAILED,
+                    format!("`extensions` is not a JSON object: {message}"),
+                ),
+            })
+            .and_then(|json| {
+                extensions_from_json(json).map_err(|message| ("BAD_USER_INPUT", message.into()))
+            })?;
+        request.extensions = async_graphql::Extensions(extensions);
     }
     Ok(request)
 }

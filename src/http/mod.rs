@@ -63,6 +63,8 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The web origins that may call the API from a browser.
     pub origins: Arc<cors::Origins>,
+    /// Persisted query texts, for checks made before execution (GET's).
+    pub persisted: Arc<crate::graphql::persisted::PersistedStore>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -21,6 +21,7 @@ mod live;
 mod nodes;
 mod nplus1;
 mod overload;
+mod persisted;
 mod queues;
 mod routing;
 mod schema;
