@@ -95,12 +95,17 @@ pub struct EventQuery;
 impl EventQuery {
     /// The ticket events the viewer may read, oldest first: the subscriptions'
     /// feed for integrators who poll. Keep the last `endCursor` and pass it as
-    /// `after` next time.
+    /// `after` next time. `last: 1` is the newest event: its cursor, passed as
+    /// `after` to a subscription, starts it from now without a gap.
+    #[allow(clippy::too_many_arguments)] // the connection's arguments, as GraphQL names them
     async fn ticket_events(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Events after this cursor.")] after: Option<String>,
         #[graphql(desc = "How many (at most 100).")] first: Option<i32>,
+        #[graphql(desc = "The newest events, this many (at most 100), still oldest first.")]
+        last: Option<i32>,
+        #[graphql(desc = "Events before this cursor (with `last`).")] before: Option<String>,
         #[graphql(desc = "Only events of tickets in (or leaving) this queue.")] queue_id: Option<
             ID,
         >,
@@ -122,8 +127,8 @@ impl EventQuery {
         let page = PageArgs {
             first,
             after,
-            last: None,
-            before: None,
+            last,
+            before,
         }
         .page(feed::SEQ)?;
         let (rows, flags) = feed::page(&db, &scope, feed, &page).await?;

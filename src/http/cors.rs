@@ -73,14 +73,28 @@ impl Origins {
     }
 
     /// May a WebSocket upgrade with this `Origin` header proceed? Clients
-    /// that send none (not browsers) may, and so may everyone when no
-    /// origins are configured.
-    pub fn allows_socket(&self, origin: Option<&HeaderValue>) -> bool {
+    /// that send none (not browsers) may, so may a page of the service's own
+    /// origin (the explorer: its `Origin` names the `Host` it connects to),
+    /// and so may everyone when no origins are configured.
+    pub fn allows_socket(&self, origin: Option<&HeaderValue>, host: Option<&HeaderValue>) -> bool {
         match (self, origin) {
             (Self::Unset | Self::Any, _) | (_, None) => true,
-            (Self::List(list), Some(origin)) => list.contains(origin),
+            (Self::List(list), Some(origin)) => {
+                list.contains(origin) || is_same_origin(origin, host)
+            }
         }
     }
+}
+
+/// True when `origin` (`scheme://host[:port]`) names `host`, the `Host` the
+/// request was sent to: the page came from this service.
+fn is_same_origin(origin: &HeaderValue, host: Option<&HeaderValue>) -> bool {
+    let (Ok(origin), Some(Ok(host))) = (origin.to_str(), host.map(HeaderValue::to_str)) else {
+        return false;
+    };
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
 }
 
 #[cfg(test)]
@@ -102,13 +116,21 @@ mod tests {
         let list = Origins::from_setting(&["https://portal.example.com".into()]).expect("list");
         let portal = HeaderValue::from_static("https://portal.example.com");
         let evil = HeaderValue::from_static("https://evil.example");
-        assert!(list.allows_socket(Some(&portal)));
-        assert!(!list.allows_socket(Some(&evil)));
+        let host = HeaderValue::from_static("api.example.com:8443");
+        assert!(list.allows_socket(Some(&portal), Some(&host)));
+        assert!(!list.allows_socket(Some(&evil), Some(&host)));
         assert!(
-            list.allows_socket(None),
+            list.allows_socket(None, Some(&host)),
             "non-browser clients send no Origin"
         );
-        assert!(Origins::Any.allows_socket(Some(&evil)));
-        assert!(Origins::Unset.allows_socket(Some(&evil)));
+        assert!(Origins::Any.allows_socket(Some(&evil), None));
+        assert!(Origins::Unset.allows_socket(Some(&evil), None));
+        // The service's own pages (the explorer) come from the host they call.
+        let own = HeaderValue::from_static("https://api.example.com:8443");
+        assert!(list.allows_socket(Some(&own), Some(&host)));
+        assert!(!list.allows_socket(Some(&own), None));
+        let other_port = HeaderValue::from_static("https://api.example.com:9000");
+        assert!(!list.allows_socket(Some(&other_port), Some(&host)));
+        assert!(!list.allows_socket(Some(&HeaderValue::from_static("null")), Some(&host)));
     }
 }

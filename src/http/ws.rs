@@ -89,10 +89,10 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
     let id = request_id(&request);
     let address = client_address(&request);
     let (mut parts, _body) = request.into_parts();
-    if !state
-        .origins
-        .allows_socket(parts.headers.get(header::ORIGIN))
-    {
+    if !state.origins.allows_socket(
+        parts.headers.get(header::ORIGIN),
+        parts.headers.get(header::HOST),
+    ) {
         tracing::info!(origin = ?parts.headers.get(header::ORIGIN), "websocket refused: origin not allowed");
         return error_response(
             StatusCode::FORBIDDEN,

@@ -32,6 +32,8 @@ crate::on_both_backends!(
     results_follow_the_accept_header,
     the_explorer_loads_everything_from_the_server_itself,
     a_body_over_the_limit_gets_a_graphql_error,
+    the_feed_position_is_one_query_away,
+    comment_events_name_the_comment_by_its_global_id,
 );
 
 async fn with_portal(backend: Backend) -> TestApp {
@@ -194,6 +196,16 @@ async fn websocket_upgrades_are_checked_against_the_origins(backend: Backend) {
     );
     assert_eq!(
         open(&app, "graphql-transport-ws", Some("https://evil.example"))
+            .await
+            .err(),
+        Some(403)
+    );
+    // The service's own pages (the explorer) connect from the host they call.
+    let own = format!("http://{}", app.address);
+    assert!(open(&app, "graphql-transport-ws", Some(&own)).await.is_ok());
+    let other_port = format!("http://127.0.0.1:{}", app.address.port() + 1);
+    assert_eq!(
+        open(&app, "graphql-transport-ws", Some(&other_port))
             .await
             .err(),
         Some(403)
@@ -395,7 +407,10 @@ async fn the_explorer_loads_everything_from_the_server_itself(backend: Backend) 
         while let Some(at) = rest.find(attribute) {
             rest = &rest[at + attribute.len()..];
             let end = rest.find('"').expect("closed attribute");
-            references.push(rest[..end].to_owned());
+            // An empty inline icon (`data:,`) loads nothing.
+            if &rest[..end] != "data:," {
+                references.push(rest[..end].to_owned());
+            }
             rest = &rest[end..];
         }
     }
@@ -465,4 +480,117 @@ async fn a_body_over_the_limit_gets_a_graphql_error(backend: Backend) {
     );
     let body: Value = response.json().await.expect("a GraphQL error body");
     assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+}
+
+/// `ticketEvents(last: 1)` is the newest event; a subscription started
+/// after its cursor gets what follows and nothing before.
+async fn the_feed_position_is_one_query_away(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let rita = app.person("rita", Role::Requester).await;
+    let ticket = app
+        .incident(&rita, "Laptop fan loud", "LOW", "LOW", None)
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    for body in ["It rattles", "Now it squeaks"] {
+        app.ok(
+            &rita,
+            "mutation($id: ID!, $b: String!) { addComment(input: {ticketId: $id, body: $b}) { comment { id } } }",
+            json!({"id": ticket, "b": body}),
+        )
+        .await;
+    }
+    let all = app
+        .ok(
+            &rita,
+            "{ ticketEvents(first: 100) { edges { cursor } } }",
+            json!({}),
+        )
+        .await;
+    let edges = all["ticketEvents"]["edges"].as_array().expect("edges");
+    let newest = app
+        .ok(
+            &rita,
+            "{ ticketEvents(last: 1) { edges { cursor } pageInfo { hasPreviousPage } } }",
+            json!({}),
+        )
+        .await;
+    let position = &newest["ticketEvents"]["edges"][0]["cursor"];
+    assert_eq!(position, &edges.last().expect("events")["cursor"]);
+    assert_eq!(newest["ticketEvents"]["pageInfo"]["hasPreviousPage"], true);
+
+    let mut ws = WsClient::signed_in(&app, &rita).await;
+    ws.subscribe(
+        "mine",
+        "subscription($after: String) { myTicketUpdates(after: $after) { cursor kind } }",
+        json!({"after": position}),
+    )
+    .await;
+    app.wait_for_subscriptions(1).await;
+    app.ok(
+        &rita,
+        "mutation($id: ID!) { addComment(input: {ticketId: $id, body: \"Fixed itself\"}) { comment { id } } }",
+        json!({"id": ticket}),
+    )
+    .await;
+    let event = ws.next_of("mine").await;
+    assert_eq!(
+        event["payload"]["data"]["myTicketUpdates"]["kind"],
+        "COMMENT_ADDED"
+    );
+    assert_ne!(
+        &event["payload"]["data"]["myTicketUpdates"]["cursor"],
+        position
+    );
+    let after = app
+        .ok(
+            &rita,
+            "query($after: String) { ticketEvents(after: $after) { edges { cursor } } }",
+            json!({"after": position}),
+        )
+        .await;
+    assert_eq!(
+        after["ticketEvents"]["edges"][0]["cursor"],
+        event["payload"]["data"]["myTicketUpdates"]["cursor"],
+        "the first event after the position, nothing replayed before it"
+    );
+}
+
+async fn comment_events_name_the_comment_by_its_global_id(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let rita = app.person("rita", Role::Requester).await;
+    let ticket = app.incident(&rita, "Mouse dead", "LOW", "LOW", None).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let comment = app
+        .ok(
+            &rita,
+            "mutation($id: ID!) { addComment(input: {ticketId: $id, body: \"New batteries did not help\"}) { comment { id } } }",
+            json!({"id": ticket}),
+        )
+        .await["addComment"]["comment"]["id"]
+        .clone();
+    let events = app
+        .ok(
+            &rita,
+            "query($id: ID!) { ticketEvents(ticketId: $id, last: 1) { edges { node { kind changes { field to } } } } }",
+            json!({"id": ticket}),
+        )
+        .await;
+    let event = &events["ticketEvents"]["edges"][0]["node"];
+    assert_eq!(event["kind"], "COMMENT_ADDED");
+    assert_eq!(
+        event["changes"],
+        json!([{"field": "comment", "to": comment}])
+    );
+    let node = app
+        .ok(
+            &rita,
+            "query($id: ID!) { node(id: $id) { ... on Comment { body } } }",
+            json!({"id": comment}),
+        )
+        .await;
+    assert_eq!(node["node"]["body"], "New batteries did not help");
 }

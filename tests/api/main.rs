@@ -11,6 +11,7 @@ mod clients;
 mod comments;
 mod cost;
 mod docs;
+mod examples;
 mod fulfilment;
 mod fuzz;
 mod graphql;

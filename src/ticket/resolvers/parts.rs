@@ -219,14 +219,26 @@ impl TicketEvent {
         self.event().kind
     }
 
-    /// The fields that changed.
+    /// The fields that changed. A new comment is named by its global id
+    /// (`node(id:)` fetches it, as the viewer may see it).
     async fn changes(&self) -> Vec<FieldChange> {
-        changes_of(self.event())
+        let event = self.event();
+        changes_of(event)
             .into_iter()
-            .map(|c| FieldChange {
-                field: c.field,
-                from: c.from,
-                to: c.to,
+            .map(|c| {
+                let comment_id = event.kind == EventKind::CommentAdded && c.field == "comment";
+                let global = |value: Option<String>| match value {
+                    Some(raw) if comment_id => match raw.parse::<i64>() {
+                        Ok(id) => Some(encode_id("Comment", id).to_string()),
+                        Err(_) => Some(raw),
+                    },
+                    other => other,
+                };
+                FieldChange {
+                    field: c.field,
+                    from: global(c.from),
+                    to: global(c.to),
+                }
             })
             .collect()
     }

@@ -66,7 +66,10 @@ pub async fn spawn_on(db: TestDatabase, args: &[&str]) -> TestApp {
 /// Starts the server on `db`, reaching it through `url` (a proxy, say).
 pub async fn spawn_on_url(db: TestDatabase, url: &str, args: &[&str]) -> TestApp {
     init_logs();
-    let mut argv = vec!["--database-url", url, "--listen", "127.0.0.1:0"];
+    let mut argv = vec!["--database-url", url];
+    if !args.contains(&"--listen") {
+        argv.extend(["--listen", "127.0.0.1:0"]);
+    }
     if !args.iter().any(|a| a.starts_with("--jwt")) {
         argv.extend(["--jwt-secret", TEST_SECRET]);
     }

@@ -14,6 +14,28 @@ pub enum Backend {
 /// ignored, never as passed.
 #[macro_export]
 macro_rules! on_both_backends {
+    // Tests that need something beyond the database (Node, Chromium): ignored
+    // on both backends unless asked for, with `$reason` saying what they need.
+    (ignore = $reason:literal; $($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = $reason]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = $reason]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            )+
+        }
+    };
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
             $(
