@@ -19,7 +19,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    AppState, client_address, error_response, request_id,
+    AppState, client_address, error_response,
+    negotiate::{GRAPHQL_RESPONSE, Negotiated},
+    request_id,
     strict_json::{self, JsonError},
     ws,
 };
@@ -34,6 +36,7 @@ use crate::{
 /// `POST /graphql`: a JSON body holding one request, or a batch of them.
 /// The token is checked first, so a bad one costs no parsing at all.
 pub async fn post(State(state): State<AppState>, request: Request) -> Response {
+    let media = negotiated(&request);
     let id = request_id(&request);
     let address = client_address(&request);
     let (parts, body) = request.into_parts();
@@ -87,7 +90,7 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
     if let Some(address) = address {
         batch = batch.data(address);
     }
-    respond(state.schema.execute_batch(batch).await)
+    respond(state.schema.execute_batch(batch).await, media)
 }
 
 /// `GET /graphql`: a WebSocket upgrade, or a query in the query string.
@@ -96,6 +99,7 @@ pub async fn get_or_upgrade(State(state): State<AppState>, request: Request) -> 
     if is_websocket_upgrade(request.headers()) {
         return ws::upgrade(state, request).await;
     }
+    let media = negotiated(&request);
     let id = request_id(&request);
     let address = client_address(&request);
     let auth = match authenticate(&state, request.headers(), &id).await {
@@ -136,9 +140,20 @@ pub async fn get_or_upgrade(State(state): State<AppState>, request: Request) -> 
     if let Some(address) = address {
         graphql_request = graphql_request.data(address);
     }
-    respond(BatchResponse::Single(
-        state.schema.execute(graphql_request).await,
-    ))
+    respond(
+        BatchResponse::Single(state.schema.execute(graphql_request).await),
+        media,
+    )
+}
+
+/// The media type the answer will go out as (the GraphQL type when the
+/// negotiation layer is not in front, as in unit tests).
+fn negotiated(request: &Request) -> Negotiated {
+    request
+        .extensions()
+        .get::<Negotiated>()
+        .copied()
+        .unwrap_or(Negotiated(GRAPHQL_RESPONSE))
 }
 
 /// Seconds a client is asked to wait after a 503 or a 429.
@@ -146,9 +161,11 @@ const RETRY_AFTER_SECONDS: u64 = 1;
 
 /// The HTTP response for GraphQL responses: 503 with `Retry-After` when the
 /// database could not be reached in time (the request may simply be
-/// retried), 429 with `Retry-After` when the viewer is rate limited; else as
-/// async-graphql answers.
-fn respond(batch: BatchResponse) -> Response {
+/// retried), 429 with `Retry-After` when the viewer is rate limited; a
+/// request error (nothing ran: it did not parse, validate or resolve its
+/// persisted query) is 400 without `data` in the GraphQL-over-HTTP type and
+/// 200 in plain JSON, as the GraphQL-over-HTTP spec asks; else 200.
+fn respond(batch: BatchResponse, media: Negotiated) -> Response {
     let responses: Vec<&async_graphql::Response> = match &batch {
         BatchResponse::Single(response) => vec![response],
         BatchResponse::Batch(responses) => responses.iter().collect(),
@@ -179,6 +196,13 @@ fn respond(batch: BatchResponse) -> Response {
     } else {
         None
     };
+    if status.is_none()
+        && media.is_graphql_response()
+        && let BatchResponse::Single(single) = &batch
+        && is_request_error(single)
+    {
+        return request_error(single);
+    }
     let mut response = GraphQLResponse::from(batch).into_response();
     if let Some(status) = status {
         *response.status_mut() = status;
@@ -187,6 +211,34 @@ fn respond(batch: BatchResponse) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
     }
     response
+}
+
+/// True when nothing of the request ran: no data, and every error is about
+/// the request (none has a path into the result).
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty())
+}
+
+/// A request error in the GraphQL-over-HTTP type: 400, and no `data` entry
+/// (which would say execution started).
+fn request_error(response: &async_graphql::Response) -> Response {
+    let mut body = serde_json::to_value(response).unwrap_or_default();
+    if let Some(object) = body.as_object_mut() {
+        object.remove("data");
+    }
+    let mut answer = (
+        StatusCode::BAD_REQUEST,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(GRAPHQL_RESPONSE),
+        )],
+        body.to_string(),
+    )
+        .into_response();
+    answer.headers_mut().extend(response.http_headers.clone());
+    answer
 }
 
 /// Reads a POST body: one request object, or an array of 1 to `max_batch`.

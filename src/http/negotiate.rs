@@ -20,9 +20,21 @@ pub const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 /// The legacy type.
 pub const JSON: &str = "application/json";
 
+/// The media type a `/graphql` answer goes out as, for handlers whose status
+/// depends on it (a request error is 400 in the GraphQL type, 200 in plain JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated(pub &'static str);
+
+impl Negotiated {
+    /// True for `application/graphql-response+json`.
+    pub fn is_graphql_response(self) -> bool {
+        self.0 == GRAPHQL_RESPONSE
+    }
+}
+
 /// Sets the negotiated media type on `/graphql`'s JSON answers, and gives
 /// its bodiless error answers a GraphQL error body.
-pub async fn negotiate(request: Request, next: Next) -> Response {
+pub async fn negotiate(mut request: Request, next: Next) -> Response {
     if request.uri().path() != "/graphql" {
         return next.run(request).await;
     }
@@ -31,6 +43,7 @@ pub async fn negotiate(request: Request, next: Next) -> Response {
     } else {
         GRAPHQL_RESPONSE
     };
+    request.extensions_mut().insert(Negotiated(media));
     let mut response = next.run(request).await;
     let is_json = response
         .headers()

@@ -33,6 +33,7 @@ crate::on_both_backends!(
     the_explorer_loads_everything_from_the_server_itself,
     a_body_over_the_limit_gets_a_graphql_error,
     the_feed_position_is_one_query_away,
+    request_errors_are_400_in_the_graphql_type_and_200_in_plain_json,
     comment_events_name_the_comment_by_its_global_id,
 );
 
@@ -593,4 +594,52 @@ async fn comment_events_name_the_comment_by_its_global_id(backend: Backend) {
         )
         .await;
     assert_eq!(node["node"]["body"], "New batteries did not help");
+}
+
+/// The GraphQL-over-HTTP spec: a request that did not run (it did not parse
+/// or validate) is 400 without `data` in `application/graphql-response+json`,
+/// 200 in `application/json`; an error while running is 200 with `data`.
+async fn request_errors_are_400_in_the_graphql_type_and_200_in_plain_json(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.token("ada", Role::Admin);
+    let send = |query: &'static str, accept: &'static str| {
+        let request = app
+            .client
+            .post(app.url("/graphql"))
+            .bearer_auth(&token)
+            .header("accept", accept)
+            .json(&json!({"query": query}));
+        async move {
+            let response = request.send().await.expect("sent");
+            let status = response.status();
+            let media = header(&response, "content-type")
+                .unwrap_or_default()
+                .to_owned();
+            (status, media, response.json::<Value>().await.expect("json"))
+        }
+    };
+    for (query, code) in [
+        ("{ viewer { id ", "GRAPHQL_PARSE_FAILED"),
+        ("{ viewer { noSuchField } }", "GRAPHQL_VALIDATION_FAILED"),
+    ] {
+        let (status, media, body) = send(query, "application/graphql-response+json").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(media, "application/graphql-response+json");
+        assert!(body.get("data").is_none(), "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], code, "{body}");
+
+        let (status, media, body) = send(query, "application/json").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(media, "application/json");
+        assert_eq!(body["errors"][0]["extensions"]["code"], code, "{body}");
+    }
+    // An error from a resolver: execution ran, so 200 with `data`.
+    let (status, _, body) = send(
+        "mutation { transitionTicket(input: {id: \"VGlja2V0Ojk5OTk\", to: RESOLVED}) { ticket { id } } }",
+        "application/graphql-response+json",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("data").is_some(), "{body}");
+    assert!(body["errors"][0]["path"].is_array(), "{body}");
 }

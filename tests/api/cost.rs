@@ -60,7 +60,8 @@ async fn every_list_is_priced_and_type_cycles_are_refused_before_any_sql(backend
         for query in priced_out {
             let before = app.statements().await;
             let (status, body) = app.graphql(query, Some(&who.token)).await;
-            assert_eq!(status, StatusCode::OK, "{body}");
+            // Refused before it ran: a request error.
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
             assert_eq!(
                 error_code(&body),
                 Some("GRAPHQL_VALIDATION_FAILED"),
