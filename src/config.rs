@@ -481,7 +481,8 @@ pub enum PersistedQueries {
     Only,
 }
 
-/// The signing algorithms the service accepts, one at a time.
+/// The signing algorithms the service accepts: one with a static key, the
+/// configured list with an identity provider's key set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[value(rename_all = "UPPER")]
 pub enum JwtAlgorithm {
@@ -489,14 +490,33 @@ pub enum JwtAlgorithm {
     Hs256,
     /// RSA PKCS#1 v1.5 with SHA-256 and a PEM public key.
     Rs256,
+    /// RSA-PSS with SHA-256 and a PEM public key.
+    Ps256,
     /// ECDSA P-256 with SHA-256 and a PEM public key.
     Es256,
+    /// Ed25519 and a PEM public key.
+    #[value(name = "EdDSA")]
+    EdDsa,
+}
+
+impl JwtAlgorithm {
+    /// The algorithm as jsonwebtoken names it.
+    pub fn jsonwebtoken(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Self::Hs256 => jsonwebtoken::Algorithm::HS256,
+            Self::Rs256 => jsonwebtoken::Algorithm::RS256,
+            Self::Ps256 => jsonwebtoken::Algorithm::PS256,
+            Self::Es256 => jsonwebtoken::Algorithm::ES256,
+            Self::EdDsa => jsonwebtoken::Algorithm::EdDSA,
+        }
+    }
 }
 
 /// How tokens are checked.
 #[derive(Debug, Clone, Args)]
 pub struct JwtSettings {
-    /// The one accepted algorithm.
+    /// The one accepted algorithm with a static key (a key set has
+    /// `ITSM_JWKS_ALGORITHMS`).
     #[arg(
         long,
         env = "ITSM_JWT_ALGORITHM",
@@ -511,11 +531,11 @@ pub struct JwtSettings {
     #[arg(long, env = "ITSM_JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<Secret>,
 
-    /// RS256/ES256 public key: a PEM file path, or the PEM text itself.
+    /// RS256/PS256/ES256/EdDSA public key: a PEM file path, or the PEM text itself.
     #[arg(long, env = "ITSM_JWT_PUBLIC_KEY", global = true)]
     pub jwt_public_key: Option<String>,
 
-    /// RS256/ES256 private key (PEM file path or text), used only by `itsm token`.
+    /// The matching private key (PEM file path or text), used only by `itsm token`.
     #[arg(
         long,
         env = "ITSM_JWT_PRIVATE_KEY",
@@ -540,6 +560,43 @@ pub struct JwtSettings {
     /// Clock skew tolerated on `exp` and `nbf`.
     #[arg(long, env = "ITSM_JWT_LEEWAY", default_value = "30s", value_parser = parse_duration, global = true)]
     pub jwt_leeway: Duration,
+
+    /// An identity provider's JSON Web Key Set: tokens are checked with the
+    /// key their `kid` names, fetched and cached (instead of a static key).
+    #[arg(long, env = "ITSM_JWT_JWKS_URL", global = true)]
+    pub jwt_jwks_url: Option<String>,
+
+    /// An OpenID Connect issuer: its `/.well-known/openid-configuration`
+    /// names the key set, and tokens must carry it as `iss` (unless
+    /// `ITSM_JWT_ISSUER` says otherwise).
+    #[arg(long, env = "ITSM_OIDC_ISSUER", global = true)]
+    pub oidc_issuer: Option<String>,
+
+    /// The algorithms accepted with a key set, comma-separated: `RS256`,
+    /// `PS256`, `ES256`, `EdDSA`. A key that names its algorithm is used
+    /// only with that one.
+    #[arg(
+        long,
+        env = "ITSM_JWKS_ALGORITHMS",
+        value_enum,
+        ignore_case = true,
+        value_delimiter = ',',
+        default_value = "RS256",
+        global = true
+    )]
+    pub jwks_algorithms: Vec<JwtAlgorithm>,
+
+    /// The shortest time a fetched key set is kept (a smaller
+    /// `Cache-Control: max-age` is raised to it), and the least time between
+    /// two fetches, so unknown `kid`s cannot make the service hammer the
+    /// identity provider.
+    #[arg(long, env = "ITSM_JWKS_CACHE_MIN", default_value = "1m", value_parser = parse_duration, global = true)]
+    pub jwks_cache_min: Duration,
+
+    /// The longest time a fetched key set is kept before it is fetched
+    /// again (a larger `max-age` is lowered to it; none means this).
+    #[arg(long, env = "ITSM_JWKS_CACHE_MAX", default_value = "1h", value_parser = parse_duration, global = true)]
+    pub jwks_cache_max: Duration,
 }
 
 /// Log output.

@@ -41,6 +41,9 @@ impl Application {
         let keys = JwtKeys::load(&settings)?;
         match keys.source() {
             KeySource::Configured => {}
+            KeySource::KeySet(from) => {
+                tracing::info!(%from, "tokens are checked with the identity provider's key set");
+            }
             KeySource::DevelopmentFile(path) => tracing::warn!(
                 path = %path.display(),
                 "no JWT key configured: using a generated DEVELOPMENT secret; \

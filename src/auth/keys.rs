@@ -1,7 +1,9 @@
 //! JWT keys: which key checks tokens, and (for `itsm token`) which key signs them.
 //!
-//! Exactly one algorithm is accepted, so a token signed with another one (`none`,
-//! or HS256 with an RSA public key as its "secret") fails the header check.
+//! With a static key exactly one algorithm is accepted, so a token signed with
+//! another one (`none`, or HS256 with an RSA public key as its "secret") fails
+//! the header check. With an identity provider's key set (`jwks`), the key is
+//! the one the token's `kid` names, for the configured algorithms only.
 
 use crate::{
     config::{JwtAlgorithm, Settings},
@@ -20,7 +22,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde_json::{Map, Value, json};
 
-use super::Role;
+use super::{
+    Role,
+    jwks::{KeyError, KeySetSource, RemoteKeys},
+};
 
 /// The shortest accepted HS256 secret, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -37,6 +42,8 @@ pub enum KeySource {
     DevelopmentFile(PathBuf),
     /// A generated development secret that lives only in memory.
     Ephemeral,
+    /// An identity provider's key set, fetched from this URL or issuer.
+    KeySet(String),
 }
 
 /// What a valid token says about its bearer.
@@ -64,12 +71,24 @@ pub enum TokenError {
     /// A text claim holds a control character (a NUL, a newline, ...).
     #[error("the `{0}` claim holds a control character")]
     ControlCharacter(&'static str),
+    /// No key of the identity provider checks it.
+    #[error("token rejected: {0}")]
+    Key(#[from] KeyError),
+}
+
+/// What checks a token's signature.
+enum Verifier {
+    /// One configured (or development) key.
+    Static(DecodingKey),
+    /// An identity provider's key set.
+    KeySet(std::sync::Arc<RemoteKeys>),
 }
 
 /// Checks tokens and, where a private key or secret is at hand, mints them.
 pub struct JwtKeys {
     algorithm: Algorithm,
-    decoding: DecodingKey,
+    /// What checks signatures.
+    verifier: Verifier,
     encoding: Option<EncodingKey>,
     validation: Validation,
     role_claim: Option<String>,
@@ -92,6 +111,9 @@ impl JwtKeys {
     /// configured and that is allowed (SQLite, or `--dev`).
     pub fn load(settings: &Settings) -> anyhow::Result<Self> {
         let jwt = &settings.jwt;
+        if jwt.jwt_jwks_url.is_some() || jwt.oidc_issuer.is_some() {
+            return Self::from_key_set(settings);
+        }
         let (algorithm, decoding, encoding, source) = match jwt.jwt_algorithm {
             JwtAlgorithm::Hs256 => {
                 if jwt.jwt_public_key.is_some() {
@@ -134,18 +156,26 @@ impl JwtKeys {
                     .map(|key| pem_text(key.expose()))
                     .transpose()
                     .context("could not read ITSM_JWT_PRIVATE_KEY")?;
-                let (algorithm, decoding, encoding) = if asymmetric == JwtAlgorithm::Rs256 {
-                    (
-                        Algorithm::RS256,
+                let (algorithm, decoding, encoding) = match asymmetric {
+                    JwtAlgorithm::Rs256 | JwtAlgorithm::Ps256 => (
+                        asymmetric.jsonwebtoken(),
                         DecodingKey::from_rsa_pem(public.as_bytes())
                             .context("ITSM_JWT_PUBLIC_KEY is not an RSA public key in PEM")?,
                         private
                             .map(|p| EncodingKey::from_rsa_pem(p.as_bytes()))
                             .transpose()
                             .context("ITSM_JWT_PRIVATE_KEY is not an RSA private key in PEM")?,
-                    )
-                } else {
-                    (
+                    ),
+                    JwtAlgorithm::EdDsa => (
+                        Algorithm::EdDSA,
+                        DecodingKey::from_ed_pem(public.as_bytes())
+                            .context("ITSM_JWT_PUBLIC_KEY is not an Ed25519 public key in PEM")?,
+                        private
+                            .map(|p| EncodingKey::from_ed_pem(p.as_bytes()))
+                            .transpose()
+                            .context("ITSM_JWT_PRIVATE_KEY is not an Ed25519 private key in PEM")?,
+                    ),
+                    _ => (
                         Algorithm::ES256,
                         DecodingKey::from_ec_pem(public.as_bytes())
                             .context("ITSM_JWT_PUBLIC_KEY is not a P-256 public key in PEM")?,
@@ -153,39 +183,61 @@ impl JwtKeys {
                             .map(|p| EncodingKey::from_ec_pem(p.as_bytes()))
                             .transpose()
                             .context("ITSM_JWT_PRIVATE_KEY is not a P-256 private key in PEM")?,
-                    )
+                    ),
                 };
                 (algorithm, decoding, encoding, KeySource::Configured)
             }
         };
 
-        let mut validation = Validation::new(algorithm);
-        validation.algorithms = vec![algorithm];
-        validation.leeway = jwt.jwt_leeway.as_secs();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        let mut required = vec!["exp", "sub"];
-        if let Some(issuer) = &jwt.jwt_issuer {
-            validation.set_issuer(&[issuer]);
-            required.push("iss");
-        }
-        if jwt.jwt_audience.is_empty() {
-            validation.validate_aud = false;
-        } else {
-            validation.set_audience(&jwt.jwt_audience);
-            required.push("aud");
-        }
-        validation.set_required_spec_claims(&required);
-
         Ok(Self {
             algorithm,
-            decoding,
+            verifier: Verifier::Static(decoding),
             encoding,
-            validation,
+            validation: validation(jwt, vec![algorithm], jwt.jwt_issuer.as_deref()),
             role_claim: jwt.jwt_role_claim.clone(),
             issuer: jwt.jwt_issuer.clone(),
             audience: jwt.jwt_audience.first().cloned(),
             source,
+        })
+    }
+
+    /// Keys from an identity provider's key set (`ITSM_JWT_JWKS_URL`, or the
+    /// one `ITSM_OIDC_ISSUER`'s discovery document names).
+    fn from_key_set(settings: &Settings) -> anyhow::Result<Self> {
+        let jwt = &settings.jwt;
+        if jwt.jwt_secret.is_some() || jwt.jwt_public_key.is_some() {
+            bail!(
+                "ITSM_JWT_JWKS_URL or ITSM_OIDC_ISSUER is set together with a static key \
+                 (ITSM_JWT_SECRET or ITSM_JWT_PUBLIC_KEY): keep one of them"
+            );
+        }
+        let (source, described) = match (&jwt.jwt_jwks_url, &jwt.oidc_issuer) {
+            (Some(url), _) => (KeySetSource::Jwks(url.clone()), url.clone()),
+            (None, Some(issuer)) => (KeySetSource::Issuer(issuer.clone()), issuer.clone()),
+            (None, None) => bail!("no key set configured"),
+        };
+        let algorithms: Vec<Algorithm> = jwt
+            .jwks_algorithms
+            .iter()
+            .map(|a| a.jsonwebtoken())
+            .collect();
+        let remote = RemoteKeys::new(
+            source,
+            algorithms.clone(),
+            jwt.jwks_cache_min,
+            jwt.jwks_cache_max,
+        )?;
+        // The issuer tokens must name: the one configured, else the OIDC issuer.
+        let issuer = jwt.jwt_issuer.clone().or_else(|| jwt.oidc_issuer.clone());
+        Ok(Self {
+            algorithm: algorithms[0],
+            verifier: Verifier::KeySet(remote),
+            encoding: None,
+            validation: validation(jwt, algorithms, issuer.as_deref()),
+            role_claim: jwt.jwt_role_claim.clone(),
+            issuer,
+            audience: jwt.jwt_audience.first().cloned(),
+            source: KeySource::KeySet(described),
         })
     }
 
@@ -195,18 +247,31 @@ impl JwtKeys {
     }
 
     /// Checks a token and reads its claims.
-    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        self.verify_with_expiry(token).map(|(claims, _)| claims)
+    pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        self.verify_with_expiry(token)
+            .await
+            .map(|(claims, _)| claims)
     }
 
     /// Checks a token; returns its claims and when it stops being accepted
     /// (`exp` plus the leeway), in seconds since the epoch.
-    pub fn verify_with_expiry(&self, token: &str) -> Result<(Claims, Option<u64>), TokenError> {
-        let data = jsonwebtoken::decode::<Map<String, Value>>(
-            token.trim(),
-            &self.decoding,
-            &self.validation,
-        )?;
+    pub async fn verify_with_expiry(
+        &self,
+        token: &str,
+    ) -> Result<(Claims, Option<u64>), TokenError> {
+        let token = token.trim();
+        let data = match &self.verifier {
+            Verifier::KeySet(remote) => {
+                let header = jsonwebtoken::decode_header(token)?;
+                let (key, algorithm) = remote.key_for(&header).await?;
+                let mut validation = self.validation.clone();
+                validation.algorithms = vec![algorithm];
+                jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)?
+            }
+            Verifier::Static(key) => {
+                jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation)?
+            }
+        };
         let claims = data.claims;
         // Claims follow the input policy of every other text: a control
         // character refuses the token rather than reaching the database.
@@ -279,6 +344,32 @@ impl JwtKeys {
         }
         jsonwebtoken::encode(&Header::new(self.algorithm), &body, key).context("could not sign")
     }
+}
+
+/// What every accepted token must satisfy besides its signature.
+fn validation(
+    jwt: &crate::config::JwtSettings,
+    algorithms: Vec<Algorithm>,
+    issuer: Option<&str>,
+) -> Validation {
+    let mut validation = Validation::new(algorithms[0]);
+    validation.algorithms = algorithms;
+    validation.leeway = jwt.jwt_leeway.as_secs();
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    let mut required = vec!["exp", "sub"];
+    if let Some(issuer) = issuer {
+        validation.set_issuer(&[issuer]);
+        required.push("iss");
+    }
+    if jwt.jwt_audience.is_empty() {
+        validation.validate_aud = false;
+    } else {
+        validation.set_audience(&jwt.jwt_audience);
+        required.push("aud");
+    }
+    validation.set_required_spec_claims(&required);
+    validation
 }
 
 /// Reads PEM text given inline or as a file path.
@@ -411,13 +502,40 @@ mod tests {
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
-    #[test]
-    fn a_minted_token_verifies_to_the_same_claims() {
+    #[tokio::test]
+    async fn a_minted_token_verifies_to_the_same_claims() {
         let keys = keys(&["--jwt-secret", SECRET]);
         let token = keys
             .mint(&alice(), Duration::from_secs(60))
             .unwrap_or_else(|e| panic!("{e:#}"));
-        assert_eq!(keys.verify(&token).ok(), Some(alice()));
+        assert_eq!(keys.verify(&token).await.ok(), Some(alice()));
+    }
+
+    #[test]
+    fn a_key_set_is_configured_alone_and_never_for_shared_secrets() {
+        let issuer = ["--oidc-issuer", "https://login.example.com/realms/it"];
+        let both = JwtKeys::load(&settings(
+            &[&issuer[..], &["--jwt-secret", SECRET]].concat(),
+        ))
+        .err()
+        .map(|e| e.to_string());
+        assert!(both.is_some_and(|e| e.contains("keep one of them")));
+        let hs = JwtKeys::load(&settings(
+            &[&issuer[..], &["--jwks-algorithms", "HS256"]].concat(),
+        ))
+        .err()
+        .map(|e| e.to_string());
+        assert!(hs.is_some_and(|e| e.contains("shared secret")));
+        let keys = keys(&[&issuer[..], &["--jwks-algorithms", "rs256,EdDSA,es256"]].concat());
+        assert_eq!(
+            keys.source(),
+            &KeySource::KeySet("https://login.example.com/realms/it".into())
+        );
+        assert_eq!(
+            keys.validation.algorithms,
+            [Algorithm::RS256, Algorithm::EdDSA, Algorithm::ES256]
+        );
+        assert!(keys.mint(&alice(), Duration::from_secs(60)).is_err());
     }
 
     #[test]
@@ -442,8 +560,8 @@ mod tests {
         assert_eq!(keys.source(), &KeySource::Ephemeral);
     }
 
-    #[test]
-    fn the_development_secret_is_created_once_and_private() {
+    #[tokio::test]
+    async fn the_development_secret_is_created_once_and_private() {
         let dir = std::env::temp_dir().join(format!("itsm-keys-{}", uuid::Uuid::new_v4()));
         let db = dir.join("x.db");
         let url = format!("sqlite://{}", db.display());
@@ -454,7 +572,10 @@ mod tests {
         let token = first
             .mint(&alice(), Duration::from_secs(60))
             .unwrap_or_else(|e| panic!("{e:#}"));
-        assert!(second.verify(&token).is_ok(), "both loads share the secret");
+        assert!(
+            second.verify(&token).await.is_ok(),
+            "both loads share the secret"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -1,6 +1,7 @@
 //! Authentication at the edge: a bearer token becomes a [`Viewer`] once per
 //! HTTP request or WebSocket connection, and resolvers read it from the context.
 
+mod jwks;
 mod keys;
 mod provision;
 
@@ -86,6 +87,7 @@ impl Authenticator {
         let (claims, expires_at) = self
             .keys
             .verify_with_expiry(token)
+            .await
             .map_err(|e| AuthError::Rejected(e.to_string()))?;
         let user = provision(&self.db, &claims)
             .await

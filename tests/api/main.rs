@@ -17,6 +17,7 @@ mod fuzz;
 mod graphql;
 mod hardening;
 mod health;
+mod idp;
 mod lifecycle;
 mod live;
 mod nodes;

@@ -70,7 +70,10 @@ pub async fn spawn_on_url(db: TestDatabase, url: &str, args: &[&str]) -> TestApp
     if !args.contains(&"--listen") {
         argv.extend(["--listen", "127.0.0.1:0"]);
     }
-    if !args.iter().any(|a| a.starts_with("--jwt")) {
+    if !args
+        .iter()
+        .any(|a| a.starts_with("--jwt") || a.starts_with("--oidc"))
+    {
         argv.extend(["--jwt-secret", TEST_SECRET]);
     }
     argv.extend_from_slice(args);
