@@ -552,10 +552,34 @@ pub struct JwtSettings {
     #[arg(long, env = "ITSM_JWT_AUDIENCE", value_delimiter = ',', global = true)]
     pub jwt_audience: Vec<String>,
 
-    /// Claim holding the role(s): a name, or a dotted path such as
-    /// `realm_access.roles`. By default `role`, or `roles` when `role` is absent.
-    #[arg(long, env = "ITSM_JWT_ROLE_CLAIM", global = true)]
-    pub jwt_role_claim: Option<String>,
+    /// Claims holding role names, comma-separated: names, or dotted paths
+    /// such as `realm_access.roles` (Keycloak), `resource_access.itsm.roles`,
+    /// `groups` (Okta) or a namespaced `https://itsm.example.com/roles`
+    /// (Auth0); the names of all of them count. By default `role`, or `roles`
+    /// when `role` is absent (Entra ID app roles).
+    #[arg(
+        long,
+        env = "ITSM_JWT_ROLE_CLAIM",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub jwt_role_claim: Vec<String>,
+
+    /// The identity provider's role names for ours, comma-separated
+    /// `name=ROLE` pairs (`itsm-agent=AGENT,helpdesk=AGENT,itsm-admin=ADMIN`),
+    /// matched ignoring case. When set, only mapped names count.
+    #[arg(long, env = "ITSM_JWT_ROLE_MAP", value_delimiter = ',', global = true)]
+    pub jwt_role_map: Vec<String>,
+
+    /// The role of a token that names no known role: `requester`,
+    /// `integration`, `agent`, `manager`, `admin`, or `none` to refuse it.
+    #[arg(
+        long,
+        env = "ITSM_JWT_DEFAULT_ROLE",
+        default_value = "requester",
+        global = true
+    )]
+    pub jwt_default_role: String,
 
     /// Clock skew tolerated on `exp` and `nbf`.
     #[arg(long, env = "ITSM_JWT_LEEWAY", default_value = "30s", value_parser = parse_duration, global = true)]

@@ -23,7 +23,7 @@ use rand::RngCore;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Role,
+    Role, RoleRules,
     jwks::{KeyError, KeySetSource, RemoteKeys},
 };
 
@@ -71,6 +71,9 @@ pub enum TokenError {
     /// A text claim holds a control character (a NUL, a newline, ...).
     #[error("the `{0}` claim holds a control character")]
     ControlCharacter(&'static str),
+    /// No claim names a known role, and tokens without one are refused.
+    #[error("the token names no known role (ITSM_JWT_DEFAULT_ROLE=none)")]
+    NoRole,
     /// No key of the identity provider checks it.
     #[error("token rejected: {0}")]
     Key(#[from] KeyError),
@@ -91,7 +94,7 @@ pub struct JwtKeys {
     verifier: Verifier,
     encoding: Option<EncodingKey>,
     validation: Validation,
-    role_claim: Option<String>,
+    roles: RoleRules,
     issuer: Option<String>,
     audience: Option<String>,
     source: KeySource,
@@ -194,7 +197,7 @@ impl JwtKeys {
             verifier: Verifier::Static(decoding),
             encoding,
             validation: validation(jwt, vec![algorithm], jwt.jwt_issuer.as_deref()),
-            role_claim: jwt.jwt_role_claim.clone(),
+            roles: role_rules(jwt)?,
             issuer: jwt.jwt_issuer.clone(),
             audience: jwt.jwt_audience.first().cloned(),
             source,
@@ -234,7 +237,7 @@ impl JwtKeys {
             verifier: Verifier::KeySet(remote),
             encoding: None,
             validation: validation(jwt, algorithms, issuer.as_deref()),
-            role_claim: jwt.jwt_role_claim.clone(),
+            roles: role_rules(jwt)?,
             issuer,
             audience: jwt.jwt_audience.first().cloned(),
             source: KeySource::KeySet(described),
@@ -275,7 +278,15 @@ impl JwtKeys {
         let claims = data.claims;
         // Claims follow the input policy of every other text: a control
         // character refuses the token rather than reaching the database.
-        for name in ["sub", "email", "name", "preferred_username"] {
+        for name in [
+            "sub",
+            "email",
+            "upn",
+            "name",
+            "preferred_username",
+            "given_name",
+            "family_name",
+        ] {
             if claims
                 .get(name)
                 .and_then(Value::as_str)
@@ -304,12 +315,25 @@ impl JwtKeys {
             .get("exp")
             .and_then(Value::as_u64)
             .map(|exp| exp.saturating_add(self.validation.leeway));
+        // The standard OpenID Connect claims; Entra ID's `upn` when it has no `email`.
+        let given = [
+            text("given_name", MAX_NAME_CHARS),
+            text("family_name", MAX_NAME_CHARS),
+        ];
+        let full_name = given
+            .iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
         let claims = Claims {
             subject,
-            email: text("email", MAX_EMAIL_CHARS),
+            email: text("email", MAX_EMAIL_CHARS)
+                .or_else(|| text("upn", MAX_EMAIL_CHARS).filter(|upn| upn.contains('@'))),
             name: text("name", MAX_NAME_CHARS)
-                .or_else(|| text("preferred_username", MAX_NAME_CHARS)),
-            role: Role::from_claims(&claims, self.role_claim.as_deref()),
+                .or_else(|| text("preferred_username", MAX_NAME_CHARS))
+                .or_else(|| (!full_name.is_empty()).then_some(full_name)),
+            role: self.roles.role_of(&claims).ok_or(TokenError::NoRole)?,
         };
         Ok((claims, expires_at))
     }
@@ -344,6 +368,41 @@ impl JwtKeys {
         }
         jsonwebtoken::encode(&Header::new(self.algorithm), &body, key).context("could not sign")
     }
+}
+
+/// How roles are read from claims, from the settings.
+fn role_rules(jwt: &crate::config::JwtSettings) -> anyhow::Result<RoleRules> {
+    let map = jwt
+        .jwt_role_map
+        .iter()
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| {
+            let (theirs, ours) = pair
+                .split_once('=')
+                .with_context(|| format!("ITSM_JWT_ROLE_MAP: `{pair}` is not `name=ROLE`"))?;
+            let role = Role::parse(ours).with_context(|| {
+                format!("ITSM_JWT_ROLE_MAP: `{ours}` is not one of REQUESTER, INTEGRATION, AGENT, MANAGER, ADMIN")
+            })?;
+            Ok((theirs.trim().to_owned(), role))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let default =
+        match jwt.jwt_default_role.trim() {
+            none if none.eq_ignore_ascii_case("none") => None,
+            name => Some(Role::parse(name).with_context(|| {
+                format!("ITSM_JWT_DEFAULT_ROLE: `{name}` is not a role or `none`")
+            })?),
+        };
+    Ok(RoleRules {
+        claims: jwt
+            .jwt_role_claim
+            .iter()
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty())
+            .collect(),
+        map,
+        default,
+    })
 }
 
 /// What every accepted token must satisfy besides its signature.

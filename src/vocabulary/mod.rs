@@ -36,5 +36,5 @@ mod ticket;
 
 pub use catalog::{ApprovalMode, ApprovalRule, TaskTemplate};
 pub use lifecycle::{ServiceStatus, Stage};
-pub use role::Role;
+pub use role::{Role, RoleRules};
 pub use ticket::*;

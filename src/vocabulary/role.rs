@@ -76,20 +76,77 @@ impl Role {
     /// names are ignored and the highest known role wins. No known role means
     /// `REQUESTER`.
     pub fn from_claims(claims: &Map<String, Value>, claim: Option<&str>) -> Self {
-        let value = match claim {
-            Some(claim) => lookup(claims, claim),
-            None => present(claims.get("role")).or_else(|| present(claims.get("roles"))),
-        };
-        let highest = match value {
-            Some(Value::String(name)) => Self::parse(name),
-            Some(Value::Array(items)) => items
+        RoleRules {
+            claims: claim.map(|c| vec![c.to_owned()]).unwrap_or_default(),
+            ..RoleRules::default()
+        }
+        .role_of(claims)
+        .unwrap_or_default()
+    }
+}
+
+/// How an identity provider's claims become a role: which claims hold role
+/// names (Keycloak's `realm_access.roles` and `resource_access.<client>.roles`,
+/// Entra ID's `roles`, an Auth0 namespaced claim, Okta's `groups` …), what
+/// each name means here, and what a token with no known role gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleRules {
+    /// Claims (names, or dotted paths) whose names all count; none means
+    /// `role`, or `roles` when `role` is absent.
+    pub claims: Vec<String>,
+    /// The provider's names for our roles (matched ignoring case). When set,
+    /// only these names count (a provider's group called "admin" grants
+    /// nothing unless mapped); when empty, our own role names count.
+    pub map: Vec<(String, Role)>,
+    /// The role of a token with no known role; `None` refuses it.
+    pub default: Option<Role>,
+}
+
+impl Default for RoleRules {
+    fn default() -> Self {
+        Self {
+            claims: Vec::new(),
+            map: Vec::new(),
+            default: Some(Role::Requester),
+        }
+    }
+}
+
+impl RoleRules {
+    /// The highest role `claims` grant, or the default; `None` when the
+    /// token has no known role and there is no default.
+    pub fn role_of(&self, claims: &Map<String, Value>) -> Option<Role> {
+        let values: Vec<&Value> = if self.claims.is_empty() {
+            present(claims.get("role"))
+                .or_else(|| present(claims.get("roles")))
+                .into_iter()
+                .collect()
+        } else {
+            self.claims
                 .iter()
-                .filter_map(Value::as_str)
-                .filter_map(Self::parse)
-                .max(),
-            _ => None,
+                .filter_map(|claim| lookup(claims, claim))
+                .collect()
         };
-        highest.unwrap_or_default()
+        let names = values.into_iter().flat_map(|value| match value {
+            Value::String(name) => vec![name.as_str()],
+            Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        });
+        names
+            .filter_map(|name| self.meaning(name))
+            .max()
+            .or(self.default)
+    }
+
+    fn meaning(&self, name: &str) -> Option<Role> {
+        if self.map.is_empty() {
+            return Role::parse(name);
+        }
+        let name = name.trim();
+        self.map
+            .iter()
+            .find(|(theirs, _)| theirs.eq_ignore_ascii_case(name))
+            .map(|(_, ours)| *ours)
     }
 }
 
@@ -182,6 +239,48 @@ mod tests {
             Role::Admin
         );
         assert_eq!(Role::from_claims(&c, Some("groups")), Role::Requester);
+    }
+
+    #[test]
+    fn each_providers_claim_shape_maps_to_a_role() {
+        let rules = |claims: &[&str], map: &[(&str, Role)]| RoleRules {
+            claims: claims.iter().map(|c| (*c).to_owned()).collect(),
+            map: map.iter().map(|(n, r)| ((*n).to_owned(), *r)).collect(),
+            default: Some(Role::Requester),
+        };
+        // Keycloak: realm and client roles both count; the highest wins.
+        let keycloak = rules(
+            &["realm_access.roles", "resource_access.itsm.roles"],
+            &[("itsm-agent", Role::Agent), ("itsm-admin", Role::Admin)],
+        );
+        let token = claims(json!({
+            "realm_access": {"roles": ["offline_access", "itsm-agent"]},
+            "resource_access": {"itsm": {"roles": ["itsm-admin"]}, "other": {"roles": ["x"]}}
+        }));
+        assert_eq!(keycloak.role_of(&token), Some(Role::Admin));
+        // Entra ID app roles, in `roles`.
+        let entra = rules(&[], &[("Helpdesk.Manager", Role::Manager)]);
+        let token = claims(json!({"roles": ["Helpdesk.Manager"]}));
+        assert_eq!(entra.role_of(&token), Some(Role::Manager));
+        // Auth0: a namespaced claim.
+        let auth0 = rules(
+            &["https://itsm.example.com/roles"],
+            &[("helpdesk", Role::Agent)],
+        );
+        let token = claims(json!({"https://itsm.example.com/roles": ["helpdesk"]}));
+        assert_eq!(auth0.role_of(&token), Some(Role::Agent));
+        // Okta groups: with a map, an unmapped group named like our role grants nothing.
+        let okta = rules(&["groups"], &[("ITSM Admins", Role::Admin)]);
+        let mapped = claims(json!({"groups": ["Everyone", "itsm admins"]}));
+        assert_eq!(okta.role_of(&mapped), Some(Role::Admin));
+        let unmapped = claims(json!({"groups": ["admin"]}));
+        assert_eq!(okta.role_of(&unmapped), Some(Role::Requester));
+        // No known role: the default, or a refusal.
+        let strict = RoleRules {
+            default: None,
+            ..okta
+        };
+        assert_eq!(strict.role_of(&unmapped), None);
     }
 
     #[test]

@@ -28,6 +28,7 @@ crate::on_both_backends!(
     a_key_rotation_is_followed_without_a_restart,
     the_last_good_keys_serve_through_a_provider_outage,
     a_flood_of_unknown_kids_costs_the_provider_one_request,
+    each_providers_claim_shape_signs_in_with_the_right_role,
 );
 
 /// A signing key of the provider.
@@ -74,6 +75,18 @@ impl SigningKey {
     /// A token for `subject` signed with this key, naming its `kid`.
     fn token(&self, issuer: &str, subject: &str) -> String {
         self.token_with(issuer, subject, Some(self.kid))
+    }
+
+    /// A token with `claims` on top of a valid `sub`, `iss` and `exp`.
+    fn token_claims(&self, issuer: &str, claims: Value) -> String {
+        let now = jsonwebtoken::get_current_timestamp();
+        let mut body = json!({"iss": issuer, "sub": "someone", "iat": now, "exp": now + 600});
+        for (name, value) in claims.as_object().expect("claims").clone() {
+            body[name] = value;
+        }
+        let mut header = Header::new(self.algorithm);
+        header.kid = Some(self.kid.to_owned());
+        jsonwebtoken::encode(&header, &body, &self.encoding).expect("signed")
     }
 
     fn token_with(&self, issuer: &str, subject: &str, kid: Option<&str>) -> String {
@@ -397,4 +410,127 @@ async fn a_flood_of_unknown_kids_costs_the_provider_one_request(backend: Backend
         sign_in(&app, &key.token(&issuer, "still")).await.0,
         HttpStatus::OK
     );
+}
+
+/// A provider's token shape: what it is, the settings for it, the claims, and
+/// the viewer's `(role, displayName, email)` (`None`: refused).
+type Shape = (
+    &'static str,
+    &'static [&'static str],
+    Value,
+    Option<(&'static str, &'static str, &'static str)>,
+);
+
+/// Keycloak, Entra ID, Auth0 and Okta put roles in different claims, under
+/// their own names; the settings say where and what they mean here.
+async fn each_providers_claim_shape_signs_in_with_the_right_role(backend: Backend) {
+    let key = SigningKey::rsa();
+    let provider = Provider::start(&[&key], 300).await;
+    let issuer = provider.issuer.clone();
+    let shapes: [Shape; 6] = [
+        (
+            "Keycloak: realm and client roles, the highest wins",
+            &[
+                "--jwt-role-claim",
+                "realm_access.roles,resource_access.itsm.roles",
+                "--jwt-role-map",
+                "itsm-agent=AGENT,itsm-admin=ADMIN",
+            ],
+            json!({
+                "sub": "kc-1", "preferred_username": "kim", "email": "kim@example.com",
+                "realm_access": {"roles": ["offline_access", "itsm-agent"]},
+                "resource_access": {"itsm": {"roles": ["itsm-admin"]}},
+            }),
+            Some(("ADMIN", "kim", "kim@example.com")),
+        ),
+        (
+            "Entra ID: app roles in `roles`, the app id URI as audience, the UPN as email",
+            &[
+                "--jwt-role-map",
+                "Helpdesk.Agent=AGENT,Helpdesk.Manager=MANAGER",
+                "--jwt-audience",
+                "api://itsm",
+            ],
+            json!({
+                "sub": "entra-1", "aud": "api://itsm", "name": "Erin Entra",
+                "upn": "erin@contoso.example", "roles": ["Helpdesk.Manager"],
+            }),
+            Some(("MANAGER", "Erin Entra", "erin@contoso.example")),
+        ),
+        (
+            "Auth0: a namespaced claim",
+            &[
+                "--jwt-role-claim",
+                "https://itsm.example.com/roles",
+                "--jwt-role-map",
+                "helpdesk=AGENT",
+            ],
+            json!({
+                "sub": "auth0|42", "name": "Ash", "email": "ash@example.com",
+                "https://itsm.example.com/roles": ["helpdesk"],
+            }),
+            Some(("AGENT", "Ash", "ash@example.com")),
+        ),
+        (
+            "Okta: groups, names from given_name and family_name",
+            &[
+                "--jwt-role-claim",
+                "groups",
+                "--jwt-role-map",
+                "ITSM Admins=ADMIN",
+            ],
+            json!({
+                "sub": "okta-1", "given_name": "Grace", "family_name": "Hopper",
+                "email": "grace@example.com", "groups": ["Everyone", "ITSM Admins"],
+            }),
+            Some(("ADMIN", "Grace Hopper", "grace@example.com")),
+        ),
+        (
+            "A mapped provider: an unmapped group named like our role grants nothing",
+            &[
+                "--jwt-role-claim",
+                "groups",
+                "--jwt-role-map",
+                "ITSM Admins=ADMIN",
+            ],
+            json!({"sub": "okta-2", "email": "o@example.com", "groups": ["admin"]}),
+            Some(("REQUESTER", "o@example.com", "o@example.com")),
+        ),
+        (
+            "No known role, with the default set to refuse",
+            &[
+                "--jwt-role-claim",
+                "groups",
+                "--jwt-role-map",
+                "ITSM Admins=ADMIN",
+                "--jwt-default-role",
+                "none",
+            ],
+            json!({"sub": "okta-3", "groups": ["Everyone"]}),
+            None,
+        ),
+    ];
+    for (shape, settings, claims, expected) in shapes {
+        let mut args = vec!["--oidc-issuer", issuer.as_str()];
+        args.extend_from_slice(settings);
+        let app = spawn_app_with(backend, &args).await;
+        let token = key.token_claims(&issuer, claims);
+        let (status, body) = app
+            .graphql("{ viewer { role displayName email } }", Some(&token))
+            .await;
+        match expected {
+            Some((role, name, email)) => {
+                assert_eq!(status, HttpStatus::OK, "{shape}: {body}");
+                assert_eq!(
+                    body["data"]["viewer"],
+                    json!({"role": role, "displayName": name, "email": email}),
+                    "{shape}"
+                );
+            }
+            None => {
+                assert_eq!(status, HttpStatus::UNAUTHORIZED, "{shape}: {body}");
+                assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+            }
+        }
+    }
 }
