@@ -16,6 +16,7 @@ pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod lifecycle;
+pub mod metrics;
 pub mod paging;
 pub mod queue;
 pub mod routing;

@@ -78,12 +78,14 @@ impl Application {
             max_statements: settings.graphql.request_max_statements.max(1),
             max_rows: settings.graphql.request_max_rows.max(1),
         };
+        let metrics = crate::metrics::Metrics::new();
         let schema = graphql::build_schema(
             limits,
             budget,
             db.clone(),
             bus.clone(),
             persisted.clone(),
+            metrics.clone(),
             settings.dev,
         );
         let capacity = connection_capacity(&settings);
@@ -99,6 +101,7 @@ impl Application {
             bus,
             limits,
             persisted,
+            metrics,
             shutdown: shutdown_watch,
             origins: Arc::new(http::cors::Origins::from_setting(
                 &settings.http.cors_origins,

@@ -10,6 +10,7 @@ pub mod errors;
 mod heartbeat;
 pub mod input;
 pub mod loaders;
+mod observe;
 pub mod persisted;
 pub mod rate;
 pub mod relay;
@@ -86,6 +87,7 @@ pub fn build_schema(
     db: Db,
     bus: EventBus,
     persisted: std::sync::Arc<persisted::PersistedStore>,
+    metrics: crate::metrics::Metrics,
     development: bool,
 ) -> ItsmSchema {
     // Priced from the schema's own SDL: every list field is priced by construction.
@@ -95,6 +97,7 @@ pub fn build_schema(
         // Inside the policy (its errors get request ids), before the parse
         // (stored texts pass every limit a sent one does).
         .extension(persisted::PersistedQueryExtension(persisted))
+        .extension(observe::OperationMetrics(metrics))
         .extension(RequestStateFactory::new(db.clone(), budget))
         .data(db)
         .data(bus);

@@ -82,7 +82,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         }
     }
     let metrics = state.db.metrics();
-    let mut body = String::new();
+    let mut body = state.metrics.render();
     let families: [(&str, &str, &str); 3] = [
         (
             "itsm_db_statements_total",

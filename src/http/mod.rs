@@ -65,6 +65,8 @@ pub struct AppState {
     pub origins: Arc<cors::Origins>,
     /// Persisted query texts, for checks made before execution (GET's).
     pub persisted: Arc<crate::graphql::persisted::PersistedStore>,
+    /// This instance's Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -114,8 +116,11 @@ pub fn router(state: AppState) -> Router {
         router = router.route("/metrics", get(health::metrics));
     }
     let cors = state.origins.layer();
+    let metrics = state.metrics.clone();
     let router = router
         .fallback(not_found)
+        // Per route (after routing, so the pattern is known), inside the limits.
+        .layer(middleware::from_fn_with_state(metrics, count))
         .with_state(state)
         .layer(middleware)
         // Outside the limits, so their refusals are shaped and typed too.
@@ -129,11 +134,13 @@ pub fn router(state: AppState) -> Router {
 
 /// The admin listener's router: health and metrics only.
 pub fn admin_router(state: AppState) -> Router {
+    let metrics = state.metrics.clone();
     Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(health::metrics))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(metrics, count))
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -152,6 +159,42 @@ pub fn refusal_router(capacity: Arc<Capacity>) -> Router {
             get(move || async move { health::saturated(&ready, "connections") }),
         )
         .fallback(move || async move { capacity.refusal(Refusal::Connections) })
+}
+
+/// Counts each answer by route pattern, method and status, with its time.
+async fn count(
+    State(metrics): State<crate::metrics::Metrics>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = route_label(request.extensions().get::<axum::extract::MatchedPath>());
+    let method = request.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    metrics.http(
+        route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// The route pattern as a label: one of the router's own, so the label
+/// values are a small fixed set whatever paths clients ask for.
+fn route_label(matched: Option<&axum::extract::MatchedPath>) -> &'static str {
+    const ROUTES: [&str; 7] = [
+        "/",
+        "/explorer/{name}",
+        "/graphql",
+        "/schema.graphql",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ];
+    matched
+        .and_then(|path| ROUTES.into_iter().find(|route| *route == path.as_str()))
+        .unwrap_or("unmatched")
 }
 
 /// Lets a GraphQL request run only while fewer than the limit run; refuses

@@ -28,6 +28,7 @@ mod queues;
 mod routing;
 mod schema;
 mod sla;
+mod telemetry;
 mod tickets;
 mod websocket;
 mod workflow;
