@@ -19,6 +19,58 @@ mod promtool {
     async fn accepts_the_metrics(backend: Backend) {
         super::promtool_accepts_the_metrics(backend).await;
     }
+
+    /// The shipped scrape configuration and alert rules (`deploy/prometheus/`)
+    /// are what Prometheus accepts, and name metrics the service exports.
+    #[tokio::test]
+    #[ignore = "needs promtool (PROMTOOL=path; .ci/run unpacks Debian's prometheus package)"]
+    async fn accepts_the_scrape_config_and_alert_rules() {
+        let promtool = std::env::var("PROMTOOL").expect("PROMTOOL names the promtool binary");
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
+        // The config names a token file; Prometheus checks that it exists.
+        let dir = std::env::temp_dir().join(format!("itsm-prometheus-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        for file in ["prometheus.yml", "alerts.yml"] {
+            std::fs::copy(shipped.join(file), dir.join(file)).expect("copied");
+        }
+        std::fs::write(dir.join("itsm-metrics-token"), "a-token\n").expect("token file");
+        for args in [["check", "config"], ["check", "rules"]] {
+            let file = if args[1] == "config" {
+                "prometheus.yml"
+            } else {
+                "alerts.yml"
+            };
+            let output = std::process::Command::new(&promtool)
+                .args(args)
+                .arg(file)
+                .current_dir(&dir)
+                .output()
+                .expect("promtool ran");
+            assert!(
+                output.status.success(),
+                "promtool {args:?} {file}: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::fs::remove_dir_all(&dir).expect("cleaned up");
+
+        // Every itsm_ metric the rules use is a family a running server exports.
+        // (A family shows once it has a sample: after some traffic.)
+        let app = crate::helpers::spawn_app(Backend::Sqlite).await;
+        super::known_traffic(&app).await;
+        let text = super::metrics_text(&app).await;
+        let rules = std::fs::read_to_string(shipped.join("alerts.yml")).expect("rules");
+        for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("itsm_") {
+                let family = word.trim_end_matches("_bucket");
+                assert!(
+                    text.contains(&format!("# TYPE {family} ")),
+                    "{word} is not exported:\n{text}"
+                );
+            }
+        }
+    }
 }
 
 async fn metrics_text(app: &TestApp) -> String {
