@@ -38,14 +38,14 @@ type Latencies<L> = Family<L, Histogram, fn() -> Histogram>;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
     route: &'static str,
-    method: String,
+    method: &'static str,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpRouteLabels {
     route: &'static str,
-    method: String,
+    method: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -147,14 +147,17 @@ impl Metrics {
     /// Counts an HTTP answer.
     pub fn http(&self, route: &'static str, method: &str, status: u16, took: Duration) {
         let method = match method {
-            "GET" | "POST" | "OPTIONS" | "HEAD" => method.to_owned(),
-            _ => "other".to_owned(),
+            "GET" => "GET",
+            "POST" => "POST",
+            "OPTIONS" => "OPTIONS",
+            "HEAD" => "HEAD",
+            _ => "other",
         };
         self.0
             .http_requests
             .get_or_create(&HttpLabels {
                 route,
-                method: method.clone(),
+                method,
                 status,
             })
             .inc();

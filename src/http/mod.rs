@@ -168,12 +168,12 @@ async fn count(
     next: Next,
 ) -> Response {
     let route = route_label(request.extensions().get::<axum::extract::MatchedPath>());
-    let method = request.method().as_str().to_owned();
+    let method = request.method().clone();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     metrics.http(
         route,
-        &method,
+        method.as_str(),
         response.status().as_u16(),
         started.elapsed(),
     );

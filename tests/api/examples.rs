@@ -47,6 +47,15 @@ async fn all_cursors(app: &TestApp, who: &Person, queue: Option<&str>) -> Vec<St
     }
 }
 
+/// The first line an example printed for step `name`.
+fn step(lines: &[Value], name: &str) -> Value {
+    lines
+        .iter()
+        .find(|line| line["step"] == name)
+        .unwrap_or_else(|| panic!("no {name} step in {lines:?}"))
+        .clone()
+}
+
 /// The cursors of the `event` lines an integrator printed.
 fn printed_cursors(lines: &[Value]) -> Vec<String> {
     lines
@@ -250,13 +259,7 @@ async fn the_apollo_example_normalises_pages_resumes_and_persists(backend: Backe
     )
     .finished()
     .await;
-    let step = |name: &str| {
-        lines
-            .iter()
-            .find(|line| line["step"] == name)
-            .unwrap_or_else(|| panic!("no {name} step in {lines:?}"))
-            .clone()
-    };
+    let step = |name: &str| step(&lines, name);
     assert_eq!(lines.last().expect("lines")["step"], "done");
     let paginate = step("paginate");
     assert_eq!(
@@ -326,13 +329,7 @@ async fn a_portal_on_another_origin_queries_mutates_and_subscribes_in_chromium(b
     )
     .finished()
     .await;
-    let step = |name: &str| {
-        lines
-            .iter()
-            .find(|line| line["step"] == name)
-            .unwrap_or_else(|| panic!("no {name} step in {lines:?}"))
-            .clone()
-    };
+    let step = |name: &str| step(&lines, name);
     assert_eq!(lines.last().expect("lines")["step"], "done");
     assert_eq!(step("page-loaded")["origin"], page_origin.as_str());
     assert_eq!(step("signed-in")["viewer"], "Test rita.requester");
@@ -392,13 +389,7 @@ async fn the_explorer_works_with_no_network(backend: Backend) {
     )
     .finished()
     .await;
-    let step = |name: &str| {
-        lines
-            .iter()
-            .find(|line| line["step"] == name)
-            .unwrap_or_else(|| panic!("no {name} step in {lines:?}"))
-            .clone()
-    };
+    let step = |name: &str| step(&lines, name);
     assert_eq!(lines.last().expect("lines")["step"], "done");
     assert!(
         lines.iter().all(|line| line["step"] != "warnings"),

@@ -308,39 +308,33 @@ async fn the_allow_list_runs_only_the_manifest(backend: Backend) {
     assert_eq!(beat["payload"]["data"]["heartbeat"]["seq"], 1, "{beat}");
 }
 
-async fn a_manifest_that_does_not_parse_stops_the_server_starting(backend: Backend) {
-    let db = crate::helpers::TestDatabase::create(backend).await;
-    let path = manifest(db.dir(), &[("Broken", "query Broken { viewer { id ")]);
-    let settings = crate::helpers::settings(&[
+/// Why the server does not start on `db` with `args`, if it does not.
+async fn refused_start(db: &crate::helpers::TestDatabase, args: &[&str]) -> Option<anyhow::Error> {
+    let mut argv = vec![
         "--database-url",
         &db.url,
         "--listen",
         "127.0.0.1:0",
         "--jwt-secret",
         crate::helpers::TEST_SECRET,
-        "--persisted-query-manifest",
-        &path,
-    ]);
-    let error = itsm::startup::Application::build(settings)
+    ];
+    argv.extend_from_slice(args);
+    itsm::startup::Application::build(crate::helpers::settings(&argv))
         .await
         .err()
+}
+
+async fn a_manifest_that_does_not_parse_stops_the_server_starting(backend: Backend) {
+    let db = crate::helpers::TestDatabase::create(backend).await;
+    let path = manifest(db.dir(), &[("Broken", "query Broken { viewer { id ")]);
+    let error = refused_start(&db, &["--persisted-query-manifest", &path])
+        .await
         .expect("the server refuses a broken manifest");
     let message = format!("{error:#}");
     assert!(message.contains("does not parse"), "{message}");
 
-    let settings = crate::helpers::settings(&[
-        "--database-url",
-        &db.url,
-        "--listen",
-        "127.0.0.1:0",
-        "--jwt-secret",
-        crate::helpers::TEST_SECRET,
-        "--persisted-queries",
-        "only",
-    ]);
-    let error = itsm::startup::Application::build(settings)
+    let error = refused_start(&db, &["--persisted-queries", "only"])
         .await
-        .err()
         .expect("allow-list mode needs a manifest");
     assert!(format!("{error:#}").contains("--persisted-query-manifest"));
 }
