@@ -308,6 +308,8 @@ async fn the_example_subscriber_backs_off_as_told_and_resumes_where_it_left_off(
             json!({"q": queue}),
         )
         .await;
+    // Its starting point fixed before the incident, so the incident reaches it.
+    app.wait_for_subscriptions(1).await;
     let _second = WsClient::signed_in(&app, &agent).await;
     let third = WsClient::signed_in(&app, &agent).await;
     app.incident(&agent, "Seen before", "LOW", "LOW", Some(&queue))
