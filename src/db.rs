@@ -35,6 +35,9 @@ pub struct Db {
     writer: DatabaseConnection,
     metrics: Arc<Metrics>,
     signals: Arc<Signals>,
+    /// Whether reads have a pool of their own (SQLite files) or share the
+    /// writer's (PostgreSQL, in-memory SQLite).
+    separate_reader: bool,
 }
 
 /// What one request may take from the database.
@@ -184,14 +187,19 @@ impl Gate {
 pub struct Reader {
     conn: DatabaseConnection,
     gate: Option<Arc<Gate>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Reader {
     async fn enter(&self) -> Result<Option<Entered<'_>>, DbErr> {
-        match &self.gate {
+        let entered = match &self.gate {
             Some(gate) => gate.enter().await.map(Some),
             None => Ok(None),
+        };
+        if exhausted(&self.conn) {
+            self.metrics.read_waits.fetch_add(1, Ordering::Relaxed);
         }
+        entered
     }
 
     fn read(&self, rows: usize) -> Result<(), DbErr> {
@@ -337,6 +345,140 @@ pub struct Metrics {
     pub requests: Counters,
     /// Statements run by background tasks.
     pub background: Counters,
+    /// Reads that found the read pool exhausted, and so waited for a connection.
+    read_waits: AtomicU64,
+    /// Transactions that found the write pool exhausted.
+    write_waits: AtomicU64,
+}
+
+/// Whether a statement on `conn` now has to wait for a connection: none is
+/// idle and the pool is at its maximum.
+fn exhausted(conn: &DatabaseConnection) -> bool {
+    let (size, idle, max) = pool_usage(conn);
+    idle == 0 && size >= max
+}
+
+/// A pool's connections: open, idle, most allowed.
+fn pool_usage(conn: &DatabaseConnection) -> (u32, u32, u32) {
+    let usage = |size: u32, idle: usize, max: u32| (size, u32::try_from(idle).unwrap_or(size), max);
+    match conn.get_database_backend() {
+        DbBackend::Postgres => {
+            let pool = conn.get_postgres_connection_pool();
+            usage(
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            )
+        }
+        _ => {
+            let pool = conn.get_sqlite_connection_pool();
+            usage(
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            )
+        }
+    }
+}
+
+/// The database's figures for `/metrics`, read at each scrape: statements by
+/// source, and each pool's connections in use and idle, its maximum and how
+/// often it was found exhausted.
+#[derive(Debug)]
+pub struct Collector(Db);
+
+impl prometheus_client::collector::Collector for Collector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> std::fmt::Result {
+        use prometheus_client::{
+            encoding::EncodeMetric,
+            metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
+            registry::Unit,
+        };
+        let db = &self.0;
+        let metrics = &db.metrics;
+        let sources = [
+            ("requests", &metrics.requests),
+            ("background", &metrics.background),
+        ];
+        let mut family = encoder.encode_descriptor(
+            "db_statements",
+            "SQL statements executed, by source (requests or background work).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (source, counters) in sources {
+            ConstCounter::new(counters.statements())
+                .encode(family.encode_family(&[("source", source)])?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "db_statement_errors",
+            "SQL statements that failed, by source.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (source, counters) in sources {
+            ConstCounter::new(counters.failures())
+                .encode(family.encode_family(&[("source", source)])?)?;
+        }
+        let seconds = Unit::Seconds;
+        let mut family = encoder.encode_descriptor(
+            "db_statement",
+            "Time spent running SQL statements, by source.",
+            Some(&seconds),
+            MetricType::Counter,
+        )?;
+        for (source, counters) in sources {
+            ConstCounter::new(counters.seconds())
+                .encode(family.encode_family(&[("source", source)])?)?;
+        }
+
+        let reads = metrics.read_waits.load(Ordering::Relaxed);
+        let writes = metrics.write_waits.load(Ordering::Relaxed);
+        let pools: Vec<(&str, &DatabaseConnection, u64)> = if db.separate_reader {
+            vec![
+                ("read", &db.reader.conn, reads),
+                ("write", &db.writer, writes),
+            ]
+        } else {
+            vec![("shared", &db.writer, reads.saturating_add(writes))]
+        };
+        let mut family = encoder.encode_descriptor(
+            "db_pool_connections",
+            "Connections in a pool (read, write, or shared on PostgreSQL), by state (in_use or idle).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (pool, conn, _) in &pools {
+            let (size, idle, _) = pool_usage(conn);
+            for (state, count) in [("in_use", size.saturating_sub(idle)), ("idle", idle)] {
+                ConstGauge::new(i64::from(count))
+                    .encode(family.encode_family(&[("pool", *pool), ("state", state)])?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "db_pool_max_connections",
+            "Most connections a pool opens.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (pool, conn, _) in &pools {
+            let (_, _, max) = pool_usage(conn);
+            ConstGauge::new(i64::from(max)).encode(family.encode_family(&[("pool", *pool)])?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "db_pool_waits",
+            "Statements and transactions that found their pool exhausted (no idle connection, the pool at its maximum) and waited for a connection.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (pool, _, waits) in &pools {
+            ConstCounter::new(*waits).encode(family.encode_family(&[("pool", *pool)])?)?;
+        }
+        Ok(())
+    }
 }
 
 /// Statement counters of one kind of work.
@@ -407,10 +549,12 @@ impl Db {
                 reader: Reader {
                     conn: pool.clone(),
                     gate: None,
+                    metrics: metrics.clone(),
                 },
                 writer: pool,
                 metrics,
                 signals: Arc::default(),
+                separate_reader: false,
             });
         }
         tracing::Span::current().record("backend", "sqlite");
@@ -431,10 +575,12 @@ impl Db {
                 reader: Reader {
                     conn: writer.clone(),
                     gate: None,
+                    metrics: metrics.clone(),
                 },
                 writer,
                 metrics,
                 signals: Arc::default(),
+                separate_reader: false,
             });
         }
         let reader = Database::connect(sqlite_options(
@@ -450,10 +596,12 @@ impl Db {
             reader: Reader {
                 conn: reader,
                 gate: None,
+                metrics: metrics.clone(),
             },
             writer,
             metrics,
             signals: Arc::default(),
+            separate_reader: true,
         })
     }
 
@@ -463,10 +611,10 @@ impl Db {
             reader: Reader {
                 conn: observed(self.reader.conn.clone(), &self.metrics, true),
                 gate: None,
+                metrics: self.metrics.clone(),
             },
             writer: observed(self.writer.clone(), &self.metrics, true),
-            metrics: self.metrics.clone(),
-            signals: self.signals.clone(),
+            ..self.clone()
         }
     }
 
@@ -482,8 +630,8 @@ impl Db {
         });
         Self {
             reader: Reader {
-                conn: self.reader.conn.clone(),
                 gate: Some(gate),
+                ..self.reader.clone()
             },
             writer,
             ..self.clone()
@@ -496,8 +644,8 @@ impl Db {
     pub fn ungated(&self) -> Self {
         Self {
             reader: Reader {
-                conn: self.reader.conn.clone(),
                 gate: None,
+                ..self.reader.clone()
             },
             writer: observed(self.writer.clone(), &self.metrics, false),
             ..self.clone()
@@ -517,6 +665,9 @@ impl Db {
     /// Starts a write transaction. It is committed with [`Txn::commit`],
     /// which wakes the event pump when the transaction wrote ticket events.
     pub async fn begin(&self) -> Result<Txn, DbErr> {
+        if exhausted(&self.writer) {
+            self.metrics.write_waits.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(Txn {
             inner: sea_orm::TransactionTrait::begin(&self.writer).await?,
             signals: self.signals.clone(),
@@ -538,6 +689,11 @@ impl Db {
     /// Statement counters.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The database's figures for `/metrics`.
+    pub fn collector(&self) -> Collector {
+        Collector(self.clone())
     }
 
     /// For queries. Read-only on SQLite; metered per request.

@@ -9,11 +9,15 @@
 
 use std::{
     collections::HashSet,
-    sync::{Arc, Mutex},
-    time::Duration,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicI64, AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use prometheus_client::{
+    collector::Collector,
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::{Registry, Unit},
@@ -34,6 +38,20 @@ fn latency() -> Histogram {
 }
 
 type Latencies<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Buckets for SQL statements per operation.
+const STATEMENT_BUCKETS: [f64; 11] = [0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 55.0, 100.0];
+
+fn statement_counts() -> Histogram {
+    Histogram::new(STATEMENT_BUCKETS)
+}
+
+/// Seconds since the Unix epoch, now.
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64())
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
@@ -66,6 +84,140 @@ struct BuildLabels {
     version: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TypeLabels {
+    r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProtocolLabels {
+    protocol: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SubscriptionLabels {
+    subscription: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// A gauge raised while this guard lives.
+#[derive(Debug)]
+pub struct Held(Gauge);
+
+impl Held {
+    fn new(gauge: Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Events through this replica's bus: published by the pump, delivered to
+/// subscribers, dropped for subscribers that fell behind; and how far the
+/// pump has read the log.
+#[derive(Clone, Debug)]
+pub struct EventStats {
+    published: Counter,
+    delivered: Counter,
+    dropped: Counter,
+    delay: Histogram,
+    /// The sequence number of the last event published; -1 before the pump
+    /// has read the log.
+    position: Arc<AtomicI64>,
+}
+
+impl Default for EventStats {
+    fn default() -> Self {
+        Self {
+            published: Counter::default(),
+            delivered: Counter::default(),
+            dropped: Counter::default(),
+            delay: latency(),
+            position: Arc::new(AtomicI64::new(-1)),
+        }
+    }
+}
+
+impl EventStats {
+    /// The pump starts after `seq` (events before it are not published).
+    pub fn started_at(&self, seq: i64) {
+        self.position.store(seq, Ordering::Release);
+    }
+
+    /// The pump published event `seq`, committed `delay` ago.
+    pub fn published(&self, seq: i64, delay: Duration) {
+        self.published.inc();
+        self.delay.observe(delay.as_secs_f64());
+        self.position.store(seq, Ordering::Release);
+    }
+
+    /// An event reached one subscriber.
+    pub fn delivered(&self) {
+        self.delivered.inc();
+    }
+
+    /// A subscriber fell behind by `missed` events and was stopped.
+    pub fn dropped(&self, missed: u64) {
+        self.dropped.inc_by(missed);
+    }
+
+    /// The last sequence number published, once the pump has read the log.
+    pub fn position(&self) -> Option<i64> {
+        Some(self.position.load(Ordering::Acquire)).filter(|seq| *seq >= 0)
+    }
+}
+
+/// The SLA sweep's runs.
+#[derive(Clone, Debug)]
+pub struct SweepStats {
+    runs: Family<ResultLabels, Counter>,
+    duration: Histogram,
+    raised: Counter,
+    last_success: Gauge<f64, AtomicU64>,
+}
+
+impl Default for SweepStats {
+    fn default() -> Self {
+        let runs = Family::<ResultLabels, Counter>::default();
+        // Both series exist from the start, so rates and alerts see zeros.
+        for result in ["ok", "error"] {
+            let _ = runs.get_or_create(&ResultLabels { result });
+        }
+        Self {
+            runs,
+            duration: latency(),
+            raised: Counter::default(),
+            last_success: Gauge::default(),
+        }
+    }
+}
+
+impl SweepStats {
+    /// One sweep took `took` and raised `raised` alerts, or failed (`None`).
+    pub fn swept(&self, took: Duration, raised: Option<usize>) {
+        self.duration.observe(took.as_secs_f64());
+        let result = match raised {
+            Some(raised) => {
+                self.raised
+                    .inc_by(u64::try_from(raised).unwrap_or(u64::MAX));
+                self.last_success.set(unix_now());
+                "ok"
+            }
+            None => "error",
+        };
+        self.runs.get_or_create(&ResultLabels { result }).inc();
+    }
+}
+
 /// The instance's metrics.
 #[derive(Clone)]
 pub struct Metrics(Arc<Inner>);
@@ -77,7 +229,15 @@ struct Inner {
     operations: Family<OperationLabels, Counter>,
     operation_duration: Latencies<OperationLabels>,
     operation_errors: Family<ErrorLabels, Counter>,
+    operation_statements: Family<TypeLabels, Histogram, fn() -> Histogram>,
+    websockets: Family<ProtocolLabels, Gauge>,
+    subscriptions: Family<SubscriptionLabels, Gauge>,
+    events: EventStats,
+    event_lag: Gauge,
+    event_lag_seconds: Gauge<f64, AtomicU64>,
+    sweeps: SweepStats,
     names: Mutex<HashSet<String>>,
+    subscription_names: Mutex<HashSet<String>>,
 }
 
 impl Default for Metrics {
@@ -89,6 +249,12 @@ impl Default for Metrics {
 impl Metrics {
     /// A fresh registry with every family described.
     pub fn new() -> Self {
+        Self::with_collectors(Vec::new())
+    }
+
+    /// A fresh registry with every family described, and `collectors` that
+    /// read their figures at each scrape (the database pools, the key set).
+    pub fn with_collectors(collectors: Vec<Box<dyn Collector>>) -> Self {
         let mut registry = Registry::with_prefix("itsm");
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
@@ -133,6 +299,85 @@ impl Metrics {
                 version: env!("CARGO_PKG_VERSION"),
             })
             .set(1);
+        let operation_statements: Family<TypeLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(statement_counts);
+        registry.register(
+            "graphql_operation_statements",
+            "SQL statements one GraphQL operation ran (a subscription: each event), by type",
+            operation_statements.clone(),
+        );
+        let websockets = Family::<ProtocolLabels, Gauge>::default();
+        registry.register(
+            "websockets_open",
+            "WebSockets open on the public listener, by subprotocol",
+            websockets.clone(),
+        );
+        let subscriptions = Family::<SubscriptionLabels, Gauge>::default();
+        registry.register(
+            "graphql_subscriptions_active",
+            "GraphQL subscriptions running, by subscription field",
+            subscriptions.clone(),
+        );
+        let events = EventStats::default();
+        registry.register(
+            "events_published",
+            "Ticket events the pump read from the log and published to this replica's subscribers",
+            events.published.clone(),
+        );
+        registry.register(
+            "events_delivered",
+            "Ticket events sent to one subscription (one per subscription that receives it)",
+            events.delivered.clone(),
+        );
+        registry.register(
+            "events_dropped",
+            "Ticket events a subscription missed by falling a whole buffer behind (it was stopped and told to resume with after)",
+            events.dropped.clone(),
+        );
+        registry.register_with_unit(
+            "event_publish_delay",
+            "Time from an event's recording to its publication on this replica",
+            Unit::Seconds,
+            events.delay.clone(),
+        );
+        let event_lag = Gauge::default();
+        registry.register(
+            "event_pump_lag_events",
+            "Events committed to the log that this replica's pump has not published yet (read at scrape)",
+            event_lag.clone(),
+        );
+        let event_lag_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "event_pump_lag",
+            "Age of the oldest event this replica's pump has not published yet; 0 when caught up (read at scrape)",
+            Unit::Seconds,
+            event_lag_seconds.clone(),
+        );
+        let sweeps = SweepStats::default();
+        registry.register(
+            "sla_sweeps",
+            "SLA sweeps run, by result (ok or error)",
+            sweeps.runs.clone(),
+        );
+        registry.register_with_unit(
+            "sla_sweep_duration",
+            "Time one SLA sweep took",
+            Unit::Seconds,
+            sweeps.duration.clone(),
+        );
+        registry.register(
+            "sla_alerts_raised",
+            "SLA warnings and breaches this replica raised",
+            sweeps.raised.clone(),
+        );
+        registry.register(
+            "sla_sweep_last_success_timestamp_seconds",
+            "When the last SLA sweep succeeded (Unix time; 0 before the first)",
+            sweeps.last_success.clone(),
+        );
+        for collector in collectors {
+            registry.register_collector(collector);
+        }
         Self(Arc::new(Inner {
             registry,
             http_requests,
@@ -140,8 +385,66 @@ impl Metrics {
             operations,
             operation_duration,
             operation_errors,
+            operation_statements,
+            websockets,
+            subscriptions,
+            events,
+            event_lag,
+            event_lag_seconds,
+            sweeps,
             names: Mutex::default(),
+            subscription_names: Mutex::default(),
         }))
+    }
+
+    /// The event counters, for the bus and the pump.
+    pub fn events(&self) -> EventStats {
+        self.0.events.clone()
+    }
+
+    /// The SLA sweep's counters.
+    pub fn sweeps(&self) -> SweepStats {
+        self.0.sweeps.clone()
+    }
+
+    /// How far behind the log this replica's pump is, as read at a scrape.
+    pub fn set_event_lag(&self, events: i64, seconds: f64) {
+        self.0.event_lag.set(events);
+        self.0.event_lag_seconds.set(seconds);
+    }
+
+    /// Counts a WebSocket open (with its subprotocol) while the guard lives.
+    pub fn websocket(&self, protocol: &'static str) -> Held {
+        Held::new(
+            self.0
+                .websockets
+                .get_or_create(&ProtocolLabels { protocol })
+                .clone(),
+        )
+    }
+
+    /// Counts a subscription of root field `field` as running while the
+    /// guard lives. Only fields that passed validation reach here, and the
+    /// label set is capped like operation names.
+    pub fn subscription(&self, field: &str) -> Held {
+        let subscription = bounded(&self.0.subscription_names, Some(field), "unknown");
+        Held::new(
+            self.0
+                .subscriptions
+                .get_or_create(&SubscriptionLabels { subscription })
+                .clone(),
+        )
+    }
+
+    /// Counts the SQL statements one operation (or subscription event) ran.
+    pub fn statements(&self, kind: &'static str, statements: u64) {
+        // Precision loss only past 2^53 statements.
+        #[allow(clippy::cast_precision_loss)]
+        let statements = statements as f64;
+        self.0
+            .operation_statements
+            .get_or_create(&TypeLabels { r#type: kind })
+            .observe(statements);
     }
 
     /// Counts an HTTP answer.
@@ -213,21 +516,7 @@ impl Metrics {
     /// The label for an operation name: `anonymous`, the name, or `other`
     /// once [`MAX_OPERATION_NAMES`] names are in use.
     fn operation_label(&self, name: Option<&str>) -> String {
-        let Some(name) = name.filter(|n| !n.is_empty()) else {
-            return "anonymous".into();
-        };
-        let name: String = name.chars().take(MAX_OPERATION_NAME_CHARS).collect();
-        let Ok(mut names) = self.0.names.lock() else {
-            return "other".into();
-        };
-        if names.contains(&name) {
-            return name;
-        }
-        if names.len() < MAX_OPERATION_NAMES {
-            names.insert(name.clone());
-            return name;
-        }
-        "other".into()
+        bounded(&self.0.names, name, "anonymous")
     }
 
     /// The registry in Prometheus's text format (0.0.4).
@@ -240,6 +529,26 @@ impl Metrics {
         }
         text
     }
+}
+
+/// A label value from a bounded set: `missing` without a name, the name
+/// (truncated) while fewer than [`MAX_OPERATION_NAMES`] are in use, else `other`.
+fn bounded(names: &Mutex<HashSet<String>>, name: Option<&str>, missing: &str) -> String {
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return missing.into();
+    };
+    let name: String = name.chars().take(MAX_OPERATION_NAME_CHARS).collect();
+    let Ok(mut names) = names.lock() else {
+        return "other".into();
+    };
+    if names.contains(&name) {
+        return name;
+    }
+    if names.len() < MAX_OPERATION_NAMES {
+        names.insert(name.clone());
+        return name;
+    }
+    "other".into()
 }
 
 #[cfg(test)]

@@ -66,19 +66,25 @@ impl Application {
             db.migrate().await?;
         }
         let limits = Limits::from_settings(&settings);
-        let bus = EventBus::new(settings.events.ws_buffer);
+        let mut collectors: Vec<Box<dyn prometheus_client::collector::Collector>> =
+            vec![Box::new(db.collector())];
+        if let Some(key_set) = keys.key_set_stats() {
+            collectors.push(Box::new(key_set));
+        }
+        let metrics = crate::metrics::Metrics::with_collectors(collectors);
+        let bus = EventBus::with_stats(settings.events.ws_buffer, metrics.events());
         let mut tasks =
             events::pump::spawn(db.background(), bus.clone(), settings.events.event_poll);
         tasks.push(events::sla::spawn(
             db.background(),
             settings.events.sla_sweep,
+            metrics.sweeps(),
         ));
         let budget = RequestBudget {
             max_concurrent: settings.graphql.request_max_connections.max(1),
             max_statements: settings.graphql.request_max_statements.max(1),
             max_rows: settings.graphql.request_max_rows.max(1),
         };
-        let metrics = crate::metrics::Metrics::new();
         let schema = graphql::build_schema(
             limits,
             budget,

@@ -13,7 +13,10 @@
 
 use std::{
     collections::HashMap,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -39,6 +42,62 @@ pub enum KeySetSource {
     Issuer(String),
 }
 
+/// The key set's fetches, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct KeySetStats {
+    fetched: AtomicU64,
+    failed: AtomicU64,
+    throttled: AtomicU64,
+    keys: AtomicU64,
+    /// Unix seconds of the last good fetch; 0 before it.
+    last_success: AtomicU64,
+}
+
+impl prometheus_client::collector::Collector for KeySetStats {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> std::fmt::Result {
+        use prometheus_client::{
+            encoding::EncodeMetric,
+            metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
+        };
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let mut family = encoder.encode_descriptor(
+            "jwks_fetches",
+            "Fetches of the identity provider's key set, by result (ok or error).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (result, count) in [("ok", load(&self.fetched)), ("error", load(&self.failed))] {
+            ConstCounter::new(count).encode(family.encode_family(&[("result", result)])?)?;
+        }
+        let family = encoder.encode_descriptor(
+            "jwks_fetches_throttled",
+            "Fetches wanted (an unknown kid, say) but not made: the last attempt was under the cache floor ago.",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(load(&self.throttled)).encode(family)?;
+        let family = encoder.encode_descriptor(
+            "jwks_keys",
+            "Keys in the key set now serving.",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(load(&self.keys)).unwrap_or(i64::MAX)).encode(family)?;
+        let family = encoder.encode_descriptor(
+            "jwks_last_success_timestamp_seconds",
+            "When the key set was last fetched (Unix time; 0 before the first fetch).",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(load(&self.last_success)).unwrap_or(i64::MAX))
+            .encode(family)?;
+        Ok(())
+    }
+}
+
 /// The provider's keys, as last fetched.
 pub struct RemoteKeys {
     source: KeySetSource,
@@ -49,6 +108,7 @@ pub struct RemoteKeys {
     cache: RwLock<Cache>,
     /// Held while fetching: one fetch at a time, and when the last one began.
     fetching: Mutex<Fetching>,
+    stats: Arc<KeySetStats>,
 }
 
 #[derive(Default)]
@@ -116,7 +176,13 @@ impl RemoteKeys {
             ceiling: ceiling.max(floor),
             cache: RwLock::default(),
             fetching: Mutex::default(),
+            stats: Arc::default(),
         }))
+    }
+
+    /// The fetches' counters.
+    pub fn stats(&self) -> Arc<KeySetStats> {
+        self.stats.clone()
     }
 
     /// The key that checks a token with `header`, and its algorithm.
@@ -177,6 +243,7 @@ impl RemoteKeys {
             .last_attempt
             .is_some_and(|last| last.elapsed() < self.floor)
         {
+            self.stats.throttled.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
         fetching.last_attempt = Some(Instant::now());
@@ -192,6 +259,15 @@ impl RemoteKeys {
                     keep_seconds = keep.as_secs(),
                     "identity provider key set fetched"
                 );
+                self.stats.fetched.fetch_add(1, Ordering::Relaxed);
+                self.stats.keys.store(
+                    u64::try_from(keys.len()).unwrap_or(u64::MAX),
+                    Ordering::Relaxed,
+                );
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_secs());
+                self.stats.last_success.store(now, Ordering::Relaxed);
                 cache.keys = keys;
                 cache.fresh_until = Some(Instant::now() + keep);
                 cache.generation += 1;
@@ -203,6 +279,7 @@ impl RemoteKeys {
                     error = format!("{error:#}"),
                     "could not fetch the identity provider's key set; keeping the last one"
                 );
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 fetching.jwks_uri = None;
                 Err(error)
             }

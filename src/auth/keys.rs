@@ -249,6 +249,14 @@ impl JwtKeys {
         &self.source
     }
 
+    /// The key set's fetch counters, when keys come from an identity provider.
+    pub fn key_set_stats(&self) -> Option<std::sync::Arc<super::jwks::KeySetStats>> {
+        match &self.verifier {
+            Verifier::KeySet(remote) => Some(remote.stats()),
+            Verifier::Static(_) => None,
+        }
+    }
+
     /// Checks a token and reads its claims.
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         self.verify_with_expiry(token)

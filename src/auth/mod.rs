@@ -8,6 +8,7 @@ mod provision;
 use std::sync::Arc;
 
 pub use crate::vocabulary::{Role, RoleRules};
+pub use jwks::KeySetStats;
 pub use keys::{Claims, JwtKeys, KeySource, MIN_SECRET_BYTES, TokenError};
 pub use provision::provision;
 

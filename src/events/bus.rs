@@ -12,7 +12,10 @@ use std::sync::{
 
 use tokio::sync::broadcast;
 
-use crate::entity::{ticket_events, tickets};
+use crate::{
+    entity::{ticket_events, tickets},
+    metrics::EventStats,
+};
 
 /// One committed event and its ticket.
 #[derive(Debug, Clone)]
@@ -28,6 +31,7 @@ pub struct Published {
 pub struct EventBus {
     sender: broadcast::Sender<Arc<Published>>,
     following: Arc<AtomicUsize>,
+    stats: EventStats,
 }
 
 /// One subscription counted as following the stream; uncounted when dropped.
@@ -43,11 +47,22 @@ impl Drop for Following {
 impl EventBus {
     /// A bus that buffers `capacity` events for slow subscribers.
     pub fn new(capacity: usize) -> Self {
+        Self::with_stats(capacity, EventStats::default())
+    }
+
+    /// A bus that buffers `capacity` events and counts them in `stats`.
+    pub fn with_stats(capacity: usize, stats: EventStats) -> Self {
         let (sender, _) = broadcast::channel(capacity.max(1));
         Self {
             sender,
             following: Arc::default(),
+            stats,
         }
+    }
+
+    /// What went through the bus, and how far the pump has read.
+    pub fn stats(&self) -> &EventStats {
+        &self.stats
     }
 
     /// Receives every event published from now on.

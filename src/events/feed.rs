@@ -18,6 +18,7 @@ use crate::{
     db::Db,
     entity::{ticket_events, tickets},
     error::{ApiError, ApiResult},
+    metrics::EventStats,
     paging::{self, Page, PageInfoFlags, encode_cursor},
     vocabulary::Visibility,
 };
@@ -128,6 +129,7 @@ struct Follow {
     receiver: Receiver<Arc<Published>>,
     pending: VecDeque<Arc<Published>>,
     finished: bool,
+    stats: EventStats,
     _following: Following,
 }
 
@@ -177,6 +179,7 @@ impl Follow {
                     return Some(Err(error));
                 }
                 if let Some(delivered) = deliver(&self.scope, &published) {
+                    self.stats.delivered();
                     return Some(Ok(delivered));
                 }
                 continue;
@@ -190,7 +193,8 @@ impl Follow {
             }
             match self.receiver.recv().await {
                 Ok(published) => self.pending.push_back(published),
-                Err(RecvError::Lagged(_)) => {
+                Err(RecvError::Lagged(missed)) => {
+                    self.stats.dropped(missed);
                     self.finished = true;
                     return Some(Err(ApiError::Conflict(format!(
                         "this subscription fell too far behind and was stopped; \
@@ -269,6 +273,7 @@ impl Opened {
             receiver: self.receiver,
             pending: VecDeque::new(),
             finished: false,
+            stats: self.bus.stats().clone(),
             // Counted as following only now that its starting point is
             // fixed: an event committed from here on reaches it.
             _following: self.bus.following(),

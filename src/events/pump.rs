@@ -45,6 +45,32 @@ pub(crate) async fn latest_seq(db: &Db) -> ApiResult<i64> {
     Ok(latest.flatten().unwrap_or(0))
 }
 
+/// How far behind the log a pump that published up to `position` is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lag {
+    /// Events in the log after `position`.
+    pub events: i64,
+    /// The age of the oldest of them (zero when there are none).
+    pub oldest: Duration,
+}
+
+/// Counts the events after `position` and the age of the oldest.
+pub async fn lag(db: &Db, position: i64) -> ApiResult<Lag> {
+    let found: Option<(i64, Option<chrono::DateTime<chrono::Utc>>)> = ticket_events::Entity::find()
+        .select_only()
+        .column_as(ticket_events::Column::Seq.count(), "events")
+        .column_as(ticket_events::Column::OccurredAt.min(), "oldest")
+        .filter(ticket_events::Column::Seq.gt(position))
+        .into_tuple()
+        .one(db.reader())
+        .await?;
+    let (events, oldest) = found.unwrap_or((0, None));
+    let oldest = oldest
+        .and_then(|at| (chrono::Utc::now() - at).to_std().ok())
+        .unwrap_or_default();
+    Ok(Lag { events, oldest })
+}
+
 /// Reads events after `after`, with their tickets, in sequence order.
 pub async fn read_after(db: &Db, after: i64, limit: u64) -> ApiResult<Vec<Published>> {
     let events = ticket_events::Entity::find()
@@ -91,6 +117,7 @@ async fn pump(db: Db, bus: EventBus, poll: Duration) {
         }
     };
     tracing::debug!(last, "event pump started");
+    bus.stats().started_at(last);
     let mut retry = false;
     loop {
         if retry {
@@ -107,8 +134,13 @@ async fn pump(db: Db, bus: EventBus, poll: Duration) {
             match read_after(&db, last, BATCH).await {
                 Ok(batch) => {
                     let full = batch.len() as u64 == BATCH;
+                    let now = chrono::Utc::now();
                     for published in batch {
                         last = published.event.seq;
+                        let delay = (now - published.event.occurred_at)
+                            .to_std()
+                            .unwrap_or_default();
+                        bus.stats().published(last, delay);
                         bus.publish(published);
                     }
                     if !full {

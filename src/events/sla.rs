@@ -14,6 +14,7 @@ use crate::{
     entity::tickets,
     error::ApiResult,
     events::{self, Change, Draft},
+    metrics::SweepStats,
     vocabulary::{EventKind, Visibility},
 };
 
@@ -76,13 +77,16 @@ impl Alert {
     }
 }
 
-/// Sweeps every `every` until aborted.
-pub fn spawn(db: Db, every: Duration) -> JoinHandle<()> {
+/// Sweeps every `every` until aborted, counting each run in `stats`.
+pub fn spawn(db: Db, every: Duration, stats: SweepStats) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every.max(Duration::from_millis(100)));
         loop {
             ticks.tick().await;
-            match sweep(&db).await {
+            let started = std::time::Instant::now();
+            let outcome = sweep(&db).await;
+            stats.swept(started.elapsed(), outcome.as_ref().ok().copied());
+            match outcome {
                 Ok(0) => {}
                 Ok(raised) => tracing::debug!(raised, "SLA alerts raised"),
                 Err(error) => tracing::warn!(?error, "SLA sweep failed"),

@@ -1,24 +1,30 @@
 //! Counts every GraphQL operation in the instance's metrics: by operation
-//! name and type, with its duration and the codes of its errors. Requests
-//! that never ran (they did not parse, say) count with type `unknown`.
+//! name and type, with its duration, the codes of its errors and the SQL
+//! statements it ran. Requests that never ran (they did not parse, say) count
+//! with type `unknown`. Subscriptions that passed validation count as active,
+//! by their root field, until their stream ends.
 
 use std::{
+    any::TypeId,
+    pin::Pin,
     sync::{Arc, Mutex},
+    task::{Context, Poll},
     time::Instant,
 };
 
 use async_graphql::{
-    Request, Response, ServerResult, Value, Variables,
+    Request, Response, ServerError, ServerResult, ValidationResult, Value, Variables,
     extensions::{
         Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
-        NextRequest, NextSubscribe,
+        NextRequest, NextSubscribe, NextValidation,
     },
-    futures_util::stream::BoxStream,
-    parser::types::{DocumentOperations, ExecutableDocument, OperationType},
+    futures_util::stream::{BoxStream, Stream},
+    parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection},
 };
 use futures_util::StreamExt;
 
-use crate::metrics::Metrics;
+use super::loaders::RequestState;
+use crate::metrics::{Held, Metrics};
 
 /// The extension's factory: one observer per request or subscription.
 pub struct OperationMetrics(pub Metrics);
@@ -39,6 +45,22 @@ struct Seen {
     /// The name and type of the operation the document holds.
     name: Option<String>,
     kind: Option<&'static str>,
+    /// The operation's first root field.
+    field: Option<String>,
+    /// Whether the document passed validation.
+    valid: bool,
+    /// The request's state, whose gate counts its statements.
+    state: Option<Arc<RequestState>>,
+}
+
+impl Seen {
+    /// Statements the operation has run so far (since the subscription's
+    /// last event), once it is known to have run.
+    fn statements(&self) -> Option<(&'static str, u64)> {
+        let kind = self.kind.filter(|_| self.valid)?;
+        let gate = self.state.as_ref()?.db().gate()?.clone();
+        Some((kind, gate.statements()))
+    }
 }
 
 struct Observer {
@@ -77,6 +99,9 @@ impl Extension for Observer {
         let started = Instant::now();
         let response = next.run(ctx).await;
         let seen = self.seen();
+        if let Some((kind, statements)) = seen.statements() {
+            self.metrics.statements(kind, statements);
+        }
         let name = seen.name.or(seen.requested);
         self.metrics.operation(
             name.as_deref(),
@@ -96,11 +121,15 @@ impl Extension for Observer {
         let metrics = self.metrics.clone();
         let seen = self.seen.clone();
         let mut first = true;
-        next.run(ctx, stream)
+        let answers = next
+            .run(ctx, stream)
             .map(move |response| {
                 // Read at the first answer: by then the request is parsed.
                 // The operation counts once; errors count as they come.
                 let seen = snapshot(&seen);
+                if let Some((kind, statements)) = seen.statements() {
+                    metrics.statements(kind, statements);
+                }
                 let name = seen.name.or(seen.requested);
                 let kind = seen.kind.unwrap_or("unknown");
                 let codes = codes(&response);
@@ -112,7 +141,29 @@ impl Extension for Observer {
                 }
                 response
             })
-            .boxed()
+            .boxed();
+        Active {
+            inner: answers,
+            seen: self.seen.clone(),
+            metrics: self.metrics.clone(),
+            held: None,
+            settled: false,
+        }
+        .boxed()
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await;
+        if result.is_ok()
+            && let Ok(mut seen) = self.seen.lock()
+        {
+            seen.valid = true;
+        }
+        result
     }
 
     async fn prepare_request(
@@ -124,7 +175,17 @@ impl Extension for Observer {
         if let Ok(mut seen) = self.seen.lock() {
             seen.requested.clone_from(&request.operation_name);
         }
-        next.run(ctx, request).await
+        let request = next.run(ctx, request).await?;
+        // The request's state is added by an extension further in.
+        let state = request
+            .data
+            .get(&TypeId::of::<Arc<RequestState>>())
+            .and_then(|data| data.downcast_ref::<Arc<RequestState>>())
+            .cloned();
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.state = state;
+        }
+        Ok(request)
     }
 
     async fn parse_query(
@@ -152,6 +213,13 @@ impl Extension for Observer {
                 },
             };
             if let Some((name, operation)) = operation {
+                seen.field =
+                    operation.selection_set.node.items.iter().find_map(
+                        |selection| match &selection.node {
+                            Selection::Field(field) => Some(field.node.name.node.to_string()),
+                            _ => None,
+                        },
+                    );
                 seen.name = name;
                 seen.kind = Some(match operation.ty {
                     OperationType::Query => "query",
@@ -161,5 +229,37 @@ impl Extension for Observer {
             }
         }
         Ok(document)
+    }
+}
+
+/// A subscription's answers, counted as an active subscription of its root
+/// field from when it passed validation until the stream is dropped.
+struct Active<'s> {
+    inner: BoxStream<'s, Response>,
+    seen: Arc<Mutex<Seen>>,
+    metrics: Metrics,
+    held: Option<Held>,
+    /// Whether it is known whether this one counts.
+    settled: bool,
+}
+
+impl Stream for Active<'_> {
+    type Item = Response;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Response>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        if !self.settled {
+            // Parsing and validation happen inside the first polls.
+            let seen = snapshot(&self.seen);
+            if seen.valid && seen.kind == Some("subscription") {
+                if let Some(field) = &seen.field {
+                    self.held = Some(self.metrics.subscription(field));
+                }
+                self.settled = true;
+            } else if polled.is_ready() {
+                self.settled = true;
+            }
+        }
+        polled
     }
 }

@@ -10,6 +10,9 @@ use serde_json::json;
 
 use super::{AppState, READY_TIMEOUT, capacity::Capacity};
 
+/// How long a scrape waits for the event pump's lag.
+const LAG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Liveness: the process answers. Never touches the database, so a database
 /// outage does not get healthy replicas restarted.
 pub async fn live() -> impl IntoResponse {
@@ -58,8 +61,9 @@ pub fn saturated(capacity: &Capacity, reason: &str) -> Response {
     response
 }
 
-/// Prometheus metrics: SQL statements run and failed, and time spent in them,
-/// for requests and for background work (the event pump, timers).
+/// Prometheus metrics: the instance's registry (HTTP, GraphQL, events, the
+/// SLA sweep, the database and its pools, the key set), then the listener's
+/// budgets and the subscriptions following the event stream.
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = &state.settings.metrics_token {
         let presented = headers
@@ -81,39 +85,8 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             return response;
         }
     }
-    let metrics = state.db.metrics();
+    refresh_event_lag(&state).await;
     let mut body = state.metrics.render();
-    let families: [(&str, &str, &str); 3] = [
-        (
-            "itsm_db_statements_total",
-            "SQL statements executed.",
-            "counter",
-        ),
-        (
-            "itsm_db_statement_errors_total",
-            "SQL statements that failed.",
-            "counter",
-        ),
-        (
-            "itsm_db_statement_seconds_total",
-            "Time spent running SQL statements.",
-            "counter",
-        ),
-    ];
-    for (index, (name, help, kind)) in families.into_iter().enumerate() {
-        body.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for (source, counters) in [
-            ("requests", &metrics.requests),
-            ("background", &metrics.background),
-        ] {
-            let value = match index {
-                0 => counters.statements().to_string(),
-                1 => counters.failures().to_string(),
-                _ => format!("{:.6}", counters.seconds()),
-            };
-            body.push_str(&format!("{name}{{source=\"{source}\"}} {value}\n"));
-        }
-    }
     write_capacity(&mut body, &state.capacity);
     let name = "itsm_subscriptions_open";
     body.push_str(&format!(
@@ -130,6 +103,22 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         .into_response()
 }
 
+/// Reads how far this replica's event pump is behind the log. A scrape that
+/// cannot read it keeps the last figures (and the log says why).
+async fn refresh_event_lag(state: &AppState) {
+    let Some(position) = state.bus.stats().position() else {
+        return;
+    };
+    let db = state.db.background();
+    match tokio::time::timeout(LAG_TIMEOUT, crate::events::pump::lag(&db, position)).await {
+        Ok(Ok(lag)) => state
+            .metrics
+            .set_event_lag(lag.events, lag.oldest.as_secs_f64()),
+        Ok(Err(error)) => tracing::warn!(?error, "could not read the event pump's lag"),
+        Err(_) => tracing::warn!("reading the event pump's lag timed out"),
+    }
+}
+
 /// The public listener's budgets, what it holds, and what it refused.
 fn write_capacity(body: &mut String, capacity: &Capacity) {
     use std::fmt::Write as _;
@@ -144,11 +133,6 @@ fn write_capacity(body: &mut String, capacity: &Capacity) {
             "itsm_connection_budget",
             "Most connections the public listener holds; more are refused.",
             usage.connection_budget,
-        ),
-        (
-            "itsm_websockets_open",
-            "WebSockets open on the public listener.",
-            usage.websockets,
         ),
         (
             "itsm_websocket_budget",

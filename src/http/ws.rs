@@ -139,7 +139,9 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
         .max_message_size(state.settings.max_body_bytes)
         .on_upgrade(move |socket| {
             async move {
+                let open = state.metrics.websocket(protocol.sec_websocket_protocol());
                 serve(socket, state, protocol, id, address).await;
+                drop(open);
                 drop(slot);
             }
             .instrument(span)

@@ -330,6 +330,20 @@ async fn a_key_rotation_is_followed_without_a_restart(backend: Backend) {
     );
     // Nothing was refetched for the known key.
     assert_eq!(provider.discovery_requests.load(Ordering::SeqCst), 1);
+    // The operator sees the same in /metrics.
+    assert_eq!(
+        app.metric("itsm_jwks_fetches_total{result=\"ok\"}").await,
+        provider.key_set_requests()
+    );
+    assert_eq!(
+        app.metric("itsm_jwks_fetches_total{result=\"error\"}")
+            .await,
+        0
+    );
+    assert_eq!(app.metric("itsm_jwks_keys").await, 1);
+    let fetched = app.metric("itsm_jwks_last_success_timestamp_seconds").await;
+    let now = u64::try_from(chrono::Utc::now().timestamp()).expect("after 1970");
+    assert!((now - 60..=now).contains(&fetched), "{fetched} vs {now}");
 }
 
 async fn the_last_good_keys_serve_through_a_provider_outage(backend: Backend) {
@@ -375,6 +389,14 @@ async fn the_last_good_keys_serve_through_a_provider_outage(backend: Backend) {
         sign_in(&app, &new.token(&issuer, "new")).await,
         (HttpStatus::OK, Some("new".into()))
     );
+    // The failed fetches show in /metrics, and the set now serving.
+    assert!(
+        app.metric("itsm_jwks_fetches_total{result=\"error\"}")
+            .await
+            >= 2
+    );
+    assert!(app.metric("itsm_jwks_fetches_total{result=\"ok\"}").await >= 2);
+    assert_eq!(app.metric("itsm_jwks_keys").await, 2);
 }
 
 async fn a_flood_of_unknown_kids_costs_the_provider_one_request(backend: Backend) {
@@ -409,6 +431,12 @@ async fn a_flood_of_unknown_kids_costs_the_provider_one_request(backend: Backend
     assert_eq!(
         sign_in(&app, &key.token(&issuer, "still")).await.0,
         HttpStatus::OK
+    );
+    // Each made-up kid wanted a fetch the floor held back.
+    assert_eq!(app.metric("itsm_jwks_fetches_throttled_total").await, 200);
+    assert_eq!(
+        app.metric("itsm_jwks_fetches_total{result=\"ok\"}").await,
+        1
     );
 }
 

@@ -762,6 +762,8 @@ async fn a_subscriber_that_stops_reading_is_cut_off_and_resumes_without_loss(bac
     );
     let message = stop["message"].as_str().unwrap_or_default().to_owned();
     assert!(message.contains("after:"), "{message}");
+    // The operator sees the events the subscriber missed.
+    assert!(app.metric("itsm_events_dropped_total").await > 0);
     let resume = message
         .split('"')
         .nth(1)

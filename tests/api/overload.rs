@@ -180,7 +180,10 @@ async fn a_full_listener_refuses_early_keeps_health_answering_and_recovers(backe
     assert!(viewer["viewer"]["displayName"].is_string(), "{viewer}");
     let metrics = get(admin, "/metrics").await.1;
     assert_eq!(
-        metric_value(&metrics, "itsm_websockets_open"),
+        metric_value(
+            &metrics,
+            "itsm_websockets_open{protocol=\"graphql-transport-ws\"}"
+        ),
         1,
         "{metrics}"
     );

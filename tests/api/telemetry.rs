@@ -4,9 +4,16 @@
 use itsm::auth::Role;
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, WsClient, metric_value, spawn_app};
+use crate::helpers::{Backend, TestApp, WsClient, metric_value, spawn_app, spawn_app_with};
 
-crate::on_both_backends!(metrics_count_known_traffic_by_route_operation_and_code);
+crate::on_both_backends!(
+    metrics_count_known_traffic_by_route_operation_and_code,
+    metrics_follow_sockets_subscriptions_and_events,
+    the_event_pump_lag_shows_events_not_yet_published,
+    statements_per_operation_match_what_responses_report,
+    pool_figures_follow_the_configured_pools,
+    sla_sweeps_are_counted_with_their_alerts,
+);
 
 mod promtool {
     use crate::helpers::Backend;
@@ -286,4 +293,274 @@ async fn promtool_accepts_the_metrics(backend: Backend) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// One sample's value, as a float.
+fn sample(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == sample).then(|| value.parse::<f64>().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {sample} in {text}"))
+}
+
+/// Scrapes until `sample` reaches at least `at_least`; fails after ten seconds.
+async fn scrape_until(app: &TestApp, name: &str, at_least: f64) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = metrics_text(app).await;
+        let value = text
+            .lines()
+            .find_map(|line| {
+                let (sample, value) = line.rsplit_once(' ')?;
+                (sample == name).then(|| value.parse::<f64>().ok())?
+            })
+            .unwrap_or(0.0);
+        if value >= at_least {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} stayed at {value}, below {at_least}:\n{text}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn event_count(app: &TestApp) -> f64 {
+    let conn = app.db.connect().await;
+    #[allow(clippy::cast_precision_loss)]
+    let count = crate::helpers::count(&conn, "SELECT COUNT(*) FROM ticket_events").await as f64;
+    count
+}
+
+async fn metrics_follow_sockets_subscriptions_and_events(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.person("ada.metrics", Role::Admin).await;
+    let agent = app.person("nina.metrics", Role::Agent).await;
+    let (_, queue) = app.team_with_queue(&admin, "Metrics desk", &[&agent]).await;
+    let before = event_count(&app).await;
+
+    let mut ws = WsClient::signed_in_at(&app.ws_url(), &agent.token).await;
+    ws.subscribe(
+        "q",
+        "subscription($q: ID!) { queueUpdates(queueId: $q) { seq kind } }",
+        json!({"q": queue}),
+    )
+    .await;
+    app.wait_for_subscriptions(1).await;
+    let text = metrics_text(&app).await;
+    assert_eq!(
+        sample(
+            &text,
+            "itsm_websockets_open{protocol=\"graphql-transport-ws\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "itsm_graphql_subscriptions_active{subscription=\"queueUpdates\"}"
+        ),
+        1.0
+    );
+
+    app.incident(&agent, "Metrics printer jam", "LOW", "LOW", Some(&queue))
+        .await;
+    let first = ws.next_of("q").await;
+    assert_eq!(first["type"], "next", "{first}");
+    // Every event committed since the pump started is published, and each
+    // reaches the one subscriber.
+    let created = event_count(&app).await - before;
+    assert!(created >= 1.0);
+    let text = scrape_until(&app, "itsm_events_published_total", created).await;
+    assert_eq!(sample(&text, "itsm_events_published_total"), created);
+    assert_eq!(
+        sample(&text, "itsm_event_publish_delay_seconds_count"),
+        created
+    );
+    let text = scrape_until(&app, "itsm_events_delivered_total", created).await;
+    assert_eq!(sample(&text, "itsm_events_delivered_total"), created);
+    assert_eq!(sample(&text, "itsm_events_dropped_total"), 0.0);
+    assert_eq!(sample(&text, "itsm_event_pump_lag_events"), 0.0);
+    assert_eq!(sample(&text, "itsm_event_pump_lag_seconds"), 0.0);
+
+    // The socket closes: both gauges fall back.
+    drop(ws);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = metrics_text(&app).await;
+        let open = sample(
+            &text,
+            "itsm_websockets_open{protocol=\"graphql-transport-ws\"}",
+        );
+        let active = sample(
+            &text,
+            "itsm_graphql_subscriptions_active{subscription=\"queueUpdates\"}",
+        );
+        if open == 0.0 && active == 0.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {open} sockets and {active} subscriptions"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn the_event_pump_lag_shows_events_not_yet_published(backend: Backend) {
+    // The pump reads the log only when this process commits (or every hour).
+    let app = spawn_app_with(backend, &["--event-poll", "1h"]).await;
+    let agent = app.person("lara.lag", Role::Agent).await;
+    app.incident(&agent, "Lag baseline", "LOW", "LOW", None)
+        .await;
+    let before = event_count(&app).await;
+    scrape_until(&app, "itsm_events_published_total", 1.0).await;
+
+    // An event committed behind the pump's back (as another replica's would
+    // be, with its notification lost): a copy of the newest one.
+    let conn = app.db.connect().await;
+    for sql in [
+        "UPDATE counters SET value = value + 1 WHERE name = 'EVENT'",
+        "INSERT INTO ticket_events (seq, ticket_id, queue_id, requester_id, actor_id, kind, visibility, changes, occurred_at) \
+         SELECT (SELECT value FROM counters WHERE name = 'EVENT'), ticket_id, queue_id, requester_id, actor_id, kind, visibility, changes, occurred_at \
+         FROM ticket_events ORDER BY seq DESC LIMIT 1",
+    ] {
+        sea_orm::ConnectionTrait::execute_unprepared(&conn, sql)
+            .await
+            .expect(sql);
+    }
+    assert_eq!(event_count(&app).await, before + 1.0);
+    let text = metrics_text(&app).await;
+    assert_eq!(sample(&text, "itsm_event_pump_lag_events"), 1.0, "{text}");
+    assert!(sample(&text, "itsm_event_pump_lag_seconds") > 0.0, "{text}");
+
+    // The next local commit wakes the pump, which catches up.
+    let published = sample(&text, "itsm_events_published_total");
+    app.incident(&agent, "Lag catch-up", "LOW", "LOW", None)
+        .await;
+    let caught_up = published + (event_count(&app).await - before);
+    let text = scrape_until(&app, "itsm_events_published_total", caught_up).await;
+    assert_eq!(sample(&text, "itsm_event_pump_lag_events"), 0.0, "{text}");
+    assert_eq!(sample(&text, "itsm_event_pump_lag_seconds"), 0.0, "{text}");
+}
+
+async fn statements_per_operation_match_what_responses_report(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let agent = app.person("stan.statements", Role::Agent).await;
+    let text = metrics_text(&app).await;
+    let count_before = sample(
+        &text,
+        "itsm_graphql_operation_statements_count{type=\"query\"}",
+    );
+    let sum_before = sample(
+        &text,
+        "itsm_graphql_operation_statements_sum{type=\"query\"}",
+    );
+    let mut reported = 0;
+    for query in [
+        "{ viewer { id displayName } }",
+        "{ tickets(first: 5) { totalCount edges { node { id requester { id } } } } }",
+        "{ queues(first: 5) { edges { node { id name } } } }",
+    ] {
+        let (_, body) = app.graphql(query, Some(&agent.token)).await;
+        assert!(body.get("errors").is_none(), "{body}");
+        reported += body["extensions"]["cost"]["statements"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no statements in {body}"));
+    }
+    let text = metrics_text(&app).await;
+    assert_eq!(
+        sample(
+            &text,
+            "itsm_graphql_operation_statements_count{type=\"query\"}"
+        ) - count_before,
+        3.0
+    );
+    #[allow(clippy::cast_precision_loss)]
+    let reported = reported as f64;
+    assert_eq!(
+        sample(
+            &text,
+            "itsm_graphql_operation_statements_sum{type=\"query\"}"
+        ) - sum_before,
+        reported
+    );
+}
+
+async fn pool_figures_follow_the_configured_pools(backend: Backend) {
+    // On PostgreSQL the LISTEN bridge holds one connection for good.
+    let connections = match backend {
+        Backend::Postgres => "2",
+        Backend::Sqlite => "1",
+    };
+    let app = spawn_app_with(backend, &["--db-max-connections", connections]).await;
+    let agent = app.person("paula.pool", Role::Agent).await;
+    let text = metrics_text(&app).await;
+    let pools: &[(&str, f64)] = match backend {
+        // PostgreSQL: one pool for reads and writes.
+        Backend::Postgres => &[("shared", 2.0)],
+        // SQLite: one writer, and readers.
+        Backend::Sqlite => &[("read", 1.0), ("write", 1.0)],
+    };
+    for (pool, max) in pools {
+        assert_eq!(
+            sample(
+                &text,
+                &format!("itsm_db_pool_max_connections{{pool=\"{pool}\"}}")
+            ),
+            *max,
+            "{text}"
+        );
+        let in_use = sample(
+            &text,
+            &format!("itsm_db_pool_connections{{pool=\"{pool}\",state=\"in_use\"}}"),
+        );
+        let idle = sample(
+            &text,
+            &format!("itsm_db_pool_connections{{pool=\"{pool}\",state=\"idle\"}}"),
+        );
+        assert!(in_use + idle <= *max, "{text}");
+    }
+    // Many requests at once on one connection: some wait for it.
+    let reads = pools[0].0;
+    let waits = format!("itsm_db_pool_waits_total{{pool=\"{reads}\"}}");
+    let before = sample(&text, &waits);
+    let requests = (0..24).map(|_| {
+        app.graphql(
+            "{ tickets(first: 5) { totalCount edges { node { id } } } queues(first: 5) { totalCount } }",
+            Some(&agent.token),
+        )
+    });
+    for (_, body) in futures_util::future::join_all(requests).await {
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    let text = metrics_text(&app).await;
+    assert!(sample(&text, &waits) > before, "{text}");
+}
+
+async fn sla_sweeps_are_counted_with_their_alerts(backend: Backend) {
+    let app = spawn_app_with(backend, &["--sla-sweep", "100ms"]).await;
+    let agent = app.person("sam.sweep", Role::Agent).await;
+    let ticket = app
+        .incident(&agent, "Long forgotten", "HIGH", "HIGH", None)
+        .await;
+    crate::helpers::age_ticket(&app, ticket["id"].as_str().expect("id"), 24 * 30).await;
+    // Both targets are long past: a response and a resolution breach, and
+    // their warnings.
+    let text = scrape_until(&app, "itsm_sla_alerts_raised_total", 4.0).await;
+    assert_eq!(sample(&text, "itsm_sla_alerts_raised_total"), 4.0, "{text}");
+    let runs = sample(&text, "itsm_sla_sweeps_total{result=\"ok\"}");
+    assert!(runs >= 1.0, "{text}");
+    assert_eq!(
+        sample(&text, "itsm_sla_sweeps_total{result=\"error\"}"),
+        0.0
+    );
+    assert!(sample(&text, "itsm_sla_sweep_duration_seconds_count") >= runs);
+    let last = sample(&text, "itsm_sla_sweep_last_success_timestamp_seconds");
+    #[allow(clippy::cast_precision_loss)]
+    let now = chrono::Utc::now().timestamp() as f64;
+    assert!((now - 60.0..=now + 1.0).contains(&last), "{last} vs {now}");
 }
