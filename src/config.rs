@@ -639,6 +639,80 @@ pub struct LogSettings {
     /// Filter in `tracing` syntax, such as `info` or `itsm=debug,info`.
     #[arg(long, env = "ITSM_LOG", default_value = "info", global = true)]
     pub log: String,
+
+    /// An OTLP/HTTP collector's base URL: traces go to its `/v1/traces`.
+    /// Unset: no traces.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+
+    /// The traces URL in full (used as given; wins over the base URL).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", global = true)]
+    pub otel_exporter_otlp_traces_endpoint: Option<String>,
+
+    /// `http/protobuf` or `http/json` (gRPC is not built in: point at the
+    /// collector's HTTP port, 4318 by convention).
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
+        default_value = "http/protobuf",
+        value_parser = parse_otlp_protocol,
+        global = true
+    )]
+    pub otel_exporter_otlp_protocol: OtlpProtocol,
+
+    /// The protocol for traces only (wins over `OTEL_EXPORTER_OTLP_PROTOCOL`).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", value_parser = parse_otlp_protocol, global = true)]
+    pub otel_exporter_otlp_traces_protocol: Option<OtlpProtocol>,
+
+    /// `service.name` on every span.
+    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "itsm", global = true)]
+    pub otel_service_name: String,
+}
+
+impl LogSettings {
+    /// Where traces are sent, when anywhere: the traces URL as given, else
+    /// the base URL with `/v1/traces`.
+    pub fn traces_endpoint(&self) -> Option<String> {
+        let set = |value: &Option<String>| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        set(&self.otel_exporter_otlp_traces_endpoint).or_else(|| {
+            set(&self.otel_exporter_otlp_endpoint)
+                .map(|base| format!("{}/v1/traces", base.trim_end_matches('/')))
+        })
+    }
+
+    /// The encoding of exported traces.
+    pub fn traces_protocol(&self) -> OtlpProtocol {
+        self.otel_exporter_otlp_traces_protocol
+            .unwrap_or(self.otel_exporter_otlp_protocol)
+    }
+}
+
+/// How traces are encoded over OTLP/HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// `http/protobuf`, the standard default.
+    Protobuf,
+    /// `http/json`.
+    Json,
+}
+
+fn parse_otlp_protocol(value: &str) -> Result<OtlpProtocol, String> {
+    match value.trim() {
+        "http/protobuf" => Ok(OtlpProtocol::Protobuf),
+        "http/json" => Ok(OtlpProtocol::Json),
+        "grpc" => Err(
+            "gRPC is not built in: use http/protobuf and the collector's HTTP port (4318)".into(),
+        ),
+        other => Err(format!(
+            "unknown OTLP protocol {other:?}: use http/protobuf or http/json"
+        )),
+    }
 }
 
 /// Log output format.

@@ -24,6 +24,8 @@ use sea_orm::{
     sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 
+use tracing::Instrument as _;
+
 use crate::config::DatabaseSettings;
 
 /// The service's database: where to read and where to write.
@@ -182,6 +184,34 @@ impl Gate {
     }
 }
 
+/// A span for one SQL statement, for traces only (off the logs' default level).
+fn statement_span(backend: DbBackend, sql: &str) -> tracing::Span {
+    // Statements of background work (the event pump, the SLA sweep) would
+    // each start a trace of their own: only those inside a traced span count.
+    if !tracing::enabled!(target: "itsm::trace", tracing::Level::DEBUG)
+        || tracing::Span::current().is_none()
+    {
+        return tracing::Span::none();
+    }
+    let operation = sql
+        .split_whitespace()
+        .next()
+        .unwrap_or("SQL")
+        .to_ascii_uppercase();
+    tracing::debug_span!(
+        target: "itsm::trace",
+        "sql",
+        otel.name = %operation,
+        otel.kind = "client",
+        db.system.name = match backend {
+            DbBackend::Postgres => "postgresql",
+            _ => "sqlite",
+        },
+        db.operation.name = %operation,
+        db.query.text = %sql,
+    )
+}
+
 /// The pool reads go through; metered by a request's [`Gate`] when it has one.
 #[derive(Clone, Debug)]
 pub struct Reader {
@@ -215,24 +245,30 @@ impl ConnectionTrait for Reader {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         let _permit = self.enter().await?;
-        self.conn.execute_raw(stmt).await
+        let span = statement_span(self.get_database_backend(), &stmt.sql);
+        self.conn.execute_raw(stmt).instrument(span).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         let _permit = self.enter().await?;
-        self.conn.execute_unprepared(sql).await
+        self.conn
+            .execute_unprepared(sql)
+            .instrument(statement_span(self.get_database_backend(), sql))
+            .await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         let _permit = self.enter().await?;
-        let row = self.conn.query_one_raw(stmt).await?;
+        let span = statement_span(self.get_database_backend(), &stmt.sql);
+        let row = self.conn.query_one_raw(stmt).instrument(span).await?;
         self.read(usize::from(row.is_some()))?;
         Ok(row)
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let _permit = self.enter().await?;
-        let rows = self.conn.query_all_raw(stmt).await?;
+        let span = statement_span(self.get_database_backend(), &stmt.sql);
+        let rows = self.conn.query_all_raw(stmt).instrument(span).await?;
         self.read(rows.len())?;
         Ok(rows)
     }
@@ -288,19 +324,25 @@ impl ConnectionTrait for Txn {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.inner.execute_raw(stmt).await
+        let span = statement_span(self.get_database_backend(), &stmt.sql);
+        self.inner.execute_raw(stmt).instrument(span).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.inner.execute_unprepared(sql).await
+        self.inner
+            .execute_unprepared(sql)
+            .instrument(statement_span(self.get_database_backend(), sql))
+            .await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.inner.query_one_raw(stmt).await
+        let span = statement_span(self.get_database_backend(), &stmt.sql);
+        self.inner.query_one_raw(stmt).instrument(span).await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.inner.query_all_raw(stmt).await
+        let span = statement_span(self.get_database_backend(), &stmt.sql);
+        self.inner.query_all_raw(stmt).instrument(span).await
     }
 
     fn support_returning(&self) -> bool {
@@ -381,6 +423,23 @@ fn pool_usage(conn: &DatabaseConnection) -> (u32, u32, u32) {
     }
 }
 
+/// One pool's label sets.
+struct PoolLabels {
+    pool: [(&'static str, &'static str); 1],
+    in_use: [(&'static str, &'static str); 2],
+    idle: [(&'static str, &'static str); 2],
+}
+
+impl PoolLabels {
+    fn new(pool: &'static str) -> Self {
+        Self {
+            pool: [("pool", pool)],
+            in_use: [("pool", pool), ("state", "in_use")],
+            idle: [("pool", pool), ("state", "idle")],
+        }
+    }
+}
+
 /// The database's figures for `/metrics`, read at each scrape: statements by
 /// source, and each pool's connections in use and idle, its maximum and how
 /// often it was found exhausted.
@@ -392,91 +451,102 @@ impl prometheus_client::collector::Collector for Collector {
         &self,
         mut encoder: prometheus_client::encoding::DescriptorEncoder,
     ) -> std::fmt::Result {
-        use prometheus_client::{
-            encoding::EncodeMetric,
-            metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
-            registry::Unit,
-        };
+        use prometheus_client::registry::Unit;
+
+        use crate::metrics::{write_counters, write_gauges};
         let db = &self.0;
         let metrics = &db.metrics;
-        let sources = [
-            ("requests", &metrics.requests),
-            ("background", &metrics.background),
-        ];
-        let mut family = encoder.encode_descriptor(
-            "db_statements",
-            "SQL statements executed, by source (requests or background work).",
-            None,
-            MetricType::Counter,
+        const REQUESTS: &[(&str, &str)] = &[("source", "requests")];
+        const BACKGROUND: &[(&str, &str)] = &[("source", "background")];
+        let (requests, background) = (&metrics.requests, &metrics.background);
+        write_counters(
+            &mut encoder,
+            (
+                "db_statements",
+                "SQL statements executed, by source (requests or background work).",
+                None,
+            ),
+            &[
+                (REQUESTS, requests.statements()),
+                (BACKGROUND, background.statements()),
+            ],
         )?;
-        for (source, counters) in sources {
-            ConstCounter::new(counters.statements())
-                .encode(family.encode_family(&[("source", source)])?)?;
-        }
-        let mut family = encoder.encode_descriptor(
-            "db_statement_errors",
-            "SQL statements that failed, by source.",
-            None,
-            MetricType::Counter,
+        write_counters(
+            &mut encoder,
+            (
+                "db_statement_errors",
+                "SQL statements that failed, by source.",
+                None,
+            ),
+            &[
+                (REQUESTS, requests.failures()),
+                (BACKGROUND, background.failures()),
+            ],
         )?;
-        for (source, counters) in sources {
-            ConstCounter::new(counters.failures())
-                .encode(family.encode_family(&[("source", source)])?)?;
-        }
-        let seconds = Unit::Seconds;
-        let mut family = encoder.encode_descriptor(
-            "db_statement",
-            "Time spent running SQL statements, by source.",
-            Some(&seconds),
-            MetricType::Counter,
+        write_counters(
+            &mut encoder,
+            (
+                "db_statement",
+                "Time spent running SQL statements, by source.",
+                Some(&Unit::Seconds),
+            ),
+            &[
+                (REQUESTS, requests.seconds()),
+                (BACKGROUND, background.seconds()),
+            ],
         )?;
-        for (source, counters) in sources {
-            ConstCounter::new(counters.seconds())
-                .encode(family.encode_family(&[("source", source)])?)?;
-        }
 
         let reads = metrics.read_waits.load(Ordering::Relaxed);
         let writes = metrics.write_waits.load(Ordering::Relaxed);
-        let pools: Vec<(&str, &DatabaseConnection, u64)> = if db.separate_reader {
+        let pools: Vec<(PoolLabels, &DatabaseConnection, u64)> = if db.separate_reader {
             vec![
-                ("read", &db.reader.conn, reads),
-                ("write", &db.writer, writes),
+                (PoolLabels::new("read"), &db.reader.conn, reads),
+                (PoolLabels::new("write"), &db.writer, writes),
             ]
         } else {
-            vec![("shared", &db.writer, reads.saturating_add(writes))]
+            vec![(
+                PoolLabels::new("shared"),
+                &db.writer,
+                reads.saturating_add(writes),
+            )]
         };
-        let mut family = encoder.encode_descriptor(
-            "db_pool_connections",
-            "Connections in a pool (read, write, or shared on PostgreSQL), by state (in_use or idle).",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (pool, conn, _) in &pools {
-            let (size, idle, _) = pool_usage(conn);
-            for (state, count) in [("in_use", size.saturating_sub(idle)), ("idle", idle)] {
-                ConstGauge::new(i64::from(count))
-                    .encode(family.encode_family(&[("pool", *pool), ("state", state)])?)?;
-            }
+        let mut connections = Vec::new();
+        let mut maximum = Vec::new();
+        let mut waits = Vec::new();
+        for (labels, conn, waited) in &pools {
+            let (size, free, max) = pool_usage(conn);
+            connections.push((&labels.in_use[..], i64::from(size.saturating_sub(free))));
+            connections.push((&labels.idle[..], i64::from(free)));
+            maximum.push((&labels.pool[..], i64::from(max)));
+            waits.push((&labels.pool[..], *waited));
         }
-        let mut family = encoder.encode_descriptor(
-            "db_pool_max_connections",
-            "Most connections a pool opens.",
-            None,
-            MetricType::Gauge,
+        write_gauges(
+            &mut encoder,
+            (
+                "db_pool_connections",
+                "Connections in a pool (read, write, or shared on PostgreSQL), by state (in_use or idle).",
+                None,
+            ),
+            &connections,
         )?;
-        for (pool, conn, _) in &pools {
-            let (_, _, max) = pool_usage(conn);
-            ConstGauge::new(i64::from(max)).encode(family.encode_family(&[("pool", *pool)])?)?;
-        }
-        let mut family = encoder.encode_descriptor(
-            "db_pool_waits",
-            "Statements and transactions that found their pool exhausted (no idle connection, the pool at its maximum) and waited for a connection.",
-            None,
-            MetricType::Counter,
+        write_gauges(
+            &mut encoder,
+            (
+                "db_pool_max_connections",
+                "Most connections a pool opens.",
+                None,
+            ),
+            &maximum,
         )?;
-        for (pool, _, waits) in &pools {
-            ConstCounter::new(*waits).encode(family.encode_family(&[("pool", *pool)])?)?;
-        }
+        write_counters(
+            &mut encoder,
+            (
+                "db_pool_waits",
+                "Statements and transactions that found their pool exhausted (no idle connection, the pool at its maximum) and waited for a connection.",
+                None,
+            ),
+            &waits,
+        )?;
         Ok(())
     }
 }

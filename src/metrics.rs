@@ -18,8 +18,14 @@ use std::{
 
 use prometheus_client::{
     collector::Collector,
-    encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder},
+    metrics::{
+        MetricType,
+        counter::{ConstCounter, Counter},
+        family::Family,
+        gauge::{ConstGauge, Gauge},
+        histogram::Histogram,
+    },
     registry::{Registry, Unit},
 };
 
@@ -529,6 +535,68 @@ impl Metrics {
         }
         text
     }
+}
+
+/// Labels of one sample written by a collector.
+pub type Labels<'a> = &'a [(&'a str, &'a str)];
+
+/// Writes a counter family of figures read at scrape time (a collector's);
+/// a sample without labels stands alone.
+pub fn write_counters<N: Copy>(
+    encoder: &mut DescriptorEncoder,
+    described: Described<'_>,
+    samples: &[(Labels<'_>, N)],
+) -> std::fmt::Result
+where
+    ConstCounter<N>: EncodeMetric,
+{
+    write_samples(
+        encoder,
+        MetricType::Counter,
+        described,
+        samples,
+        |value, to| ConstCounter::new(value).encode(to),
+    )
+}
+
+/// Writes a gauge family of figures read at scrape time.
+pub fn write_gauges<N: Copy>(
+    encoder: &mut DescriptorEncoder,
+    described: Described<'_>,
+    samples: &[(Labels<'_>, N)],
+) -> std::fmt::Result
+where
+    ConstGauge<N>: EncodeMetric,
+{
+    write_samples(
+        encoder,
+        MetricType::Gauge,
+        described,
+        samples,
+        |value, to| ConstGauge::new(value).encode(to),
+    )
+}
+
+/// A family's name, help and unit.
+pub type Described<'a> = (&'a str, &'a str, Option<&'a Unit>);
+
+fn write_samples<N: Copy>(
+    encoder: &mut DescriptorEncoder,
+    kind: MetricType,
+    (name, help, unit): Described<'_>,
+    samples: &[(Labels<'_>, N)],
+    write: impl Fn(N, MetricEncoder<'_>) -> std::fmt::Result,
+) -> std::fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, unit, kind)?;
+    if let [(labels, value)] = samples
+        && labels.is_empty()
+    {
+        return write(*value, family);
+    }
+    for (labels, value) in samples {
+        write(*value, family.encode_family(labels)?)?;
+    }
+    Ok(())
 }
 
 /// A label value from a bounded set: `missing` without a name, the name

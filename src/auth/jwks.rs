@@ -58,42 +58,44 @@ impl prometheus_client::collector::Collector for KeySetStats {
         &self,
         mut encoder: prometheus_client::encoding::DescriptorEncoder,
     ) -> std::fmt::Result {
-        use prometheus_client::{
-            encoding::EncodeMetric,
-            metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
-        };
+        use crate::metrics::{write_counters, write_gauges};
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let mut family = encoder.encode_descriptor(
-            "jwks_fetches",
-            "Fetches of the identity provider's key set, by result (ok or error).",
-            None,
-            MetricType::Counter,
+        let gauge = |counter: &AtomicU64| i64::try_from(load(counter)).unwrap_or(i64::MAX);
+        write_counters(
+            &mut encoder,
+            (
+                "jwks_fetches",
+                "Fetches of the identity provider's key set, by result (ok or error).",
+                None,
+            ),
+            &[
+                (&[("result", "ok")], load(&self.fetched)),
+                (&[("result", "error")], load(&self.failed)),
+            ],
         )?;
-        for (result, count) in [("ok", load(&self.fetched)), ("error", load(&self.failed))] {
-            ConstCounter::new(count).encode(family.encode_family(&[("result", result)])?)?;
-        }
-        let family = encoder.encode_descriptor(
-            "jwks_fetches_throttled",
-            "Fetches wanted (an unknown kid, say) but not made: the last attempt was under the cache floor ago.",
-            None,
-            MetricType::Counter,
+        write_counters(
+            &mut encoder,
+            (
+                "jwks_fetches_throttled",
+                "Fetches wanted (an unknown kid, say) but not made: the last attempt was under the cache floor ago.",
+                None,
+            ),
+            &[(&[], load(&self.throttled))],
         )?;
-        ConstCounter::new(load(&self.throttled)).encode(family)?;
-        let family = encoder.encode_descriptor(
-            "jwks_keys",
-            "Keys in the key set now serving.",
-            None,
-            MetricType::Gauge,
+        write_gauges(
+            &mut encoder,
+            ("jwks_keys", "Keys in the key set now serving.", None),
+            &[(&[], gauge(&self.keys))],
         )?;
-        ConstGauge::new(i64::try_from(load(&self.keys)).unwrap_or(i64::MAX)).encode(family)?;
-        let family = encoder.encode_descriptor(
-            "jwks_last_success_timestamp_seconds",
-            "When the key set was last fetched (Unix time; 0 before the first fetch).",
-            None,
-            MetricType::Gauge,
+        write_gauges(
+            &mut encoder,
+            (
+                "jwks_last_success_timestamp_seconds",
+                "When the key set was last fetched (Unix time; 0 before the first fetch).",
+                None,
+            ),
+            &[(&[], gauge(&self.last_success))],
         )?;
-        ConstGauge::new(i64::try_from(load(&self.last_success)).unwrap_or(i64::MAX))
-            .encode(family)?;
         Ok(())
     }
 }

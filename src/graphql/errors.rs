@@ -314,11 +314,7 @@ impl Extension for PolicyExtension {
         }
         let request = next.run(ctx, request).await?;
         // The request's state is added by an extension further in.
-        let state = request
-            .data
-            .get(&TypeId::of::<Arc<RequestState>>())
-            .and_then(|data| data.downcast_ref::<Arc<RequestState>>())
-            .cloned();
+        let state = RequestState::of(&request);
         if let Ok(mut meter) = self.meter.lock() {
             meter.state = state;
         }

@@ -219,6 +219,16 @@ impl RequestState {
         &self.db
     }
 
+    /// The state [`RequestStateFactory`] put in `request` (for extensions
+    /// further out, whose `prepare_request` sees it once the inner ones ran).
+    pub fn of(request: &async_graphql::Request) -> Option<Arc<Self>> {
+        request
+            .data
+            .get(&std::any::TypeId::of::<Arc<Self>>())
+            .and_then(|data| data.downcast_ref::<Arc<Self>>())
+            .cloned()
+    }
+
     /// The viewer's scope, loaded on first use.
     pub async fn scope(&self, auth: &Auth) -> ApiResult<&Scope> {
         let viewer = auth.viewer()?;

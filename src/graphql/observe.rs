@@ -5,7 +5,6 @@
 //! by their root field, until their stream ends.
 
 use std::{
-    any::TypeId,
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll},
@@ -22,6 +21,7 @@ use async_graphql::{
     parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection},
 };
 use futures_util::StreamExt;
+use tracing::Instrument as _;
 
 use super::loaders::RequestState;
 use crate::metrics::{Held, Metrics};
@@ -47,8 +47,9 @@ struct Seen {
     kind: Option<&'static str>,
     /// The operation's first root field.
     field: Option<String>,
-    /// Whether the document passed validation.
+    /// Whether the document passed validation, and its complexity and depth.
     valid: bool,
+    complexity: Option<(usize, usize)>,
     /// The request's state, whose gate counts its statements.
     state: Option<Arc<RequestState>>,
 }
@@ -97,8 +98,21 @@ fn codes(response: &Response) -> Vec<String> {
 impl Extension for Observer {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let started = Instant::now();
-        let response = next.run(ctx).await;
+        // For traces only (off the logs' default level): named once parsed.
+        let span = tracing::debug_span!(
+            target: "itsm::trace",
+            "graphql",
+            otel.status_code = tracing::field::Empty,
+            graphql.operation.name = tracing::field::Empty,
+            graphql.operation.type = tracing::field::Empty,
+            graphql.complexity = tracing::field::Empty,
+            graphql.depth = tracing::field::Empty,
+            graphql.error.codes = tracing::field::Empty,
+            db.statements = tracing::field::Empty,
+        );
+        let response = next.run(ctx).instrument(span.clone()).await;
         let seen = self.seen();
+        trace_operation(&span, &seen, &codes(&response));
         if let Some((kind, statements)) = seen.statements() {
             self.metrics.statements(kind, statements);
         }
@@ -158,10 +172,9 @@ impl Extension for Observer {
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await;
-        if result.is_ok()
-            && let Ok(mut seen) = self.seen.lock()
-        {
+        if let (Ok(validated), Ok(mut seen)) = (&result, self.seen.lock()) {
             seen.valid = true;
+            seen.complexity = Some((validated.complexity, validated.depth));
         }
         result
     }
@@ -177,11 +190,7 @@ impl Extension for Observer {
         }
         let request = next.run(ctx, request).await?;
         // The request's state is added by an extension further in.
-        let state = request
-            .data
-            .get(&TypeId::of::<Arc<RequestState>>())
-            .and_then(|data| data.downcast_ref::<Arc<RequestState>>())
-            .cloned();
+        let state = RequestState::of(&request);
         if let Ok(mut seen) = self.seen.lock() {
             seen.state = state;
         }
@@ -229,6 +238,38 @@ impl Extension for Observer {
             }
         }
         Ok(document)
+    }
+}
+
+/// Completes an operation's span: its name, type, complexity, statements and
+/// error codes.
+fn trace_operation(span: &tracing::Span, seen: &Seen, codes: &[String]) {
+    if span.is_disabled() {
+        return;
+    }
+    let name = seen.name.as_deref().or(seen.requested.as_deref());
+    let kind = seen.kind.unwrap_or("unknown");
+    crate::telemetry::rename(
+        span,
+        match name {
+            Some(name) => format!("{kind} {name}"),
+            None => kind.to_owned(),
+        },
+    );
+    span.record("graphql.operation.type", kind);
+    if let Some(name) = name {
+        span.record("graphql.operation.name", name);
+    }
+    if let Some((complexity, depth)) = seen.complexity {
+        span.record("graphql.complexity", complexity);
+        span.record("graphql.depth", depth);
+    }
+    if let Some((_, statements)) = seen.statements() {
+        span.record("db.statements", statements);
+    }
+    if !codes.is_empty() {
+        span.record("graphql.error.codes", codes.join(","));
+        span.record("otel.status_code", "ERROR");
     }
 }
 

@@ -79,12 +79,21 @@ pub fn router(state: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
-                    tracing::info_span!(
+                    // Named and completed once the route is known (see `count`).
+                    let span = tracing::info_span!(
                         "request",
                         method = %request.method(),
                         path = %request.uri().path(),
                         request_id = %request_id(request),
-                    )
+                        otel.kind = "server",
+                        otel.status_code = tracing::field::Empty,
+                        http.request.method = %request.method(),
+                        http.route = tracing::field::Empty,
+                        http.response.status_code = tracing::field::Empty,
+                        url.path = %request.uri().path(),
+                    );
+                    crate::telemetry::continue_trace(&span, request.headers());
+                    span
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO))
                 // Every response is logged above with its status; a line at
@@ -171,12 +180,16 @@ async fn count(
     let method = request.method().clone();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    metrics.http(
-        route,
-        method.as_str(),
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    let status = response.status().as_u16();
+    metrics.http(route, method.as_str(), status, started.elapsed());
+    // The request's span (the trace layer's, entered around this call).
+    let span = tracing::Span::current();
+    crate::telemetry::rename(&span, format!("{method} {route}"));
+    span.record("http.route", route);
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
     response
 }
 

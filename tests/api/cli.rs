@@ -55,15 +55,15 @@ fn stderr(output: &Output) -> String {
 }
 
 /// A running `itsm serve` and its JSON log lines.
-struct Served {
+pub(crate) struct Served {
     child: Child,
     address: String,
-    log: Arc<Mutex<Vec<Value>>>,
-    client: reqwest::Client,
+    pub(crate) log: Arc<Mutex<Vec<Value>>>,
+    pub(crate) client: reqwest::Client,
 }
 
 impl Served {
-    fn start(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Self {
+    pub(crate) fn start(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Self {
         let mut serve = vec!["serve"];
         serve.extend_from_slice(args);
         Self::launch(dir, env, &serve)
@@ -129,7 +129,7 @@ impl Served {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
 
@@ -138,7 +138,7 @@ impl Served {
     }
 
     /// Waits until a log line satisfies `predicate`.
-    async fn wait_for_log(&self, predicate: impl Fn(&Value) -> bool) -> bool {
+    pub(crate) async fn wait_for_log(&self, predicate: impl Fn(&Value) -> bool) -> bool {
         let start = Instant::now();
         while start.elapsed() < WAIT {
             if self.logged(&predicate) {

@@ -30,5 +30,6 @@ mod schema;
 mod sla;
 mod telemetry;
 mod tickets;
+mod traces;
 mod websocket;
 mod workflow;
