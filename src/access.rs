@@ -11,7 +11,7 @@ use sea_orm::{
 };
 
 use crate::{
-    auth::{Role, Viewer},
+    auth::{Grants, Role, Viewer},
     db::Db,
     entity::{queues, team_members, tickets},
     error::ApiResult,
@@ -53,6 +53,8 @@ pub struct Scope {
     pub role: Role,
     /// Queues owned by the viewer's teams.
     pub queue_ids: Vec<i64>,
+    /// What an integration's token allows it to write.
+    pub grants: Grants,
 }
 
 impl Scope {
@@ -65,6 +67,7 @@ impl Scope {
                 user_id: viewer.user.id,
                 role: viewer.role,
                 queue_ids: Vec::new(),
+                grants: viewer.grants,
             });
         }
         let queue_ids = queues::Entity::find()
@@ -86,6 +89,7 @@ impl Scope {
             user_id: viewer.user.id,
             role: viewer.role,
             queue_ids,
+            grants: viewer.grants,
         })
     }
 
@@ -94,9 +98,29 @@ impl Scope {
         matches!(self.role, Role::Manager | Role::Admin | Role::Integration)
     }
 
-    /// May write at all (`INTEGRATION` is read-only).
-    pub fn may_write(&self) -> bool {
+    /// May change tickets (update, move through the workflow, assign):
+    /// never an integration.
+    pub fn may_change_tickets(&self) -> bool {
         self.role != Role::Integration
+    }
+
+    /// May open tickets: anyone signed in, and an integration whose token
+    /// carries `tickets:write`.
+    pub fn may_open_tickets(&self) -> bool {
+        self.role != Role::Integration || self.grants.tickets_write
+    }
+
+    /// May open a ticket for someone else (recorded as its actor, the other
+    /// person as its requester): staff, and integrations with `tickets:write`.
+    pub fn opens_for_others(&self) -> bool {
+        self.role >= Role::Agent || (self.role == Role::Integration && self.grants.tickets_write)
+    }
+
+    /// May comment (the ticket's own rules apply too): anyone signed in, and
+    /// an integration whose token carries `comments:write`, which then
+    /// comments like staff, work notes included.
+    pub fn may_comment(&self) -> bool {
+        self.role != Role::Integration || self.grants.comments_write
     }
 
     /// Is staff: reads internal comments and events of the tickets it sees.
@@ -182,6 +206,7 @@ mod tests {
             user_id: 7,
             role,
             queue_ids,
+            grants: Grants::default(),
         }
     }
 
@@ -272,7 +297,40 @@ mod tests {
         }
         assert!(scope(Role::Manager, vec![]).may_work(&ticket(8, None, 9)));
         let integration = scope(Role::Integration, vec![]);
-        assert!(!integration.may_write());
+        assert!(!integration.may_change_tickets());
+        assert!(!integration.may_open_tickets());
+        assert!(!integration.opens_for_others());
+        assert!(!integration.may_comment());
         assert!(!integration.may_work(&ticket(8, None, 9)));
+    }
+
+    #[test]
+    fn an_integrations_scopes_allow_opening_tickets_for_others_and_commenting_only() {
+        let writer = Scope {
+            grants: Grants {
+                tickets_write: true,
+                comments_write: false,
+            },
+            ..scope(Role::Integration, vec![])
+        };
+        assert!(writer.may_open_tickets() && writer.opens_for_others());
+        assert!(!writer.may_comment());
+        assert!(!writer.may_change_tickets());
+        let commenter = Scope {
+            grants: Grants {
+                tickets_write: false,
+                comments_write: true,
+            },
+            ..scope(Role::Integration, vec![])
+        };
+        assert!(commenter.may_comment());
+        assert!(!commenter.may_open_tickets());
+        // Scopes mean nothing to people: their role decides.
+        let requester = Scope {
+            grants: writer.grants,
+            ..scope(Role::Requester, vec![])
+        };
+        assert!(requester.may_open_tickets() && !requester.opens_for_others());
+        assert!(scope(Role::Agent, vec![]).opens_for_others());
     }
 }

@@ -137,6 +137,7 @@ fn token(settings: &Settings, args: TokenArgs) -> anyhow::Result<String> {
         email: args.email,
         name: args.name,
         role: args.role,
+        grants: crate::auth::Grants::default(),
     };
     keys.mint(&claims, args.ttl)
 }

@@ -57,6 +57,8 @@ pub struct Claims {
     pub name: Option<String>,
     /// The role from the configured role claim.
     pub role: Role,
+    /// The write scopes from `scope` or `scp` (see [`super::grants`]).
+    pub grants: super::Grants,
 }
 
 /// Why a token was refused. Logged, never shown to the client.
@@ -342,6 +344,7 @@ impl JwtKeys {
                 .or_else(|| text("preferred_username", MAX_NAME_CHARS))
                 .or_else(|| (!full_name.is_empty()).then_some(full_name)),
             role: self.roles.role_of(&claims).ok_or(TokenError::NoRole)?,
+            grants: super::Grants::from_claims(&claims),
         };
         Ok((claims, expires_at))
     }
@@ -363,7 +366,9 @@ impl JwtKeys {
             "nbf": now,
             "exp": now.saturating_add(ttl.as_secs()),
         });
+        let scope = claims.grants.scope_claim();
         let extra = [
+            ("scope", scope.as_deref()),
             ("email", claims.email.as_deref()),
             ("name", claims.name.as_deref()),
             ("iss", self.issuer.as_deref()),
@@ -564,6 +569,7 @@ mod tests {
             email: Some("alice@example.com".into()),
             name: Some("Alice".into()),
             role: Role::Agent,
+            grants: crate::auth::Grants::default(),
         }
     }
 

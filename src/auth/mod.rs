@@ -1,6 +1,7 @@
 //! Authentication at the edge: a bearer token becomes a [`Viewer`] once per
 //! HTTP request or WebSocket connection, and resolvers read it from the context.
 
+pub mod grants;
 mod jwks;
 mod keys;
 mod provision;
@@ -8,6 +9,7 @@ mod provision;
 use std::sync::Arc;
 
 pub use crate::vocabulary::{Role, RoleRules};
+pub use grants::Grants;
 pub use jwks::KeySetStats;
 pub use keys::{Claims, JwtKeys, KeySource, MIN_SECRET_BYTES, TokenError};
 pub use provision::provision;
@@ -45,6 +47,8 @@ pub struct Viewer {
     pub user: users::Model,
     /// The role from the token.
     pub role: Role,
+    /// What the token's scopes allow an integration to write.
+    pub grants: Grants,
     /// When the token stops being valid (its `exp` plus the allowed leeway),
     /// in seconds since the epoch; a WebSocket closes then.
     pub expires_at: Option<u64>,
@@ -96,6 +100,7 @@ impl Authenticator {
         Ok(Auth::Viewer(Viewer {
             user,
             role: claims.role,
+            grants: claims.grants,
             expires_at,
         }))
     }

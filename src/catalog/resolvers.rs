@@ -503,6 +503,10 @@ pub struct SubmitServiceRequestInput {
     pub title: Option<String>,
     /// Makes a retry return the first request instead of creating a second.
     pub idempotency_key: Option<String>,
+    /// Whom it is for, when not you (a `User` id): agents, managers, admins,
+    /// and integrations whose token carries `tickets:write` (which must name
+    /// someone). You are recorded as the one who submitted it.
+    pub requester_id: Option<ID>,
 }
 
 /// The item a mutation created or changed.
@@ -650,6 +654,7 @@ impl CatalogMutation {
             answers: input.answers.0,
             title: input.title,
             idempotency_key: input.idempotency_key,
+            requester_id: crate::ticket::resolvers::requester_id(input.requester_id)?,
         };
         let ticket = crate::ticket::request::submit(ctx.db()?, scope, submission)
             .await

@@ -472,6 +472,8 @@ pub struct Submission {
     pub title: Option<String>,
     /// Makes a retry return the first request.
     pub idempotency_key: Option<String>,
+    /// Whom it is for, when not the viewer.
+    pub requester_id: Option<i64>,
 }
 
 /// A submission checked against its item: what the request ticket is made

@@ -454,6 +454,7 @@ pub(super) async fn catalog(
             }),
             title: None,
             idempotency_key: None,
+            requester_id: None,
         };
         let ticket = crate::ticket::request::submit(db, &scope, submission)
             .await

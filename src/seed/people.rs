@@ -154,11 +154,13 @@ pub(super) async fn people(db: &Db) -> anyhow::Result<Vec<Viewer>> {
             email: Some(format!("{}@example.com", person.subject)),
             name: Some(person.name.into()),
             role: person.role,
+            grants: crate::auth::Grants::default(),
         };
         let user = crate::auth::provision(db, &claims).await.map_err(api)?;
         viewers.push(Viewer {
             user,
             role: person.role,
+            grants: crate::auth::Grants::default(),
             expires_at: None,
         });
     }

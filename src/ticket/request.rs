@@ -19,6 +19,7 @@ use crate::{
 /// the answers is reported at once.
 #[tracing::instrument(skip_all, fields(viewer = scope.user_id, item = submission.item_id))]
 pub async fn submit(db: &Db, scope: &Scope, submission: Submission) -> ApiResult<tickets::Model> {
+    let requester_id = submission.requester_id;
     let request = catalog::prepare(db, scope, submission).await?;
     let item = request.item;
     let new = NewTicket {
@@ -38,6 +39,7 @@ pub async fn submit(db: &Db, scope: &Scope, submission: Submission) -> ApiResult
             mode: Some(item.approval_mode),
             tasks: catalog::tasks_of(&item),
         },
+        requester_id,
         ..NewTicket::default()
     };
     service::create(db, scope, new).await

@@ -367,6 +367,7 @@ async fn later_tokens_keep_email_and_name_in_step(backend: Backend) {
         email: email.map(str::to_owned),
         name: name.map(str::to_owned),
         role,
+        grants: itsm::auth::Grants::default(),
     };
     let first = app
         .viewer(&app.token_for(&claims(

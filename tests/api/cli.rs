@@ -669,6 +669,7 @@ async fn internal_errors_are_logged_with_their_cause_and_request_id(backend: Bac
                 email: None,
                 name: None,
                 role: Role::Agent,
+                grants: itsm::auth::Grants::default(),
             },
             Duration::from_secs(60),
         )

@@ -18,6 +18,7 @@ mod graphql;
 mod hardening;
 mod health;
 mod idp;
+mod integrations;
 mod lifecycle;
 mod live;
 mod nodes;

@@ -146,6 +146,7 @@ fn token(subject: &str, role: Role) -> String {
             email: None,
             name: None,
             role,
+            grants: itsm::auth::Grants::default(),
         },
         Duration::from_secs(300),
     )

@@ -33,6 +33,10 @@ pub struct CreateIncidentInput {
     pub queue_id: Option<ID>,
     /// Makes a retry return the first ticket instead of creating a second.
     pub idempotency_key: Option<String>,
+    /// Whom it is for, when not you (a `User` id): agents, managers, admins,
+    /// and integrations whose token carries `tickets:write` (which must name
+    /// someone). You are recorded as the one who opened it.
+    pub requester_id: Option<ID>,
 }
 
 /// Opens a problem.
@@ -208,6 +212,12 @@ pub(super) fn queue_id(id: Option<ID>) -> ApiResult<Option<i64>> {
         .transpose()
 }
 
+/// A requester named by `User` id.
+pub(crate) fn requester_id(id: Option<ID>) -> ApiResult<Option<i64>> {
+    id.map(|id| decode_id_of("User", &id, "requesterId"))
+        .transpose()
+}
+
 pub(super) fn service_id(id: Option<ID>) -> ApiResult<Option<i64>> {
     id.map(|id| decode_id_of("Service", &id, "serviceId"))
         .transpose()
@@ -242,6 +252,7 @@ impl TicketMutation {
             queue_id: queue_id(input.queue_id)?,
             service_id: service_id(input.service_id)?,
             idempotency_key: input.idempotency_key,
+            requester_id: requester_id(input.requester_id)?,
             ..NewTicket::default()
         };
         let ticket = service::create(ctx.db()?, scope, new).await?;

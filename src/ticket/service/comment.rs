@@ -9,6 +9,7 @@ use sea_orm::{
 use crate::ticket::store::load;
 use crate::{
     access::Scope,
+    auth::Role,
     clock::now,
     db::Db,
     entity::{comments, tickets},
@@ -38,10 +39,15 @@ pub async fn comment(
     }
     let txn = db.begin().await?;
     let ticket = load(&txn, scope, ticket_id, "ticketId").await?;
-    if !scope.may_write() {
-        return Err(ApiError::Forbidden("integrations are read-only".into()));
+    if !scope.may_comment() {
+        return Err(ApiError::Forbidden(format!(
+            "this integration's token does not carry the {} scope",
+            crate::auth::grants::COMMENTS_WRITE
+        )));
     }
-    let staff = scope.may_work(&ticket);
+    // An integration allowed to comment does so as staff does.
+    let integration = scope.role == Role::Integration;
+    let staff = scope.may_work(&ticket) || integration;
     if visibility == Visibility::Internal && !staff {
         return Err(ApiError::Forbidden(
             "only the ticket's agents and managers add internal notes".into(),
@@ -75,7 +81,10 @@ pub async fn comment(
         updated_at: Set(at),
         ..Default::default()
     };
+    // An integration's reply (an automatic acknowledgement, say) is not a
+    // person responding.
     if visibility == Visibility::Public
+        && !integration
         && scope.user_id != ticket.requester_id
         && ticket.responded_at.is_none()
     {

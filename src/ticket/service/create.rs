@@ -76,6 +76,10 @@ pub struct NewTicket {
     pub submitted: Option<serde_json::Value>,
     /// Approvals and fulfilment tasks.
     pub plan: fulfilment::Plan,
+    /// Whom the ticket is for, when not the viewer: staff, and integrations
+    /// with `tickets:write` (which must name someone), open tickets for
+    /// others. The viewer is recorded as the actor.
+    pub requester_id: Option<i64>,
 }
 
 /// Creates a ticket of `new.kind` (an incident when absent).
@@ -94,9 +98,13 @@ pub async fn create(db: &Db, scope: &Scope, new: NewTicket) -> ApiResult<tickets
         // starts; standard changes are pre-approved.
         new.plan.approvers = Some(None);
     }
-    if !scope.may_write() {
-        return Err(ApiError::Forbidden("integrations are read-only".into()));
+    if !scope.may_open_tickets() {
+        return Err(ApiError::Forbidden(format!(
+            "this integration's token does not carry the {} scope",
+            crate::auth::grants::TICKETS_WRITE
+        )));
     }
+    let requester = requester(db, scope, new.requester_id).await?;
     if matches!(kind, TicketKind::Problem | TicketKind::Change) && scope.role < Role::Agent {
         return Err(ApiError::Forbidden(format!(
             "only agents, managers and admins open {} tickets",
@@ -127,7 +135,7 @@ pub async fn create(db: &Db, scope: &Scope, new: NewTicket) -> ApiResult<tickets
         .map(|_| fingerprint(kind, &title, &description, impact, urgency, &new));
 
     if let (Some(key), Some(fingerprint)) = (&key, &fingerprint)
-        && let Some(existing) = find_by_key(db.reader(), scope.user_id, key).await?
+        && let Some(existing) = find_by_key(db.reader(), requester, key).await?
     {
         return replay(existing, fingerprint);
     }
@@ -142,7 +150,7 @@ pub async fn create(db: &Db, scope: &Scope, new: NewTicket) -> ApiResult<tickets
         key: key.clone(),
         fingerprint: fingerprint.clone(),
     };
-    let created = insert_ticket(&txn, scope, checked, &new).await;
+    let created = insert_ticket(&txn, scope, requester, checked, &new).await;
     match created {
         Ok(ticket) => {
             txn.commit().await?;
@@ -154,7 +162,7 @@ pub async fn create(db: &Db, scope: &Scope, new: NewTicket) -> ApiResult<tickets
             let (Some(key), Some(fingerprint)) = (key, fingerprint) else {
                 return Err(ApiError::internal(anyhow::anyhow!("key vanished")));
             };
-            match find_by_key(db.writer(), scope.user_id, &key).await? {
+            match find_by_key(db.writer(), requester, &key).await? {
                 Some(existing) => replay(existing, &fingerprint),
                 None => Err(ApiError::Conflict(
                     "the ticket could not be created; retry".into(),
@@ -248,6 +256,7 @@ async fn route(
 async fn insert_ticket(
     txn: &Txn,
     scope: &Scope,
+    requester: i64,
     checked: Checked,
     new: &NewTicket,
 ) -> ApiResult<tickets::Model> {
@@ -317,7 +326,7 @@ async fn insert_ticket(
         urgency: Set(urgency),
         priority: Set(priority),
         priority_rank: Set(priority.rank()),
-        requester_id: Set(scope.user_id),
+        requester_id: Set(requester),
         assignee_id: Set(assignee),
         queue_id: Set(queue.id),
         service_id: Set(service.as_ref().map(|s| s.id)),
@@ -391,6 +400,37 @@ async fn insert_ticket(
         link_rows(txn, scope, &ticket, &other, at).await?;
     }
     Ok(ticket)
+}
+
+/// Whom a new ticket is for: the viewer, or the person they name when they
+/// may open tickets for others. An integration has no tickets of its own.
+async fn requester(db: &Db, scope: &Scope, named: Option<i64>) -> ApiResult<i64> {
+    let Some(id) = named.filter(|id| *id != scope.user_id) else {
+        if scope.role == Role::Integration {
+            return Err(ApiError::bad_input(
+                "requesterId",
+                "an integration opens tickets on behalf of a person: name them",
+            ));
+        }
+        return Ok(scope.user_id);
+    };
+    if !scope.opens_for_others() {
+        return Err(ApiError::Forbidden(
+            "only agents, managers, admins and integrations with tickets:write open tickets for someone else"
+                .into(),
+        ));
+    }
+    let person = users::Entity::find_by_id(id)
+        .one(db.reader())
+        .await?
+        .ok_or_else(|| ApiError::bad_input("requesterId", "no such person"))?;
+    if person.role == Role::Integration {
+        return Err(ApiError::bad_input(
+            "requesterId",
+            "an integration cannot be a ticket's requester",
+        ));
+    }
+    Ok(person.id)
 }
 
 pub(super) fn check_kind_fields(kind: TicketKind, new: &NewTicket) -> ApiResult<()> {

@@ -30,7 +30,7 @@ pub async fn transition(
 ) -> ApiResult<tickets::Model> {
     let txn = db.begin().await?;
     let before = load(&txn, scope, id, "id").await?;
-    if !scope.may_write() {
+    if !scope.may_change_tickets() {
         return Err(ApiError::Forbidden("integrations are read-only".into()));
     }
     check_version(&before, expected_version)?;

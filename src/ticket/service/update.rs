@@ -57,7 +57,7 @@ pub async fn update(
 ) -> ApiResult<tickets::Model> {
     let txn = db.begin().await?;
     let before = load(&txn, scope, id, "id").await?;
-    if !scope.may_write() {
+    if !scope.may_change_tickets() {
         return Err(ApiError::Forbidden("integrations are read-only".into()));
     }
     let staff = scope.may_work(&before);

@@ -115,6 +115,7 @@ impl TestApp {
             email: Some(format!("{subject}@example.com")),
             name: Some(format!("Test {subject}")),
             role,
+            grants: itsm::auth::Grants::default(),
         })
     }
 
@@ -125,6 +126,7 @@ impl TestApp {
             email: None,
             name: None,
             role,
+            grants: itsm::auth::Grants::default(),
         };
         self.keys
             .mint(&claims, Duration::from_secs(seconds))
