@@ -28,3 +28,4 @@ pub mod text;
 pub mod ticket;
 pub mod user;
 pub mod vocabulary;
+pub mod webhooks;
