@@ -121,6 +121,8 @@ pub struct Settings {
     pub jwt: JwtSettings,
     #[command(flatten)]
     pub log: LogSettings,
+    #[command(flatten)]
+    pub webhooks: WebhookSettings,
 
     /// Development mode: "did you mean" hints in errors, and a generated
     /// development key even on PostgreSQL. Never in production.
@@ -200,6 +202,55 @@ pub struct EventSettings {
     /// How often SLA warnings and breaches are looked for.
     #[arg(long, env = "ITSM_SLA_SWEEP", default_value = "30s", value_parser = parse_duration, global = true)]
     pub sla_sweep: Duration,
+}
+
+/// Outbound webhooks: where they may go and how deliveries are retried.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookSettings {
+    /// Where webhooks may be sent, comma-separated: `public` (any public
+    /// address), networks (`10.20.0.0/16`) or addresses, host names
+    /// (`hooks.internal.example`) and domains (`*.internal.example`).
+    /// Loopback, private and link-local addresses are refused unless listed.
+    #[arg(
+        long,
+        env = "ITSM_WEBHOOK_ALLOW",
+        value_delimiter = ',',
+        default_value = "public",
+        global = true
+    )]
+    pub webhook_allow: Vec<String>,
+
+    /// How long one delivery attempt may take, connecting included.
+    #[arg(long, env = "ITSM_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub webhook_timeout: Duration,
+
+    /// How long failed deliveries are retried (with exponential backoff and
+    /// jitter) before the endpoint is marked failing and paused.
+    #[arg(long, env = "ITSM_WEBHOOK_RETRY_FOR", default_value = "24h", value_parser = parse_duration, global = true)]
+    pub webhook_retry_for: Duration,
+
+    /// The wait after the first failure; it doubles with each one after.
+    #[arg(long, env = "ITSM_WEBHOOK_RETRY_BASE", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub webhook_retry_base: Duration,
+
+    /// The longest wait between two attempts.
+    #[arg(long, env = "ITSM_WEBHOOK_RETRY_MAX", default_value = "1h", value_parser = parse_duration, global = true)]
+    pub webhook_retry_max: Duration,
+
+    /// How long a replica holds an endpoint while it delivers; another
+    /// replica takes over an endpoint whose holder stopped after this long.
+    /// At least three delivery timeouts.
+    #[arg(long, env = "ITSM_WEBHOOK_LEASE", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub webhook_lease: Duration,
+
+    /// How often endpoints are looked at without being woken by an event:
+    /// the most a retry or another replica's change waits.
+    #[arg(long, env = "ITSM_WEBHOOK_POLL", default_value = "1s", value_parser = parse_duration, global = true)]
+    pub webhook_poll: Duration,
+
+    /// Do not deliver webhooks from this replica (endpoints are still managed).
+    #[arg(long, env = "ITSM_WEBHOOK_DISABLED", global = true)]
+    pub webhook_disabled: bool,
 }
 
 /// The HTTP listener and its guards.

@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod ids;
 pub mod lifecycle;
 pub mod metrics;
 pub mod paging;

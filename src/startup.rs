@@ -80,6 +80,8 @@ impl Application {
             settings.events.sla_sweep,
             metrics.sweeps(),
         ));
+        let dispatcher = crate::webhooks::Dispatcher::new(&settings.webhooks)?;
+        tasks.extend(dispatcher.spawn(db.background(), &bus));
         let budget = RequestBudget {
             max_concurrent: settings.graphql.request_max_connections.max(1),
             max_statements: settings.graphql.request_max_statements.max(1),
@@ -88,10 +90,13 @@ impl Application {
         let schema = graphql::build_schema(
             limits,
             budget,
-            db.clone(),
-            bus.clone(),
-            persisted.clone(),
-            metrics.clone(),
+            graphql::Shared {
+                db: db.clone(),
+                bus: bus.clone(),
+                persisted: persisted.clone(),
+                metrics: metrics.clone(),
+                dispatcher,
+            },
             settings.dev,
         );
         let capacity = connection_capacity(&settings);

@@ -15,3 +15,5 @@ pub mod ticket_events;
 pub mod ticket_links;
 pub mod tickets;
 pub mod users;
+pub mod webhook_deliveries;
+pub mod webhooks;

@@ -29,7 +29,7 @@ use crate::{
     error::ApiError,
     events,
     events::bus::EventBus,
-    lifecycle, queue, routing, team, ticket, user,
+    lifecycle, queue, routing, team, ticket, user, webhooks,
 };
 
 /// The service's schema type.
@@ -49,6 +49,7 @@ pub struct QueryRoot(
     catalog::resolvers::CatalogQuery,
     ticket::resolvers::FulfilmentQuery,
     routing::resolvers::RoutingQuery,
+    webhooks::resolvers::WebhookQuery,
 );
 
 /// Every mutation, merged from the domains.
@@ -62,6 +63,7 @@ pub struct MutationRoot(
     catalog::resolvers::CatalogMutation,
     ticket::resolvers::FulfilmentMutation,
     routing::resolvers::RoutingMutation,
+    webhooks::resolvers::WebhookMutation,
 );
 
 /// Every subscription field, merged from the domains.
@@ -80,16 +82,34 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     )
 }
 
+/// What every request's resolvers and extensions share.
+pub struct Shared {
+    /// The database.
+    pub db: Db,
+    /// Live events.
+    pub bus: EventBus,
+    /// Registered persisted queries.
+    pub persisted: std::sync::Arc<persisted::PersistedStore>,
+    /// The metrics registry.
+    pub metrics: crate::metrics::Metrics,
+    /// The webhook sender.
+    pub dispatcher: webhooks::Dispatcher,
+}
+
 /// Builds the schema the server executes, with its limits and data.
 pub fn build_schema(
     limits: Limits,
     budget: RequestBudget,
-    db: Db,
-    bus: EventBus,
-    persisted: std::sync::Arc<persisted::PersistedStore>,
-    metrics: crate::metrics::Metrics,
+    shared: Shared,
     development: bool,
 ) -> ItsmSchema {
+    let Shared {
+        db,
+        bus,
+        persisted,
+        metrics,
+        dispatcher,
+    } = shared;
     // Priced from the schema's own SDL: every list field is priced by construction.
     let types = std::sync::Arc::new(cost::TypeMap::from_sdl(&sdl()));
     let mut builder = builder()
@@ -100,7 +120,8 @@ pub fn build_schema(
         .extension(observe::OperationMetrics(metrics))
         .extension(RequestStateFactory::new(db.clone(), budget))
         .data(db)
-        .data(bus);
+        .data(bus)
+        .data(dispatcher);
     if !development {
         builder = builder.disable_suggestions();
     }

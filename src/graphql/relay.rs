@@ -1,7 +1,6 @@
 //! Relay: opaque global ids and the `Node` interface.
 
 use async_graphql::{Context, ID, Interface, Object};
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use super::ContextExt;
 use crate::{
@@ -16,6 +15,10 @@ use crate::{
         resolvers::{Approval, Comment, Task, Ticket},
     },
     user::{self, resolvers::User},
+    webhooks::{
+        self,
+        resolvers::{Webhook, WebhookDelivery},
+    },
 };
 
 /// Anything with a global id.
@@ -44,19 +47,20 @@ pub enum Node {
     Task(Task),
     /// A routing rule.
     RoutingRule(RoutingRule),
+    /// A webhook endpoint.
+    Webhook(Webhook),
+    /// One attempt to deliver an event to a webhook.
+    WebhookDelivery(WebhookDelivery),
 }
 
 /// The global id of the `kind` row with primary key `id`.
 pub fn encode_id(kind: &str, id: i64) -> ID {
-    ID(URL_SAFE_NO_PAD.encode(format!("{kind}:{id}")))
+    ID(crate::ids::global_id(kind, id))
 }
 
 /// The kind and primary key inside a global id, if it is one.
 pub fn decode_id(id: &str) -> Option<(String, i64)> {
-    let bytes = URL_SAFE_NO_PAD.decode(id.trim()).ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    let (kind, key) = text.split_once(':')?;
-    Some((kind.to_owned(), key.parse().ok()?))
+    crate::ids::parse_global_id(id)
 }
 
 /// The primary key inside a global id that must be of `kind`; `field` names
@@ -121,6 +125,12 @@ impl NodeQuery {
             "RoutingRule" => routing::service::get(db, viewer, key)
                 .await?
                 .map(|r| Node::RoutingRule(RoutingRule(r))),
+            "Webhook" => webhooks::service::get(db, viewer, key)
+                .await?
+                .map(|w| Node::Webhook(Webhook(w))),
+            "WebhookDelivery" => webhooks::service::delivery(db, viewer, key)
+                .await?
+                .map(|d| Node::WebhookDelivery(WebhookDelivery(d))),
             _ => None,
         })
     }
@@ -128,6 +138,8 @@ impl NodeQuery {
 
 #[cfg(test)]
 mod tests {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
     use super::*;
 
     #[test]

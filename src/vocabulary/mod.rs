@@ -33,8 +33,10 @@ mod catalog;
 mod lifecycle;
 mod role;
 mod ticket;
+mod webhook;
 
 pub use catalog::{ApprovalMode, ApprovalRule, TaskTemplate};
 pub use lifecycle::{ServiceStatus, Stage};
 pub use role::{Role, RoleRules};
 pub use ticket::*;
+pub use webhook::{DeliveryOutcome, WebhookStatus};

@@ -22,6 +22,7 @@ crate::on_both_backends!(
     the_apollo_example_normalises_pages_resumes_and_persists,
     a_portal_on_another_origin_queries_mutates_and_subscribes_in_chromium,
     the_explorer_works_with_no_network,
+    the_python_webhook_receiver_verifies_every_delivery_with_standard_webhooks,
 );
 
 /// Every event cursor `who` may read in `queue` (all of them when `None`), oldest first.
@@ -408,4 +409,130 @@ async fn the_explorer_works_with_no_network(backend: Backend) {
         "subscriptions keep the token after a reload"
     );
     assert_eq!(step("offline-ok")["blocked"], json!([]));
+}
+
+async fn the_python_webhook_receiver_verifies_every_delivery_with_standard_webhooks(
+    backend: Backend,
+) {
+    let db = TestDatabase::create(backend).await;
+    let app = spawn_on(db, &["--webhook-allow", "127.0.0.1"]).await;
+    let admin = app.person("ex.admin", Role::Admin).await;
+    let (agent, queue) = desk(&app).await;
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let made = app
+        .ok(
+            &admin,
+            "mutation($url: String!) { createWebhook(input: {url: $url}) { secret webhook { id } } }",
+            json!({"url": url}),
+        )
+        .await;
+    let secret = made["createWebhook"]["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let hook = made["createWebhook"]["webhook"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut receiver = Example::python(
+        "python-integrator/webhook_receiver.py",
+        &[("WEBHOOK_SECRET", secret), ("PORT", port.to_string())],
+    );
+    receiver.until(|line| line["step"] == "listening").await;
+
+    let ticket = app
+        .incident(&agent, "Badge reader dead", "MEDIUM", "HIGH", Some(&queue))
+        .await;
+    let number = ticket["number"].as_str().expect("number").to_owned();
+    app.ok(
+        &agent,
+        "mutation($id: ID!) { transitionTicket(input: {id: $id, to: IN_PROGRESS}) { ticket { status } } }",
+        json!({"id": ticket["id"]}),
+    )
+    .await;
+    let logged = app
+        .ok(
+            &admin,
+            "query($t: ID!) { ticketEvents(ticketId: $t, first: 50) { nodes { seq kind visibility } } }",
+            json!({"t": ticket["id"]}),
+        )
+        .await;
+    let expected: Vec<(i64, String)> = logged["ticketEvents"]["nodes"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|n| n["visibility"] == "PUBLIC")
+        .map(|n| {
+            (
+                n["seq"].as_i64().expect("seq"),
+                format!(
+                    "ticket.{}",
+                    n["kind"].as_str().expect("kind").to_lowercase()
+                ),
+            )
+        })
+        .collect();
+    let mut verified = Vec::new();
+    while verified.len() < expected.len() {
+        let line = receiver.next().await;
+        assert_eq!(line["step"], "event", "only verified events: {line}");
+        assert_eq!(line["ticket"], number);
+        verified.push((
+            line["seq"].as_i64().expect("seq"),
+            line["type"].as_str().expect("type").to_owned(),
+        ));
+    }
+    assert_eq!(verified, expected, "every event verified, in order");
+
+    // After a rotation the receiver, still on the old secret, verifies the
+    // next delivery: it is signed with both.
+    app.ok(
+        &admin,
+        "mutation($id: ID!) { rotateWebhookSecret(input: {id: $id}) { secret } }",
+        json!({"id": hook}),
+    )
+    .await;
+    app.ok(
+        &agent,
+        "mutation($id: ID!) { addComment(input: {ticketId: $id, body: \"Replaced the reader\", visibility: PUBLIC}) { comment { id } } }",
+        json!({"id": ticket["id"]}),
+    )
+    .await;
+    let line = receiver.next().await;
+    assert_eq!(line["step"], "event", "{line}");
+    assert_eq!(line["type"], "ticket.comment_added");
+
+    // A redelivery carries the same webhook-ids: the receiver skips them.
+    app.ok(
+        &admin,
+        "mutation($id: ID!, $from: String!) { redeliverWebhook(input: {id: $id, fromCursor: $from}) { webhook { id } } }",
+        json!({"id": hook, "from": receiver.seen.iter().find(|l| l["step"] == "event").expect("one")["cursor"]}),
+    )
+    .await;
+    let line = receiver.next().await;
+    assert_eq!(line["step"], "repeat", "{line}");
+    assert_eq!(line["seq"], expected[0].0);
+
+    // A forged delivery is rejected by the library.
+    let forged = app
+        .client
+        .post(&url)
+        .header("webhook-id", "evt_999999")
+        .header(
+            "webhook-timestamp",
+            chrono::Utc::now().timestamp().to_string(),
+        )
+        .header(
+            "webhook-signature",
+            "v1,Zm9yZ2VkIHNpZ25hdHVyZSBvZiB0aGlydHktdHdvIGJ5dGU=",
+        )
+        .body(r#"{"type":"ticket.created","data":{}}"#)
+        .send()
+        .await
+        .expect("the receiver answers");
+    assert_eq!(forged.status(), 400);
+    receiver
+        .until(|line| line["step"] == "rejected" && line["id"] == "evt_999999")
+        .await;
 }

@@ -32,5 +32,6 @@ mod sla;
 mod telemetry;
 mod tickets;
 mod traces;
+mod webhooks;
 mod websocket;
 mod workflow;

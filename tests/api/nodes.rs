@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::{
     catalog::item,
     fulfilment::{desk, request, toner},
-    helpers::{Backend, Person, TestApp, spawn_app},
+    helpers::{Backend, Person, Receiver, TestApp, spawn_app_with},
 };
 
 crate::on_both_backends!(every_object_with_an_id_resolves_through_node);
@@ -65,8 +65,17 @@ async fn node(app: &TestApp, who: &Person, id: &Value) -> Option<String> {
 }
 
 async fn every_object_with_an_id_resolves_through_node(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_app_with(backend, &["--webhook-allow", "127.0.0.1"]).await;
     let d = desk(&app).await;
+    let mut receiver = Receiver::start().await;
+    let webhook = app
+        .ok(
+            &d.admin,
+            "mutation($url: String!) { createWebhook(input: {url: $url}) { webhook { id } } }",
+            json!({"url": receiver.url()}),
+        )
+        .await["createWebhook"]["webhook"]["id"]
+        .clone();
     let olga = app.person("olga", Role::Requester).await;
 
     // One object of every kind, with who may and who may not see it.
@@ -112,6 +121,28 @@ async fn every_object_with_an_id_resolves_through_node(backend: Backend) {
         .await["createRoutingRule"]["rule"]["id"]
         .clone();
 
+    receiver.next().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let delivery = loop {
+        // Recorded once the receiver has answered.
+        let record = app
+            .ok(
+                &d.admin,
+                "query($id: ID!) { webhookDeliveries(webhookId: $id, first: 1) { nodes { id } } }",
+                json!({"id": webhook}),
+            )
+            .await;
+        let first = &record["webhookDeliveries"]["nodes"][0]["id"];
+        if first.is_string() {
+            break first.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no delivery recorded"
+        );
+        tokio::task::yield_now().await;
+    };
+
     // (type, id, a viewer who sees it, a viewer who must get null)
     let cases: Vec<(&str, Value, &Person, Option<&Person>)> = vec![
         ("User", json!(d.rita.id), &d.rita, Some(&olga)),
@@ -146,6 +177,8 @@ async fn every_object_with_an_id_resolves_through_node(backend: Backend) {
             Some(&olga),
         ),
         ("RoutingRule", rule.clone(), &d.mia, Some(&d.nina)),
+        ("Webhook", webhook.clone(), &d.admin, Some(&d.mia)),
+        ("WebhookDelivery", delivery.clone(), &d.admin, Some(&d.mia)),
     ];
 
     let (with_id, nodes) = types_with_ids(&app, &d.admin).await;

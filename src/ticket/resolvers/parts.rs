@@ -219,6 +219,12 @@ impl TicketEvent {
         self.event().kind
     }
 
+    /// Who may read it: `PUBLIC`, or `INTERNAL` for work notes, SLA alerts
+    /// and other events only staff read.
+    async fn visibility(&self) -> Visibility {
+        self.event().visibility
+    }
+
     /// The fields that changed. A new comment is named by its global id
     /// (`node(id:)` fetches it, as the viewer may see it).
     async fn changes(&self) -> Vec<FieldChange> {

@@ -12,6 +12,7 @@ mod example;
 mod fixtures;
 mod metrics;
 mod proxy;
+mod receiver;
 mod ws;
 
 pub use app::*;
@@ -22,4 +23,5 @@ pub use example::*;
 pub use fixtures::*;
 pub use metrics::*;
 pub use proxy::*;
+pub use receiver::*;
 pub use ws::*;
