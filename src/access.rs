@@ -31,6 +31,8 @@ pub struct Relation {
     /// an approval, so from `NEW` it goes to `AWAITING_APPROVAL` or is
     /// cancelled.
     pub approval_gated: bool,
+    /// The viewer is monitoring resolving the incident its alert opened.
+    pub resolves_alert: bool,
 }
 
 impl Relation {
@@ -55,6 +57,9 @@ pub struct Scope {
     pub queue_ids: Vec<i64>,
     /// What an integration's token allows it to write.
     pub grants: Grants,
+    /// The one incident this scope may resolve as monitoring (see
+    /// [`Scope::resolving_alert`]).
+    pub resolving: Option<i64>,
 }
 
 impl Scope {
@@ -68,6 +73,7 @@ impl Scope {
                 role: viewer.role,
                 queue_ids: Vec::new(),
                 grants: viewer.grants,
+                resolving: None,
             });
         }
         let queue_ids = queues::Entity::find()
@@ -90,6 +96,7 @@ impl Scope {
             role: viewer.role,
             queue_ids,
             grants: viewer.grants,
+            resolving: None,
         })
     }
 
@@ -102,6 +109,36 @@ impl Scope {
     /// never an integration.
     pub fn may_change_tickets(&self) -> bool {
         self.role != Role::Integration
+    }
+
+    /// May move `ticket` along the workflow (which moves, the workflow rules
+    /// say): anyone who may change tickets, and monitoring resolving the
+    /// incident its alert opened.
+    pub fn may_move(&self, ticket: &tickets::Model) -> bool {
+        self.may_change_tickets() || self.resolving == Some(ticket.id)
+    }
+
+    /// What an integration with `alerts:write` does for a monitoring alert:
+    /// opens incidents on behalf of the monitoring requester and adds work
+    /// notes to them. `None` without the scope.
+    pub fn for_alerts(&self) -> Option<Self> {
+        (self.role == Role::Integration && self.grants.alerts_write).then(|| Self {
+            grants: Grants {
+                tickets_write: true,
+                comments_write: true,
+                alerts_write: true,
+            },
+            ..self.clone()
+        })
+    }
+
+    /// [`Scope::for_alerts`], also allowed to resolve `ticket_id`: the
+    /// incident the alert being resolved opened.
+    pub fn resolving_alert(&self, ticket_id: i64) -> Option<Self> {
+        self.for_alerts().map(|scope| Self {
+            resolving: Some(ticket_id),
+            ..scope
+        })
     }
 
     /// May open tickets: anyone signed in, and an integration whose token
@@ -171,6 +208,7 @@ impl Scope {
             role: self.role,
             is_requester: ticket.requester_id == self.user_id,
             works_ticket: self.works(ticket),
+            resolves_alert: self.resolving == Some(ticket.id),
             approval_gated: ticket.kind == TicketKind::Change
                 && matches!(
                     ticket.change_type,
@@ -207,6 +245,7 @@ mod tests {
             role,
             queue_ids,
             grants: Grants::default(),
+            resolving: None,
         }
     }
 
@@ -309,7 +348,7 @@ mod tests {
         let writer = Scope {
             grants: Grants {
                 tickets_write: true,
-                comments_write: false,
+                ..Grants::default()
             },
             ..scope(Role::Integration, vec![])
         };
@@ -318,8 +357,8 @@ mod tests {
         assert!(!writer.may_change_tickets());
         let commenter = Scope {
             grants: Grants {
-                tickets_write: false,
                 comments_write: true,
+                ..Grants::default()
             },
             ..scope(Role::Integration, vec![])
         };

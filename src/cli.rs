@@ -137,7 +137,7 @@ fn token(settings: &Settings, args: TokenArgs) -> anyhow::Result<String> {
         email: args.email,
         name: args.name,
         role: args.role,
-        grants: crate::auth::Grants::default(),
+        grants: crate::auth::Grants::from_scope(args.scope.as_deref().unwrap_or_default()),
     };
     keys.mint(&claims, args.ttl)
 }

@@ -104,6 +104,10 @@ pub struct TokenArgs {
     /// Lifetime, such as `3600`, `90s`, `15m`, `8h` or `7d`.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub ttl: Duration,
+    /// The OAuth `scope` claim, space-separated: what an integration may
+    /// write (`tickets:write comments:write alerts:write`).
+    #[arg(long)]
+    pub scope: Option<String>,
 }
 
 /// Settings shared by every subcommand.
@@ -123,6 +127,17 @@ pub struct Settings {
     pub log: LogSettings,
     #[command(flatten)]
     pub webhooks: WebhookSettings,
+
+    /// The subject of the person on whose behalf monitoring's incidents are
+    /// opened (`POST /alerts/alertmanager`); made a requester named
+    /// "Monitoring" if nobody has signed in with it.
+    #[arg(
+        long,
+        env = "ITSM_ALERT_REQUESTER",
+        default_value = "monitoring",
+        global = true
+    )]
+    pub alert_requester: String,
 
     /// Development mode: "did you mean" hints in errors, and a generated
     /// development key even on PostgreSQL. Never in production.

@@ -734,12 +734,23 @@ impl Db {
 
     /// Starts a write transaction. It is committed with [`Txn::commit`],
     /// which wakes the event pump when the transaction wrote ticket events.
+    ///
+    /// On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a
+    /// transaction that read first and wrote later would otherwise fail
+    /// with `SQLITE_BUSY_SNAPSHOT` whenever another process (a second
+    /// server, `itsm seed`) wrote to the file in between, which the busy
+    /// timeout does not wait out.
     pub async fn begin(&self) -> Result<Txn, DbErr> {
         if exhausted(&self.writer) {
             self.metrics.write_waits.fetch_add(1, Ordering::Relaxed);
         }
+        let options = sea_orm::TransactionOptions {
+            sqlite_transaction_mode: (self.backend() == DbBackend::Sqlite)
+                .then_some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
         Ok(Txn {
-            inner: sea_orm::TransactionTrait::begin(&self.writer).await?,
+            inner: sea_orm::TransactionTrait::begin_with_options(&self.writer, options).await?,
             signals: self.signals.clone(),
             wrote_events: AtomicBool::new(false),
         })

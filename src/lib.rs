@@ -4,6 +4,7 @@
 //! integration tests drive directly.
 
 pub mod access;
+pub mod alerts;
 pub mod auth;
 pub mod catalog;
 pub mod cli;

@@ -224,6 +224,63 @@ impl SweepStats {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+/// Webhook deliveries this replica made.
+#[derive(Clone, Debug)]
+pub struct WebhookStats {
+    attempts: Family<OutcomeLabels, Counter>,
+    duration: Histogram,
+    delay: Histogram,
+    failing: Counter,
+}
+
+impl Default for WebhookStats {
+    fn default() -> Self {
+        let attempts = Family::<OutcomeLabels, Counter>::default();
+        for outcome in ["succeeded", "failed"] {
+            let _ = attempts.get_or_create(&OutcomeLabels { outcome });
+        }
+        Self {
+            attempts,
+            duration: latency(),
+            delay: latency(),
+            failing: Counter::default(),
+        }
+    }
+}
+
+impl WebhookStats {
+    /// One attempt took `took`; `delay` is from the event's commit to a
+    /// successful answer (`None` for a failed attempt).
+    pub fn attempted(&self, took: Duration, delay: Option<Duration>) {
+        self.duration.observe(took.as_secs_f64());
+        let outcome = match delay {
+            Some(delay) => {
+                self.delay.observe(delay.as_secs_f64());
+                "succeeded"
+            }
+            None => "failed",
+        };
+        self.attempts
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// An endpoint's retries ran out.
+    pub fn marked_failing(&self) {
+        self.failing.inc();
+    }
+}
+
 /// The instance's metrics.
 #[derive(Clone)]
 pub struct Metrics(Arc<Inner>);
@@ -242,6 +299,8 @@ struct Inner {
     event_lag: Gauge,
     event_lag_seconds: Gauge<f64, AtomicU64>,
     sweeps: SweepStats,
+    webhooks: WebhookStats,
+    webhook_endpoints: Family<StatusLabels, Gauge>,
     names: Mutex<HashSet<String>>,
     subscription_names: Mutex<HashSet<String>>,
 }
@@ -381,6 +440,38 @@ impl Metrics {
             "When the last SLA sweep succeeded (Unix time; 0 before the first)",
             sweeps.last_success.clone(),
         );
+        let webhooks = WebhookStats::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts this replica made, by outcome (succeeded: a 2xx answer)",
+            webhooks.attempts.clone(),
+        );
+        registry.register_with_unit(
+            "webhook_delivery_duration",
+            "Time one webhook delivery attempt took, from sending to the end of the answer",
+            Unit::Seconds,
+            webhooks.duration.clone(),
+        );
+        registry.register_with_unit(
+            "webhook_delivery_delay",
+            "Time from an event's commit to its successful webhook delivery",
+            Unit::Seconds,
+            webhooks.delay.clone(),
+        );
+        registry.register(
+            "webhooks_marked_failing",
+            "Webhook endpoints this replica marked failing (and paused) after their retries ran out",
+            webhooks.failing.clone(),
+        );
+        let webhook_endpoints = Family::<StatusLabels, Gauge>::default();
+        for status in ["ACTIVE", "PAUSED", "FAILING"] {
+            let _ = webhook_endpoints.get_or_create(&StatusLabels { status });
+        }
+        registry.register(
+            "webhooks",
+            "Webhook endpoints by status (read at scrape)",
+            webhook_endpoints.clone(),
+        );
         for collector in collectors {
             registry.register_collector(collector);
         }
@@ -398,6 +489,8 @@ impl Metrics {
             event_lag,
             event_lag_seconds,
             sweeps,
+            webhooks,
+            webhook_endpoints,
             names: Mutex::default(),
             subscription_names: Mutex::default(),
         }))
@@ -411,6 +504,19 @@ impl Metrics {
     /// The SLA sweep's counters.
     pub fn sweeps(&self) -> SweepStats {
         self.0.sweeps.clone()
+    }
+
+    /// The webhook delivery counters.
+    pub fn webhooks(&self) -> WebhookStats {
+        self.0.webhooks.clone()
+    }
+
+    /// How many webhook endpoints there are in `status`, as read at a scrape.
+    pub fn set_webhooks(&self, status: &'static str, count: i64) {
+        self.0
+            .webhook_endpoints
+            .get_or_create(&StatusLabels { status })
+            .set(count);
     }
 
     /// How far behind the log this replica's pump is, as read at a scrape.

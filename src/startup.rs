@@ -80,7 +80,7 @@ impl Application {
             settings.events.sla_sweep,
             metrics.sweeps(),
         ));
-        let dispatcher = crate::webhooks::Dispatcher::new(&settings.webhooks)?;
+        let dispatcher = crate::webhooks::Dispatcher::new(&settings.webhooks, metrics.webhooks())?;
         tasks.extend(dispatcher.spawn(db.background(), &bus));
         let budget = RequestBudget {
             max_concurrent: settings.graphql.request_max_connections.max(1),
@@ -113,6 +113,7 @@ impl Application {
             limits,
             persisted,
             metrics,
+            alert_requester: settings.alert_requester.as_str().into(),
             shutdown: shutdown_watch,
             origins: Arc::new(http::cors::Origins::from_setting(
                 &settings.http.cors_origins,

@@ -5,6 +5,7 @@ mod overload;
 mod queue_page;
 mod saturate;
 mod subscribers;
+mod webhooks;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +26,8 @@ enum Command {
     Overload(overload::Overload),
     /// WebSockets up to the server's ceiling: refusals, health, recovery.
     Saturate(saturate::Saturate),
+    /// Webhook deliveries to a local receiver: throughput and latency.
+    Webhooks(webhooks::Webhooks),
 }
 
 #[tokio::main]
@@ -34,5 +37,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Subscribers(args) => subscribers::run(args).await,
         Command::Overload(args) => overload::run(args).await,
         Command::Saturate(args) => saturate::run(args).await,
+        Command::Webhooks(args) => webhooks::run(args).await,
     }
 }

@@ -28,6 +28,7 @@ mod m20261129_000007_create_approvals_and_tasks;
 mod m20261129_000008_create_routing_rules;
 mod m20261129_000009_add_queue_due;
 mod m20261130_000010_create_webhooks;
+mod m20261130_000011_create_alert_incidents;
 
 /// Applies this crate's migrations in order.
 pub struct Migrator;
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000008_create_routing_rules::Migration),
             Box::new(m20261129_000009_add_queue_due::Migration),
             Box::new(m20261130_000010_create_webhooks::Migration),
+            Box::new(m20261130_000011_create_alert_incidents::Migration),
         ]
     }
 }

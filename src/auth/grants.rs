@@ -13,6 +13,10 @@ use serde_json::{Map, Value};
 pub const TICKETS_WRITE: &str = "tickets:write";
 /// Adds public comments and work notes.
 pub const COMMENTS_WRITE: &str = "comments:write";
+/// Feeds monitoring alerts in (`POST /alerts/alertmanager`): opens incidents
+/// for firing alerts, notes repeats, and resolves those incidents when
+/// their alerts resolve.
+pub const ALERTS_WRITE: &str = "alerts:write";
 
 /// The write scopes a token carries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -21,6 +25,8 @@ pub struct Grants {
     pub tickets_write: bool,
     /// `comments:write`.
     pub comments_write: bool,
+    /// `alerts:write`.
+    pub alerts_write: bool,
 }
 
 impl Grants {
@@ -37,6 +43,7 @@ impl Grants {
                 match name {
                     TICKETS_WRITE => grants.tickets_write = true,
                     COMMENTS_WRITE => grants.comments_write = true,
+                    ALERTS_WRITE => grants.alerts_write = true,
                     _ => {}
                 }
             }
@@ -44,11 +51,19 @@ impl Grants {
         grants
     }
 
+    /// Reads a space-separated `scope` value.
+    pub fn from_scope(scope: &str) -> Self {
+        let mut claims = Map::new();
+        claims.insert("scope".into(), Value::String(scope.to_owned()));
+        Self::from_claims(&claims)
+    }
+
     /// The `scope` claim for these grants, when there is any.
     pub fn scope_claim(&self) -> Option<String> {
         let names: Vec<&str> = [
             (self.tickets_write, TICKETS_WRITE),
             (self.comments_write, COMMENTS_WRITE),
+            (self.alerts_write, ALERTS_WRITE),
         ]
         .into_iter()
         .filter_map(|(held, name)| held.then_some(name))
@@ -74,21 +89,24 @@ mod tests {
             grants(json!({"scope": "openid tickets:write profile"})),
             Grants {
                 tickets_write: true,
-                comments_write: false
+                comments_write: false,
+                alerts_write: false
             }
         );
         assert_eq!(
             grants(json!({"scp": ["comments:write", "tickets:write"]})),
             Grants {
                 tickets_write: true,
-                comments_write: true
+                comments_write: true,
+                alerts_write: false
             }
         );
         assert_eq!(
             grants(json!({"scp": "comments:write"})),
             Grants {
                 tickets_write: false,
-                comments_write: true
+                comments_write: true,
+                alerts_write: false
             }
         );
         // Near misses grant nothing.
@@ -99,13 +117,21 @@ mod tests {
     }
 
     #[test]
+    fn alerts_write_is_read_from_either_claim() {
+        assert!(grants(json!({"scope": "alerts:write"})).alerts_write);
+        assert!(grants(json!({"scp": ["alerts:write"]})).alerts_write);
+        assert!(!grants(json!({"scope": "alerts:read"})).alerts_write);
+    }
+
+    #[test]
     fn the_scope_claim_round_trips() {
         let both = Grants {
             tickets_write: true,
             comments_write: true,
+            alerts_write: true,
         };
         let claim = both.scope_claim().expect("a claim");
-        assert_eq!(claim, "tickets:write comments:write");
+        assert_eq!(claim, "tickets:write comments:write alerts:write");
         assert_eq!(grants(json!({ "scope": claim })), both);
         assert_eq!(Grants::default().scope_claim(), None);
     }

@@ -1,5 +1,6 @@
 //! sea-orm entities, one file per table. Only domain services use them.
 
+pub mod alert_incidents;
 pub mod approvals;
 pub mod catalog_items;
 pub mod comments;

@@ -86,6 +86,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         }
     }
     refresh_event_lag(&state).await;
+    refresh_webhooks(&state).await;
     let mut body = state.metrics.render();
     write_capacity(&mut body, &state.capacity);
     let name = "itsm_subscriptions_open";
@@ -101,6 +102,21 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         body,
     )
         .into_response()
+}
+
+/// Counts the webhook endpoints by status. A scrape that cannot read them
+/// keeps the last figures.
+async fn refresh_webhooks(state: &AppState) {
+    let db = state.db.background();
+    match tokio::time::timeout(LAG_TIMEOUT, crate::webhooks::service::by_status(&db)).await {
+        Ok(Ok(counts)) => {
+            for (status, count) in counts {
+                state.metrics.set_webhooks(status.as_str(), count);
+            }
+        }
+        Ok(Err(error)) => tracing::warn!(?error, "could not count webhooks"),
+        Err(_) => tracing::warn!("counting webhooks timed out"),
+    }
 }
 
 /// Reads how far this replica's event pump is behind the log. A scrape that

@@ -1,5 +1,6 @@
 //! The axum router: GraphQL over HTTP and WebSocket, GraphiQL, the SDL, health.
 
+mod alerts;
 pub mod capacity;
 pub mod cors;
 mod explorer;
@@ -18,7 +19,7 @@ use axum::{
     http::{HeaderName, HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use serde_json::json;
 use tower::ServiceBuilder;
@@ -67,6 +68,8 @@ pub struct AppState {
     pub persisted: Arc<crate::graphql::persisted::PersistedStore>,
     /// This instance's Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// The subject of the person monitoring's incidents are requested for.
+    pub alert_requester: Arc<str>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -117,6 +120,11 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(explorer::page))
         .route("/explorer/{name}", get(explorer::asset))
         .route("/graphql", graphql)
+        .route(
+            "/alerts/alertmanager",
+            post(alerts::alertmanager)
+                .route_layer(middleware::from_fn_with_state(state.clone(), admit)),
+        )
         .route("/schema.graphql", get(sdl))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready));

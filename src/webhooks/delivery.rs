@@ -49,6 +49,7 @@ use crate::{
         bus::{EventBus, Published},
         pump::{latest_seq, read_after},
     },
+    metrics::WebhookStats,
     vocabulary::{DeliveryOutcome, WebhookStatus},
 };
 
@@ -142,6 +143,7 @@ struct Inner {
     /// This replica's name in leases.
     owner: String,
     enabled: bool,
+    stats: WebhookStats,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -154,7 +156,7 @@ impl std::fmt::Debug for Dispatcher {
 
 impl Dispatcher {
     /// A dispatcher with the settings' allow-list and timing.
-    pub fn new(settings: &WebhookSettings) -> anyhow::Result<Self> {
+    pub fn new(settings: &WebhookSettings, stats: WebhookStats) -> anyhow::Result<Self> {
         let policy = Arc::new(Policy::from_entries(&settings.webhook_allow)?);
         let timeout = settings.webhook_timeout.max(Duration::from_millis(100));
         let client = reqwest::Client::builder()
@@ -179,6 +181,7 @@ impl Dispatcher {
             wake: Notify::new(),
             owner: uuid::Uuid::new_v4().to_string(),
             enabled: !settings.webhook_disabled,
+            stats,
         })))
     }
 
@@ -392,6 +395,7 @@ impl Dispatcher {
                 failures,
                 "webhook failing: retries ran out; paused"
             );
+            self.0.stats.marked_failing();
             update = update
                 .col_expr(webhooks::Column::Status, Expr::val(WebhookStatus::Failing))
                 .col_expr(
@@ -433,6 +437,12 @@ impl Dispatcher {
             for published in &wanted {
                 let attempt = self.attempt(&hook, published, &lookups).await;
                 let at = now();
+                let delay = (attempt.outcome == DeliveryOutcome::Succeeded).then(|| {
+                    (at - published.event.occurred_at)
+                        .to_std()
+                        .unwrap_or_default()
+                });
+                self.0.stats.attempted(attempt.latency, delay);
                 self.record(db, &hook, published, &attempt, at).await?;
                 if attempt.outcome != DeliveryOutcome::Succeeded {
                     let error = attempt.error.as_deref().unwrap_or("failed");

@@ -430,6 +430,33 @@ pub async fn count_deliveries(db: &Db, viewer: &Viewer, id: i64) -> ApiResult<u6
         .await?)
 }
 
+/// How many endpoints are in each status (every status, zeros included).
+pub async fn by_status(db: &Db) -> ApiResult<Vec<(WebhookStatus, i64)>> {
+    use sea_orm::QuerySelect;
+    let counted: Vec<(WebhookStatus, i64)> = webhooks::Entity::find()
+        .select_only()
+        .column(webhooks::Column::Status)
+        .column_as(webhooks::Column::Id.count(), "count")
+        .group_by(webhooks::Column::Status)
+        .into_tuple()
+        .all(db.reader())
+        .await?;
+    Ok([
+        WebhookStatus::Active,
+        WebhookStatus::Paused,
+        WebhookStatus::Failing,
+    ]
+    .into_iter()
+    .map(|status| {
+        let count = counted
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, n)| *n);
+        (status, count)
+    })
+    .collect())
+}
+
 /// The events an endpoint has not been sent yet, whatever its filter.
 pub async fn backlog(db: &Db, hook: &webhooks::Model) -> ApiResult<i64> {
     Ok((latest_seq(db).await? - hook.cursor).max(0))

@@ -156,7 +156,7 @@ impl Served {
         crate::helpers::wait_for_subscriptions_at(&self.client, &self.url("/metrics"), count).await;
     }
 
-    async fn graphql_with(
+    pub(crate) async fn graphql_with(
         &self,
         query: &str,
         variables: &Value,
@@ -193,6 +193,11 @@ impl Served {
     /// Sends SIGTERM and waits for the exit status.
     fn terminate(self) -> std::process::ExitStatus {
         self.signal("TERM")
+    }
+
+    /// Kills the process outright (SIGKILL: no shutdown, no cleanup).
+    pub(crate) fn kill(self) -> std::process::ExitStatus {
+        self.signal("KILL")
     }
 
     /// Sends `signal` (`TERM`, or `INT` as Ctrl-C does) and waits for the
@@ -312,6 +317,46 @@ async fn the_quick_start_needs_no_setup_and_itsm_token_signs_with_its_key() {
     };
     let left = claims["exp"].as_i64().unwrap_or_default() - chrono::Utc::now().timestamp();
     assert!((80..=91).contains(&left), "expires in {left} s: {claims}");
+    assert!(
+        claims.get("scope").is_none(),
+        "no scope unless asked: {claims}"
+    );
+
+    // `--scope` grants an integration its write scopes; unknown ones are dropped.
+    let scoped = run(
+        &dir,
+        &[],
+        &[
+            "token",
+            "--sub",
+            "am",
+            "--role",
+            "integration",
+            "--scope",
+            "alerts:write tickets:read",
+        ],
+    );
+    assert!(scoped.status.success(), "{}", stderr(&scoped));
+    let (status, body) = served
+        .graphql("{ viewer { role } }", stdout(&scoped).trim_end(), "quick-2")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["viewer"]["role"], "INTEGRATION");
+    let payload = {
+        use base64::Engine;
+        let token = stdout(&scoped);
+        let part = token
+            .trim_end()
+            .split('.')
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap_or_default();
+        serde_json::from_slice::<Value>(&bytes).unwrap_or_default()
+    };
+    assert_eq!(payload["scope"], "alerts:write", "{payload}");
 
     // The embedded database runs in WAL mode.
     let conn = sea_orm::Database::connect(format!("sqlite://{}", dir.join("itsm.db").display()))

@@ -88,7 +88,7 @@ async fn tickets_write_opens_tickets_for_a_named_requester_with_the_integration_
         "monitoring-bot",
         Grants {
             tickets_write: true,
-            comments_write: false,
+            ..Grants::default()
         },
     )
     .await;
@@ -146,8 +146,8 @@ async fn comments_write_adds_replies_and_work_notes_but_changes_nothing_else(bac
         &app,
         "chat-bot",
         Grants {
-            tickets_write: false,
             comments_write: true,
+            ..Grants::default()
         },
     )
     .await;
@@ -233,7 +233,7 @@ async fn a_catalog_request_is_submitted_for_a_named_requester(backend: Backend) 
         "hr-system",
         Grants {
             tickets_write: true,
-            comments_write: false,
+            ..Grants::default()
         },
     )
     .await;

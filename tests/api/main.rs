@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod alerts;
 mod architecture;
 mod auth;
 mod catalog;

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::{
     cli::Served,
-    helpers::{Backend, TEST_SECRET, TestDatabase, settings},
+    helpers::{Backend, TEST_SECRET, TestDatabase, test_token},
 };
 
 crate::on_both_backends!(
@@ -138,21 +138,6 @@ fn attribute(item: &Value, key: &str) -> Option<String> {
         .or_else(|| value["boolValue"].as_bool().map(|b| b.to_string()))
 }
 
-fn token(subject: &str, role: Role) -> String {
-    let keys = itsm::auth::JwtKeys::load(&settings(&["--jwt-secret", TEST_SECRET])).expect("keys");
-    keys.mint(
-        &itsm::auth::Claims {
-            subject: subject.into(),
-            email: None,
-            name: None,
-            role,
-            grants: itsm::auth::Grants::default(),
-        },
-        Duration::from_secs(300),
-    )
-    .expect("token")
-}
-
 /// A fresh W3C trace id and parent span id, in hex.
 fn caller_ids() -> (String, String) {
     let trace = uuid::Uuid::new_v4().simple().to_string();
@@ -200,7 +185,7 @@ async fn a_request_is_traced_from_the_callers_traceparent_down_to_its_sql(backen
             ("OTEL_SERVICE_NAME", "itsm-under-test"),
         ],
     );
-    let agent = token("tess.traces", Role::Agent);
+    let agent = test_token("tess.traces", Role::Agent);
 
     let (trace, parent) = caller_ids();
     let board = send(
@@ -352,7 +337,7 @@ async fn traces_go_as_protobuf_by_default(backend: Backend) {
     let viewer = send(
         &served,
         &json!({"query": "{ viewer { id } }"}),
-        &token("pia.protobuf", Role::Agent),
+        &test_token("pia.protobuf", Role::Agent),
         &format!("00-{trace}-{parent}-01"),
     )
     .await;

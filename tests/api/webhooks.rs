@@ -9,7 +9,13 @@ use std::time::Duration;
 use itsm::auth::Role;
 use serde_json::{Value, json};
 
-use crate::helpers::{Answer, Backend, Person, Receiver, TestApp, spawn_app_with};
+use crate::{
+    cli::Served,
+    helpers::{
+        Answer, Backend, Person, Receiver, TEST_SECRET, TestApp, TestDatabase, spawn_app_with,
+        spawn_on, test_token,
+    },
+};
 
 crate::on_both_backends!(
     events_arrive_signed_in_log_order_with_the_ticket_and_its_changes,
@@ -20,6 +26,8 @@ crate::on_both_backends!(
     redelivery_rewinds_and_a_rotated_secret_signs_beside_the_new_one,
     destinations_outside_the_allow_list_are_refused,
     only_admins_manage_webhooks,
+    a_replica_killed_mid_delivery_is_taken_over_without_losing_an_event,
+    two_replicas_deliver_each_event_once_in_order,
 );
 
 const CREATE: &str = "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { secret webhook { id url status events kinds includeInternal queues { id } position version } } }";
@@ -392,6 +400,21 @@ async fn failures_and_stalls_are_retried_until_the_receiver_recovers_with_nothin
             .iter()
             .all(|d| d["messageId"] == format!("evt_{}", d["seq"]))
     );
+    assert_eq!(
+        app.metric("itsm_webhook_deliveries_total{outcome=\"failed\"}")
+            .await,
+        3
+    );
+    assert_eq!(
+        app.metric("itsm_webhook_deliveries_total{outcome=\"succeeded\"}")
+            .await,
+        expected.len() as u64
+    );
+    assert_eq!(
+        app.metric("itsm_webhook_delivery_delay_seconds_count")
+            .await,
+        expected.len() as u64
+    );
 }
 
 async fn an_endpoint_whose_retries_run_out_is_failing_until_an_admin_resumes_it(backend: Backend) {
@@ -416,6 +439,9 @@ async fn an_endpoint_whose_retries_run_out_is_failing_until_an_admin_resumes_it(
         "{hook}"
     );
     assert!(hook["nextAttemptAt"].is_null(), "no more attempts: {hook}");
+    assert_eq!(app.metric("itsm_webhooks_marked_failing_total").await, 1);
+    assert_eq!(app.metric("itsm_webhooks{status=\"FAILING\"}").await, 1);
+    assert_eq!(app.metric("itsm_webhooks{status=\"ACTIVE\"}").await, 0);
     let record = deliveries(&app, &admin, &id).await;
     assert!(
         record
@@ -646,4 +672,134 @@ async fn only_admins_manage_webhooks(backend: Backend) {
     assert_eq!(deleted["deleteWebhook"]["deletedWebhookId"], id);
     let gone = app.fails(&admin, DELIVERIES, json!({"id": id})).await;
     assert_eq!(gone["extensions"]["code"], "NOT_FOUND");
+}
+
+/// Sends `query` to a server started as its own process; the data, or a panic.
+async fn served_ok(served: &Served, token: &str, query: &str, variables: Value) -> Value {
+    let (status, body) = served
+        .graphql_with(query, &variables, token, "webhook-test")
+        .await;
+    assert!(
+        status.is_success() && body["errors"].is_null(),
+        "{status}: {body}"
+    );
+    body["data"].clone()
+}
+
+async fn a_replica_killed_mid_delivery_is_taken_over_without_losing_an_event(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let mut receiver = Receiver::start().await;
+    // The first delivery is still waiting for an answer when the replica is
+    // killed; the receiver handles it (late) but the replica never hears.
+    receiver.script(&[Answer::Stall(Duration::from_secs(20))]);
+    let env = [
+        ("ITSM_DATABASE_URL", db.url.as_str()),
+        ("ITSM_JWT_SECRET", TEST_SECRET),
+        ("ITSM_WEBHOOK_ALLOW", "127.0.0.1"),
+        ("ITSM_WEBHOOK_TIMEOUT", "2s"),
+        ("ITSM_WEBHOOK_LEASE", "6s"),
+    ];
+    let admin = test_token("ada.admin", Role::Admin);
+    let requester = test_token("rita.requester", Role::Requester);
+    let first = Served::start(db.dir(), &env, &[]);
+    served_ok(
+        &first,
+        &admin,
+        "mutation($url: String!) { createWebhook(input: {url: $url}) { webhook { id } } }",
+        json!({"url": receiver.url()}),
+    )
+    .await;
+    let mut tickets = Vec::new();
+    for n in 0..3 {
+        let made = served_ok(
+            &first,
+            &requester,
+            "mutation($t: String!) { createIncident(input: {title: $t, impact: LOW, urgency: LOW}) { ticket { id } } }",
+            json!({"t": format!("Laptop {n} will not boot")}),
+        )
+        .await;
+        tickets.push(made["createIncident"]["ticket"]["id"].clone());
+    }
+    let stalled = receiver.next().await;
+    assert_eq!(stalled.answer, Answer::Stall(Duration::from_secs(20)));
+    assert!(!first.kill().success(), "killed, not stopped");
+
+    // A new replica takes the endpoint over once the dead one's lease ends
+    // and sends everything from the event that was in flight, in order.
+    let second = Served::start(db.dir(), &env, &[]);
+    let mut expected = Vec::new();
+    for ticket in &tickets {
+        let events = served_ok(
+            &second,
+            &admin,
+            "query($t: ID!) { ticketEvents(ticketId: $t, first: 50) { nodes { seq visibility } } }",
+            json!({"t": ticket}),
+        )
+        .await;
+        expected.extend(
+            events["ticketEvents"]["nodes"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .filter(|n| n["visibility"] == "PUBLIC")
+                .filter_map(|n| n["seq"].as_i64()),
+        );
+    }
+    expected.sort_unstable();
+    assert_eq!(stalled.seq(), expected[0], "the first event was in flight");
+    let got = receiver.until_accepted(expected.len()).await;
+    assert_eq!(
+        got.iter().map(|r| r.seq()).collect::<Vec<_>>(),
+        expected,
+        "resumed at the event in flight: nothing lost, nothing out of order"
+    );
+    assert_eq!(
+        got[0].id, stalled.id,
+        "the repeat carries the same webhook-id"
+    );
+}
+
+async fn two_replicas_deliver_each_event_once_in_order(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let one = spawn_on(TestDatabase::shared(&db), &FAST).await;
+    let two = spawn_on(TestDatabase::shared(&db), &FAST).await;
+    let admin = one.person("ada.admin", Role::Admin).await;
+    let mut receiver = Receiver::start().await;
+    let (id, secret) = register(&one, &admin, &receiver.url(), json!({})).await;
+    let rita = one.person("rita.requester", Role::Requester).await;
+    let mut tickets = Vec::new();
+    for n in 0..12 {
+        let replica = if n % 2 == 0 { &one } else { &two };
+        let made = replica
+            .ok(
+                &rita,
+                "mutation($t: String!) { createIncident(input: {title: $t, impact: LOW, urgency: LOW}) { ticket { id } } }",
+                json!({"t": format!("Monitor {n} flickers")}),
+            )
+            .await;
+        tickets.push(made["createIncident"]["ticket"]["id"].clone());
+    }
+    let mut expected = Vec::new();
+    for ticket in &tickets {
+        expected.extend(logged(&one, ticket.as_str().expect("id"), Some("PUBLIC")).await);
+    }
+    expected.sort_unstable();
+    let got = receiver.until_accepted(expected.len()).await;
+    assert!(got.iter().all(|r| r.accepted() && r.signed_with(&secret)));
+    assert_eq!(
+        got.iter().map(|r| r.seq()).collect::<Vec<_>>(),
+        expected,
+        "each event once, in log order, whichever replica sent it"
+    );
+    // Both replicas' records agree: one attempt per event.
+    let hook = webhook_until(&two, &admin, &id, |h| h["backlog"] == 0).await;
+    assert_eq!(hook["failures"], 0);
+    let record = deliveries(&two, &admin, &id).await;
+    assert_eq!(
+        record
+            .iter()
+            .filter_map(|d| d["seq"].as_i64())
+            .collect::<Vec<_>>(),
+        expected
+    );
 }

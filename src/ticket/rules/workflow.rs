@@ -50,10 +50,15 @@ pub fn is_open(status: Status) -> bool {
 /// The moves `relation` may make from `from`.
 ///
 /// Staff may make every move. A requester may cancel their own open ticket,
-/// and reopen or close their own resolved one. `INTEGRATION` writes nothing.
+/// and reopen or close their own resolved one. `INTEGRATION` moves nothing,
+/// except that monitoring resolves the incident its alert opened.
 pub fn allowed(from: Status, relation: &Relation) -> Vec<Status> {
     if relation.role == Role::Integration {
-        return Vec::new();
+        return if relation.resolves_alert && successors(from).contains(&Status::Resolved) {
+            vec![Status::Resolved]
+        } else {
+            Vec::new()
+        };
     }
     successors(from)
         .iter()
@@ -233,6 +238,7 @@ mod tests {
             is_requester: false,
             works_ticket: true,
             approval_gated: false,
+            resolves_alert: false,
         }
     }
 
@@ -242,6 +248,7 @@ mod tests {
             is_requester: true,
             works_ticket: false,
             approval_gated: false,
+            resolves_alert: false,
         }
     }
 
@@ -291,6 +298,7 @@ mod tests {
             is_requester: false,
             works_ticket: false,
             approval_gated: false,
+            resolves_alert: false,
         };
         assert_eq!(allowed(New, &manager), successors(New).to_vec());
     }
@@ -307,8 +315,17 @@ mod tests {
             is_requester: true,
             works_ticket: true,
             approval_gated: false,
+            resolves_alert: false,
         };
         assert!(allowed(New, &integration).is_empty());
+        let monitoring = Relation {
+            resolves_alert: true,
+            ..integration
+        };
+        assert_eq!(allowed(New, &monitoring), vec![Resolved]);
+        assert_eq!(allowed(InProgress, &monitoring), vec![Resolved]);
+        assert!(allowed(Resolved, &monitoring).is_empty());
+        assert!(allowed(Closed, &monitoring).is_empty());
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub async fn transition(
 ) -> ApiResult<tickets::Model> {
     let txn = db.begin().await?;
     let before = load(&txn, scope, id, "id").await?;
-    if !scope.may_change_tickets() {
+    if !scope.may_move(&before) {
         return Err(ApiError::Forbidden("integrations are read-only".into()));
     }
     check_version(&before, expected_version)?;

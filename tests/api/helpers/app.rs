@@ -22,6 +22,23 @@ pub fn settings(args: &[&str]) -> Settings {
     Settings::from_args(args.iter().copied()).unwrap_or_else(|e| panic!("bad test settings: {e}"))
 }
 
+/// A token for `subject` signed with [`TEST_SECRET`], for servers that are
+/// not a [`TestApp`] (the real binary, started by a test).
+pub fn test_token(subject: &str, role: Role) -> String {
+    let keys = JwtKeys::load(&settings(&["--jwt-secret", TEST_SECRET])).expect("keys");
+    keys.mint(
+        &Claims {
+            subject: subject.into(),
+            email: None,
+            name: None,
+            role,
+            grants: itsm::auth::Grants::default(),
+        },
+        Duration::from_secs(600),
+    )
+    .expect("token")
+}
+
 fn init_logs() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
