@@ -127,6 +127,8 @@ pub struct Settings {
     pub log: LogSettings,
     #[command(flatten)]
     pub webhooks: WebhookSettings,
+    #[command(flatten)]
+    pub attachments: AttachmentSettings,
 
     /// The subject of the person on whose behalf monitoring's incidents are
     /// opened (`POST /alerts/alertmanager`); made a requester named
@@ -217,6 +219,61 @@ pub struct EventSettings {
     /// How often SLA warnings and breaches are looked for.
     #[arg(long, env = "ITSM_SLA_SWEEP", default_value = "30s", value_parser = parse_duration, global = true)]
     pub sla_sweep: Duration,
+}
+
+/// Attachments: where files are kept, and what is accepted.
+#[derive(Debug, Clone, Args)]
+pub struct AttachmentSettings {
+    /// Where attachment files are kept: a directory (`file:///var/lib/itsm/files`
+    /// or a path). By default `attachments/` beside the SQLite database, or
+    /// `./attachments` with PostgreSQL.
+    #[arg(long, env = "ITSM_ATTACHMENT_STORE", global = true)]
+    pub attachment_store: Option<String>,
+
+    /// Largest file accepted, in bytes.
+    #[arg(long, env = "ITSM_ATTACHMENT_MAX_BYTES", default_value_t = 10 * 1024 * 1024, global = true)]
+    pub attachment_max_bytes: usize,
+
+    /// Most attachments one ticket may hold (removed ones do not count).
+    #[arg(
+        long,
+        env = "ITSM_ATTACHMENT_MAX_PER_TICKET",
+        default_value_t = 20,
+        global = true
+    )]
+    pub attachment_max_per_ticket: u64,
+
+    /// Accepted types, comma-separated, as the file's content shows them
+    /// (not as the client names them).
+    #[arg(
+        long,
+        env = "ITSM_ATTACHMENT_TYPES",
+        value_delimiter = ',',
+        default_value = "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain",
+        global = true
+    )]
+    pub attachment_types: Vec<String>,
+
+    /// How long a download link stays valid.
+    #[arg(long, env = "ITSM_ATTACHMENT_URL_TTL", default_value = "5m", value_parser = parse_duration, global = true)]
+    pub attachment_url_ttl: Duration,
+}
+
+impl AttachmentSettings {
+    /// The store's location: the setting, or the default beside the database.
+    pub fn store_dir(&self, database: &DatabaseSettings) -> PathBuf {
+        if let Some(store) = &self.attachment_store {
+            let path = store.strip_prefix("file://").unwrap_or(store);
+            return PathBuf::from(path);
+        }
+        match database.sqlite_path() {
+            Some(file) => file
+                .parent()
+                .map(|dir| dir.join("attachments"))
+                .unwrap_or_else(|| PathBuf::from("attachments")),
+            None => PathBuf::from("attachments"),
+        }
+    }
 }
 
 /// Outbound webhooks: where they may go and how deliveries are retried.

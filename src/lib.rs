@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod alerts;
+pub mod attachments;
 pub mod auth;
 pub mod catalog;
 pub mod cli;

@@ -81,6 +81,12 @@ impl Application {
             metrics.sweeps(),
         ));
         let dispatcher = crate::webhooks::Dispatcher::new(&settings.webhooks, metrics.webhooks())?;
+        let files =
+            crate::attachments::Files::open(&settings.attachments, &settings.database, &db).await?;
+        tasks.push(crate::attachments::service::spawn_sweeper(
+            db.background(),
+            files.clone(),
+        ));
         tasks.extend(dispatcher.spawn(db.background(), &bus));
         let budget = RequestBudget {
             max_concurrent: settings.graphql.request_max_connections.max(1),
@@ -96,6 +102,7 @@ impl Application {
                 persisted: persisted.clone(),
                 metrics: metrics.clone(),
                 dispatcher,
+                files: files.clone(),
             },
             settings.dev,
         );
@@ -114,6 +121,7 @@ impl Application {
             persisted,
             metrics,
             alert_requester: settings.alert_requester.as_str().into(),
+            files,
             shutdown: shutdown_watch,
             origins: Arc::new(http::cors::Origins::from_setting(
                 &settings.http.cors_origins,

@@ -2,10 +2,12 @@
 
 pub mod alert_incidents;
 pub mod approvals;
+pub mod attachments;
 pub mod catalog_items;
 pub mod comments;
 pub mod queues;
 pub mod routing_rules;
+pub mod service_keys;
 pub mod service_stage_moves;
 pub mod services;
 pub mod sla_policies;

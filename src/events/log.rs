@@ -147,6 +147,18 @@ pub async fn record(conn: &Txn, draft: Draft<'_>) -> ApiResult<i64> {
     Ok(seq)
 }
 
+/// The kind of object a change's value names by its row id (a new comment,
+/// an attachment): shown as that object's global id.
+pub fn named_object(kind: EventKind, field: &str) -> Option<&'static str> {
+    match (kind, field) {
+        (EventKind::CommentAdded, "comment") => Some("Comment"),
+        (EventKind::AttachmentAdded | EventKind::AttachmentRemoved, "attachment") => {
+            Some("Attachment")
+        }
+        _ => None,
+    }
+}
+
 /// The changes stored in an event.
 pub fn changes_of(event: &ticket_events::Model) -> Vec<Change> {
     serde_json::from_str(&event.changes).unwrap_or_default()

@@ -27,7 +27,9 @@ use crate::{
     auth::Auth,
     catalog,
     db::{Db, Gate, RequestBudget},
-    entity::{approvals, catalog_items, queues, services, tasks, teams, tickets, users},
+    entity::{
+        approvals, attachments, catalog_items, queues, services, tasks, teams, tickets, users,
+    },
     error::{ApiError, ApiResult},
     lifecycle, queue, team,
     ticket::{
@@ -70,6 +72,15 @@ pub struct LinksKey(pub i64);
 /// the viewer's scope allows ([`Scope::visibilities`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CommentsKey {
+    /// The ticket.
+    pub ticket_id: i64,
+    /// The visibilities the viewer reads.
+    pub visibilities: &'static [Visibility],
+}
+
+/// The live attachments of a ticket a viewer may read (as [`CommentsKey`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AttachmentsKey {
     /// The ticket.
     pub ticket_id: i64,
     /// The visibilities the viewer reads.
@@ -166,6 +177,38 @@ impl Loader<CommentsKey> for DbLoader {
     }
 }
 
+impl Loader<AttachmentsKey> for DbLoader {
+    type Value = Vec<attachments::Model>;
+    type Error = ApiError;
+
+    async fn load(
+        &self,
+        keys: &[AttachmentsKey],
+    ) -> Result<HashMap<AttachmentsKey, Self::Value>, Self::Error> {
+        let mut found = HashMap::new();
+        let mut groups: HashMap<&'static [Visibility], Vec<i64>> = HashMap::new();
+        for key in keys {
+            groups
+                .entry(key.visibilities)
+                .or_default()
+                .push(key.ticket_id);
+        }
+        for (visibilities, ticket_ids) in groups {
+            let lists =
+                crate::attachments::service::of_tickets(&self.db, &ticket_ids, visibilities)
+                    .await?;
+            found.extend(lists.into_iter().map(|(ticket_id, list)| {
+                let key = AttachmentsKey {
+                    ticket_id,
+                    visibilities,
+                };
+                (key, list)
+            }));
+        }
+        Ok(found)
+    }
+}
+
 /// What one request (or one WebSocket operation) shares among its resolvers.
 pub struct RequestState {
     /// Batches relation lookups, and remembers them for the rest of the request.
@@ -212,6 +255,7 @@ impl RequestState {
         self.loader.clear::<ApprovalsKey>();
         self.loader.clear::<TasksKey>();
         self.loader.clear::<LinksKey>();
+        self.loader.clear::<AttachmentsKey>();
     }
 
     /// The database, metered for this request.

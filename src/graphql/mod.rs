@@ -64,6 +64,7 @@ pub struct MutationRoot(
     ticket::resolvers::FulfilmentMutation,
     routing::resolvers::RoutingMutation,
     webhooks::resolvers::WebhookMutation,
+    crate::attachments::resolvers::AttachmentMutation,
 );
 
 /// Every subscription field, merged from the domains.
@@ -94,6 +95,8 @@ pub struct Shared {
     pub metrics: crate::metrics::Metrics,
     /// The webhook sender.
     pub dispatcher: webhooks::Dispatcher,
+    /// The attachment store.
+    pub files: crate::attachments::Files,
 }
 
 /// Builds the schema the server executes, with its limits and data.
@@ -109,6 +112,7 @@ pub fn build_schema(
         persisted,
         metrics,
         dispatcher,
+        files,
     } = shared;
     // Priced from the schema's own SDL: every list field is priced by construction.
     let types = std::sync::Arc::new(cost::TypeMap::from_sdl(&sdl()));
@@ -121,7 +125,8 @@ pub fn build_schema(
         .extension(RequestStateFactory::new(db.clone(), budget))
         .data(db)
         .data(bus)
-        .data(dispatcher);
+        .data(dispatcher)
+        .data(files);
     if !development {
         builder = builder.disable_suggestions();
     }

@@ -3,6 +3,7 @@
 use async_graphql::{Context, ID, Interface, Object};
 
 use super::ContextExt;
+use crate::attachments::{self, resolvers::Attachment};
 use crate::{
     catalog::{self, resolvers::CatalogItem},
     error::{ApiError, ApiResult},
@@ -51,6 +52,8 @@ pub enum Node {
     Webhook(Webhook),
     /// One attempt to deliver an event to a webhook.
     WebhookDelivery(WebhookDelivery),
+    /// A file attached to a ticket or a comment.
+    Attachment(Attachment),
 }
 
 /// The global id of the `kind` row with primary key `id`.
@@ -128,6 +131,9 @@ impl NodeQuery {
             "Webhook" => webhooks::service::get(db, viewer, key)
                 .await?
                 .map(|w| Node::Webhook(Webhook(w))),
+            "Attachment" => attachments::service::get(db, ctx.scope().await?, key)
+                .await?
+                .map(|a| Node::Attachment(Attachment(a))),
             "WebhookDelivery" => webhooks::service::delivery(db, viewer, key)
                 .await?
                 .map(|d| Node::WebhookDelivery(WebhookDelivery(d))),

@@ -44,11 +44,16 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
         Ok(auth) => auth,
         Err(response) => return response,
     };
+    if let Some(content_type) = multipart(&parts.headers) {
+        return post_multipart(&state, content_type, body, auth, id, address, media).await;
+    }
     if !is_json(&parts.headers) {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "BAD_USER_INPUT",
-            "send the GraphQL request as JSON with Content-Type: application/json".into(),
+            "send the GraphQL request as JSON with Content-Type: application/json \
+             (or as multipart/form-data to upload files)"
+                .into(),
             None,
         );
     }
@@ -425,6 +430,84 @@ fn internal(error: ApiError, id: &str) -> Response {
         format!("internal error (request id {id})"),
         Some(id),
     )
+}
+
+/// The `Content-Type` of a multipart request (the GraphQL multipart
+/// request spec: `operations`, `map`, then the files).
+fn multipart(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("multipart/form-data"))
+        })
+        .map(str::to_owned)
+}
+
+/// Most files one multipart request may carry.
+pub(super) const MAX_FILES: usize = 10;
+
+/// A multipart request: files up to `ITSM_ATTACHMENT_MAX_BYTES` each, the
+/// rest as for JSON. Execution is the same; the `operations` part is read
+/// by async-graphql, and the query limits apply to it as to any other.
+async fn post_multipart(
+    state: &AppState,
+    content_type: String,
+    body: axum::body::Body,
+    auth: Auth,
+    id: String,
+    address: Option<crate::graphql::rate::ClientAddress>,
+    media: Negotiated,
+) -> Response {
+    use futures_util::TryStreamExt;
+    let reader = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .into_async_read();
+    let options = async_graphql::http::MultipartOptions::default()
+        .max_file_size(state.files.max_bytes())
+        .max_num_files(MAX_FILES);
+    let received = async_graphql::http::receive_batch_body(Some(content_type), reader, options);
+    let batch = match tokio::time::timeout(state.settings.body_timeout, received).await {
+        Ok(Ok(batch)) => batch,
+        Ok(Err(async_graphql::ParseRequestError::PayloadTooLarge)) => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BAD_USER_INPUT",
+                format!(
+                    "a file holds at most {} bytes, and a request at most {MAX_FILES} files",
+                    state.files.max_bytes()
+                ),
+                None,
+            );
+        }
+        Ok(Err(error)) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                format!("not a GraphQL multipart request: {error}"),
+                None,
+            );
+        }
+        Err(_) => {
+            return error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "BAD_USER_INPUT",
+                format!(
+                    "the request body did not arrive within {:?}",
+                    state.settings.body_timeout
+                ),
+                None,
+            );
+        }
+    };
+    let mut batch = batch.data(auth).data(RequestId(id));
+    if let Some(address) = address {
+        batch = batch.data(address);
+    }
+    respond(state.schema.execute_batch(batch).await, media)
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

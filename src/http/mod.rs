@@ -1,6 +1,7 @@
 //! The axum router: GraphQL over HTTP and WebSocket, GraphiQL, the SDL, health.
 
 mod alerts;
+mod attachments;
 pub mod capacity;
 pub mod cors;
 mod explorer;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// The subject of the person monitoring's incidents are requested for.
     pub alert_requester: Arc<str>,
+    /// The attachment store (uploads and downloads).
+    pub files: crate::attachments::Files,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -77,6 +80,12 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Builds the router with its middleware.
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
+    // Every file of a multipart request at its largest, and the operations.
+    let upload_limit = state
+        .files
+        .max_bytes()
+        .saturating_mul(graphql::MAX_FILES)
+        .saturating_add(settings.max_body_bytes);
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(
@@ -106,7 +115,11 @@ pub fn router(state: AppState) -> Router {
                 .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+        // Uploads may be larger than a JSON request; the GraphQL handler
+        // holds JSON bodies to ITSM_MAX_BODY_BYTES itself.
+        .layer(RequestBodyLimitLayer::new(
+            settings.max_body_bytes.max(upload_limit),
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             settings.request_timeout,
@@ -120,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(explorer::page))
         .route("/explorer/{name}", get(explorer::asset))
         .route("/graphql", graphql)
+        .route("/attachments/{id}/{name}", get(attachments::download))
         .route(
             "/alerts/alertmanager",
             post(alerts::alertmanager)

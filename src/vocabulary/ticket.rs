@@ -194,6 +194,10 @@ vocabulary! {
         TaskUpdated = "TASK_UPDATED",
         /// A routing rule set the queue, assignee, impact or urgency.
         Routed = "ROUTED",
+        /// A file was attached to the ticket or one of its comments.
+        AttachmentAdded = "ATTACHMENT_ADDED",
+        /// An attachment was removed (its record stays).
+        AttachmentRemoved = "ATTACHMENT_REMOVED",
     }
 }
 

@@ -223,15 +223,15 @@ impl Lookups {
         let changes: Vec<Value> = changes_of(event)
             .into_iter()
             .map(|c| {
-                let comment = event.kind == EventKind::CommentAdded && c.field == "comment";
+                let object = crate::events::log::named_object(event.kind, &c.field);
                 let named = |value: Option<String>| -> Value {
-                    match value {
-                        Some(raw) if comment => raw
+                    match (value, object) {
+                        (Some(raw), Some(kind)) => raw
                             .parse::<i64>()
-                            .map_or(raw, |id| global_id("Comment", id))
+                            .map_or(raw, |id| global_id(kind, id))
                             .into(),
-                        Some(raw) => raw.into(),
-                        None => Value::Null,
+                        (Some(raw), None) => raw.into(),
+                        (None, _) => Value::Null,
                     }
                 };
                 json!({ "field": c.field, "from": named(c.from.clone()), "to": named(c.to.clone()) })

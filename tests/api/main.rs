@@ -5,6 +5,7 @@ mod helpers;
 
 mod alerts;
 mod architecture;
+mod attachments;
 mod auth;
 mod catalog;
 mod cli;

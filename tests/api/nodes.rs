@@ -121,6 +121,17 @@ async fn every_object_with_an_id_resolves_through_node(backend: Backend) {
         .await["createRoutingRule"]["rule"]["id"]
         .clone();
 
+    let (_, attached) = crate::attachments::upload(
+        &app,
+        &d.rita,
+        toner_request.as_str().expect("ticket id"),
+        None,
+        "toner.txt",
+        "text/plain",
+        b"cyan is empty",
+    )
+    .await;
+    let attachment = attached["data"]["addAttachment"]["attachment"]["id"].clone();
     receiver.next().await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     let delivery = loop {
@@ -177,6 +188,7 @@ async fn every_object_with_an_id_resolves_through_node(backend: Backend) {
             Some(&olga),
         ),
         ("RoutingRule", rule.clone(), &d.mia, Some(&d.nina)),
+        ("Attachment", attachment.clone(), &d.rita, Some(&olga)),
         ("Webhook", webhook.clone(), &d.admin, Some(&d.mia)),
         ("WebhookDelivery", delivery.clone(), &d.admin, Some(&d.mia)),
     ];

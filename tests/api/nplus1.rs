@@ -17,6 +17,7 @@ const PAGE: &str = "query($q: ID!, $n: Int!) { queue(id: $q) { tickets(first: $n
     sla { responseBreached remainingSeconds }
     approvals { state approver { displayName } } tasks { title assignee { displayName } }
     linkedTickets { number assignee { displayName } }
+    attachments { filename uploadedBy { displayName } }
 } } } } }";
 
 async fn a_queue_page_of_100_costs_the_same_statements_as_a_page_of_1(backend: Backend) {

@@ -147,6 +147,17 @@ async fn events_arrive_signed_in_log_order_with_the_ticket_and_its_changes(backe
         json!({"id": ticket_id}),
     )
     .await;
+    let (_, attached) = crate::attachments::upload(
+        &app,
+        &agent,
+        ticket_id,
+        None,
+        "trace.txt",
+        "text/plain",
+        b"port 12 down",
+    )
+    .await;
+    let attachment = attached["data"]["addAttachment"]["attachment"]["id"].clone();
 
     let expected = logged(&app, ticket_id, Some("PUBLIC")).await;
     let got = receiver.until_accepted(expected.len()).await;
@@ -190,6 +201,17 @@ async fn events_arrive_signed_in_log_order_with_the_ticket_and_its_changes(backe
         json!({"field": "status", "from": "NEW", "to": "IN_PROGRESS"})
     );
     assert_eq!(moved.body["data"]["ticket"]["status"], "IN_PROGRESS");
+    let file = got
+        .iter()
+        .find(|r| r.body["data"]["kind"] == "ATTACHMENT_ADDED")
+        .expect("the attachment");
+    assert_eq!(
+        file.body["data"]["changes"],
+        json!([
+            {"field": "attachment", "from": null, "to": attachment},
+            {"field": "filename", "from": null, "to": "trace.txt"}
+        ])
+    );
 
     // The record: one successful first attempt per event, and the endpoint
     // positioned after the last.

@@ -153,6 +153,28 @@ impl Comment {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+
+    /// The files attached to it, oldest first (removed ones left out).
+    async fn attachments(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Vec<crate::attachments::resolvers::Attachment>> {
+        let scope = ctx.scope().await?;
+        let key = crate::graphql::loaders::AttachmentsKey {
+            ticket_id: self.0.ticket_id,
+            visibilities: scope.visibilities(),
+        };
+        Ok(ctx
+            .state()?
+            .loader
+            .load_one(key)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a.comment_id == Some(self.0.id))
+            .map(crate::attachments::resolvers::Attachment)
+            .collect())
+    }
 }
 
 /// One change to a ticket, from its append-only history.
@@ -225,20 +247,20 @@ impl TicketEvent {
         self.event().visibility
     }
 
-    /// The fields that changed. A new comment is named by its global id
-    /// (`node(id:)` fetches it, as the viewer may see it).
+    /// The fields that changed. A new comment or attachment is named by its
+    /// global id (`node(id:)` fetches it, as the viewer may see it).
     async fn changes(&self) -> Vec<FieldChange> {
         let event = self.event();
         changes_of(event)
             .into_iter()
             .map(|c| {
-                let comment_id = event.kind == EventKind::CommentAdded && c.field == "comment";
-                let global = |value: Option<String>| match value {
-                    Some(raw) if comment_id => match raw.parse::<i64>() {
-                        Ok(id) => Some(encode_id("Comment", id).to_string()),
+                let kind = crate::events::log::named_object(event.kind, &c.field);
+                let global = |value: Option<String>| match (value, kind) {
+                    (Some(raw), Some(kind)) => match raw.parse::<i64>() {
+                        Ok(id) => Some(encode_id(kind, id).to_string()),
                         Err(_) => Some(raw),
                     },
-                    other => other,
+                    (other, _) => other,
                 };
                 FieldChange {
                     field: c.field,

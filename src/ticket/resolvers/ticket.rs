@@ -251,6 +251,29 @@ impl Ticket {
         Ok(workflow::allowed(self.0.status, &scope.relation(&self.0)))
     }
 
+    /// The files attached to the ticket and its comments that the viewer
+    /// may read (a work note's only for staff), oldest first; removed ones
+    /// are left out (the history says who removed them).
+    async fn attachments(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Vec<crate::attachments::resolvers::Attachment>> {
+        let scope = ctx.scope().await?;
+        let key = crate::graphql::loaders::AttachmentsKey {
+            ticket_id: self.0.id,
+            visibilities: scope.visibilities(),
+        };
+        Ok(ctx
+            .state()?
+            .loader
+            .load_one(key)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(crate::attachments::resolvers::Attachment)
+            .collect())
+    }
+
     /// How many comments the viewer may read.
     async fn comment_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
         let key = self.comments_key(ctx).await?;

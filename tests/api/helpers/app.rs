@@ -93,6 +93,11 @@ pub async fn spawn_on_url(db: TestDatabase, url: &str, args: &[&str]) -> TestApp
     {
         argv.extend(["--jwt-secret", TEST_SECRET]);
     }
+    // Files go beside the test's database, never into the checkout.
+    let store = db.dir().join("attachments").display().to_string();
+    if !args.contains(&"--attachment-store") {
+        argv.extend(["--attachment-store", store.as_str()]);
+    }
     argv.extend_from_slice(args);
     let settings = settings(&argv);
     let keys = JwtKeys::load(&settings).expect("test keys");
