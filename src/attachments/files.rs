@@ -68,6 +68,14 @@ impl Files {
         database: &DatabaseSettings,
         db: &Db,
     ) -> anyhow::Result<Self> {
+        if let Some(store) = &settings.attachment_store
+            && store.contains("://")
+            && !store.starts_with("file://")
+        {
+            anyhow::bail!(
+                "ITSM_ATTACHMENT_STORE: `{store}` is not a directory; give a path or a file:// URL"
+            );
+        }
         let dir = settings.store_dir(database);
         std::fs::create_dir_all(&dir).map_err(|e| {
             anyhow::anyhow!("cannot create the attachment store {}: {e}", dir.display())

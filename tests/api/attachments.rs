@@ -598,3 +598,23 @@ async fn a_failed_upload_leaves_no_file_and_the_sweeper_removes_strays(backend: 
         "the live file and the fresh one stay"
     );
 }
+
+#[tokio::test]
+async fn a_store_that_is_not_a_directory_stops_start_up_with_a_reason() {
+    let db = crate::helpers::TestDatabase::create(Backend::Sqlite).await;
+    let settings = crate::helpers::settings(&[
+        "--database-url",
+        &db.url,
+        "--listen",
+        "127.0.0.1:0",
+        "--jwt-secret",
+        crate::helpers::TEST_SECRET,
+        "--attachment-store",
+        "s3://itsm-files",
+    ]);
+    let error = match itsm::startup::Application::build(settings).await {
+        Ok(_) => panic!("started with an object store it cannot use"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(error.contains("is not a directory"), "{error}");
+}
