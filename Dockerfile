@@ -16,6 +16,10 @@ COPY src ./src
 RUN --mount=type=cache,target=/usr/local/cargo/registry --mount=type=cache,target=/src/target cargo build --release --locked --bin itsm && cp "${CARGO_TARGET_DIR:-target}/release/itsm" ./itsm
 
 FROM debian:bookworm-slim
+# The system's certificate authorities: an S3-compatible attachment store over
+# HTTPS is verified against them.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --user-group --home-dir /data --create-home itsm
 COPY --from=build /src/itsm /usr/local/bin/itsm
 USER itsm

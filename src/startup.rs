@@ -82,7 +82,7 @@ impl Application {
         ));
         let dispatcher = crate::webhooks::Dispatcher::new(&settings.webhooks, metrics.webhooks())?;
         let files =
-            crate::attachments::Files::open(&settings.attachments, &settings.database, &db).await?;
+            crate::attachments::Files::open(&settings.attachments, &settings.database, &db)?;
         tasks.push(crate::attachments::service::spawn_sweeper(
             db.background(),
             files.clone(),

@@ -61,36 +61,34 @@ pub struct Signed {
 }
 
 impl Files {
-    /// Opens the store the settings name (creating a local directory); the
-    /// link-signing key is shared through `db`.
-    pub async fn open(
+    /// Opens the store the settings name (an S3-compatible bucket, or a
+    /// local directory, created if missing); the link-signing key is shared
+    /// through `db`.
+    pub fn open(
         settings: &AttachmentSettings,
         database: &DatabaseSettings,
         db: &Db,
     ) -> anyhow::Result<Self> {
-        if let Some(store) = &settings.attachment_store
-            && store.contains("://")
-            && !store.starts_with("file://")
-        {
-            anyhow::bail!(
-                "ITSM_ATTACHMENT_STORE: `{store}` is not a directory; give a path or a file:// URL"
-            );
-        }
-        let dir = settings.store_dir(database);
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            anyhow::anyhow!("cannot create the attachment store {}: {e}", dir.display())
-        })?;
-        let store = LocalFileSystem::new_with_prefix(&dir)?;
-        Self::with_store(settings, Arc::new(store), db).await
+        let store: Arc<dyn ObjectStore> = match settings.attachment_store.as_deref() {
+            Some(url) if url.starts_with("s3://") => s3(url)?,
+            Some(url) if url.contains("://") && !url.starts_with("file://") => anyhow::bail!(
+                "ITSM_ATTACHMENT_STORE: `{url}` is not a directory or an S3 bucket; \
+                 give a path, a file:// URL or an s3:// URL"
+            ),
+            _ => {
+                let dir = settings.store_dir(database);
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    anyhow::anyhow!("cannot create the attachment store {}: {e}", dir.display())
+                })?;
+                Arc::new(LocalFileSystem::new_with_prefix(&dir)?)
+            }
+        };
+        Ok(Self::with_store(settings, store, db))
     }
 
     /// The rules of `settings` over `store`.
-    pub async fn with_store(
-        settings: &AttachmentSettings,
-        store: Arc<dyn ObjectStore>,
-        db: &Db,
-    ) -> anyhow::Result<Self> {
-        Ok(Self(Arc::new(Inner {
+    pub fn with_store(settings: &AttachmentSettings, store: Arc<dyn ObjectStore>, db: &Db) -> Self {
+        Self(Arc::new(Inner {
             store,
             max_bytes: settings.attachment_max_bytes.max(1),
             max_per_ticket: settings.attachment_max_per_ticket.max(1),
@@ -103,7 +101,7 @@ impl Files {
             url_ttl: settings.attachment_url_ttl.max(Duration::from_secs(1)),
             db: db.clone(),
             key: tokio::sync::OnceCell::new(),
-        })))
+        }))
     }
 
     /// Largest file, in bytes.
@@ -211,6 +209,48 @@ impl Files {
         }
         Ok(Ok(()))
     }
+}
+
+/// An S3-compatible bucket: `s3://bucket/prefix`, configured by the standard
+/// `AWS_*` variables (credentials, region, endpoint) and, over them, by the
+/// URL's query (`?endpoint=http://minio:9000&allow_http=true&region=eu-1`,
+/// any key object_store's S3 builder knows).
+fn s3(url: &str) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+    let parsed = url::Url::parse(url)
+        .map_err(|e| anyhow::anyhow!("ITSM_ATTACHMENT_STORE: not an s3:// URL: {e}"))?;
+    let bucket = parsed.host_str().unwrap_or_default();
+    if bucket.is_empty() {
+        anyhow::bail!("ITSM_ATTACHMENT_STORE names no bucket (s3://bucket/prefix)");
+    }
+    // The S3 client's TLS uses the process's rustls provider: ring, as
+    // everywhere else in the service (a second call finds it installed).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // An upload waits on the store: a few quick retries, not object_store's
+    // default of three minutes.
+    let retry = object_store::RetryConfig {
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(15),
+        ..Default::default()
+    };
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_retry(retry);
+    for (key, value) in parsed.query_pairs() {
+        let key: AmazonS3ConfigKey = key
+            .parse()
+            .map_err(|_| anyhow::anyhow!("ITSM_ATTACHMENT_STORE: `{key}` is not an S3 setting"))?;
+        builder = builder.with_config(key, value);
+    }
+    let store = builder
+        .build()
+        .map_err(|e| anyhow::anyhow!("ITSM_ATTACHMENT_STORE: {e}"))?;
+    let prefix = parsed.path().trim_matches('/');
+    Ok(if prefix.is_empty() {
+        Arc::new(store)
+    } else {
+        Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+    })
 }
 
 /// The link-signing key: made once, by whichever replica comes first.

@@ -357,7 +357,15 @@ pub fn spawn_sweeper(db: Db, files: Files) -> tokio::task::JoinHandle<()> {
 /// between writing them and committing their row, or by a removal whose
 /// delete failed. Only bytes older than an hour are considered.
 pub async fn sweep(db: &Db, files: &Files) -> ApiResult<usize> {
-    let cutoff: DateTime<Utc> = now() - ORPHAN_AGE;
+    sweep_written_before(db, files, now() - ORPHAN_AGE).await
+}
+
+/// [`sweep`] of the bytes written before `cutoff`.
+pub async fn sweep_written_before(
+    db: &Db,
+    files: &Files,
+    cutoff: DateTime<Utc>,
+) -> ApiResult<usize> {
     let stored = files.list(PREFIX).await?;
     let mut removed = 0;
     for (key, written) in stored {

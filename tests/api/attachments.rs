@@ -585,7 +585,6 @@ async fn a_failed_upload_leaves_no_file_and_the_sweeper_removes_strays(backend: 
     ]);
     let db = itsm::db::Db::connect(&settings.database).await.expect("db");
     let files = itsm::attachments::Files::open(&settings.attachments, &settings.database, &db)
-        .await
         .expect("files");
     let swept = itsm::attachments::service::sweep(&db, &files)
         .await
@@ -599,6 +598,110 @@ async fn a_failed_upload_leaves_no_file_and_the_sweeper_removes_strays(backend: 
     );
 }
 
+/// The same service over an S3-compatible bucket (moto, started per test).
+mod s3 {
+    use super::*;
+    use crate::helpers::Moto;
+
+    crate::on_both_backends!(
+        ignore = "needs moto_server (ITSM_TEST_MOTO=path; .ci/moto.sh installs moto from PyPI)";
+        files_live_in_the_bucket_and_leave_it_with_their_attachment,
+        a_missing_bucket_refuses_the_upload_and_writes_nothing,
+    );
+
+    fn bucket() -> String {
+        format!("itsm-{}", uuid::Uuid::new_v4().simple())
+    }
+
+    async fn files_live_in_the_bucket_and_leave_it_with_their_attachment(backend: Backend) {
+        let moto = Moto::start().await;
+        let bucket = bucket();
+        moto.create_bucket(&bucket).await;
+        let store = moto.store_url(&bucket, "desk/files");
+        let app = spawn_app_with(backend, &["--attachment-store", &store]).await;
+        let (agent, rita, ticket) = desk(&app).await;
+
+        let attachment = attach(&app, &rita, &ticket, None, "boot.png", PNG).await;
+        let keys = moto.keys(&bucket).await;
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        assert!(
+            keys[0].starts_with("desk/files/attachments/"),
+            "under the URL's prefix: {keys:?}"
+        );
+        assert!(stored(&app).is_empty(), "nothing on the local disk");
+
+        // Downloaded through the service, from the bucket.
+        let id = attachment["id"].as_str().expect("id");
+        let response = get(&app, &seen_url(&app, &agent, id).await).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "image/png");
+        assert_eq!(response.bytes().await.expect("body").as_ref(), PNG);
+
+        // The sweeper lists the bucket: a stray under the prefix goes, the
+        // live file and anything outside the prefix stay.
+        moto.put(
+            &bucket,
+            "desk/files/attachments/stray0000",
+            b"left by a crash",
+        )
+        .await;
+        moto.put(&bucket, "elsewhere/keep", b"not ours").await;
+        let settings = crate::helpers::settings(&[
+            "--database-url",
+            &app.db.url,
+            "--attachment-store",
+            &store,
+        ]);
+        let db = itsm::db::Db::connect(&settings.database).await.expect("db");
+        let files = itsm::attachments::Files::open(&settings.attachments, &settings.database, &db)
+            .expect("files");
+        let later = chrono::Utc::now() + chrono::Duration::minutes(1);
+        let swept = itsm::attachments::service::sweep_written_before(&db, &files, later)
+            .await
+            .expect("sweep");
+        assert_eq!(swept, 1);
+        assert_eq!(
+            moto.keys(&bucket).await,
+            vec![keys[0].clone(), "elsewhere/keep".to_owned()]
+        );
+
+        // Removing the attachment deletes its object.
+        app.ok(
+            &agent,
+            "mutation($id: ID!) { removeAttachment(input: {id: $id}) { attachment { id } } }",
+            json!({"id": id}),
+        )
+        .await;
+        assert_eq!(moto.keys(&bucket).await, vec!["elsewhere/keep".to_owned()]);
+    }
+
+    async fn a_missing_bucket_refuses_the_upload_and_writes_nothing(backend: Backend) {
+        let moto = Moto::start().await;
+        let store = moto.store_url(&bucket(), "files");
+        let app = spawn_app_with(backend, &["--attachment-store", &store]).await;
+        let (agent, rita, ticket) = desk(&app).await;
+        let (_, body) = upload(&app, &rita, &ticket, None, "a.png", "image/png", PNG).await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "INTERNAL",
+            "{body}"
+        );
+        assert!(body["data"]["addAttachment"].is_null(), "{body}");
+        let listed = app.ok(&agent, ATTACHMENTS, json!({"id": ticket})).await;
+        assert_eq!(listed["ticket"]["attachments"], json!([]));
+        let history = app
+            .ok(
+                &agent,
+                "query($t: ID!) { ticketEvents(ticketId: $t, first: 50) { nodes { kind } } }",
+                json!({"t": ticket}),
+            )
+            .await;
+        assert!(
+            !history.to_string().contains("ATTACHMENT_ADDED"),
+            "no event for a file that was not stored: {history}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_store_that_is_not_a_directory_stops_start_up_with_a_reason() {
     let db = crate::helpers::TestDatabase::create(Backend::Sqlite).await;
@@ -610,11 +713,14 @@ async fn a_store_that_is_not_a_directory_stops_start_up_with_a_reason() {
         "--jwt-secret",
         crate::helpers::TEST_SECRET,
         "--attachment-store",
-        "s3://itsm-files",
+        "gs://itsm-files",
     ]);
     let error = match itsm::startup::Application::build(settings).await {
         Ok(_) => panic!("started with an object store it cannot use"),
         Err(error) => format!("{error:#}"),
     };
-    assert!(error.contains("is not a directory"), "{error}");
+    assert!(
+        error.contains("is not a directory or an S3 bucket"),
+        "{error}"
+    );
 }
