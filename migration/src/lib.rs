@@ -30,6 +30,7 @@ mod m20261129_000009_add_queue_due;
 mod m20261130_000010_create_webhooks;
 mod m20261130_000011_create_alert_incidents;
 mod m20261130_000012_create_attachments;
+mod m20261130_000013_add_attachment_form_field;
 
 /// Applies this crate's migrations in order.
 pub struct Migrator;
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000010_create_webhooks::Migration),
             Box::new(m20261130_000011_create_alert_incidents::Migration),
             Box::new(m20261130_000012_create_attachments::Migration),
+            Box::new(m20261130_000013_add_attachment_form_field::Migration),
         ]
     }
 }

@@ -61,6 +61,12 @@ impl Attachment {
         self.0.size
     }
 
+    /// The key of the catalog request form's `FILE` field it answers, when
+    /// it was sent with the request.
+    async fn form_field(&self) -> Option<&str> {
+        self.0.form_field.as_deref()
+    }
+
     /// The SHA-256 of its bytes, hex.
     async fn sha256(&self) -> &str {
         &self.0.sha256
@@ -171,6 +177,36 @@ pub struct AddAttachmentInput {
     pub file: Upload,
 }
 
+/// Reads an uploaded file (the input field `field`), up to one byte past
+/// the size limit so that a larger one is seen as such.
+pub(crate) async fn read_upload(
+    ctx: &Context<'_>,
+    files: &Files,
+    upload: &Upload,
+    field: &str,
+) -> ApiResult<File> {
+    let upload = upload
+        .value(ctx)
+        .map_err(|_| ApiError::bad_input(field, "send the file as a multipart part"))?;
+    let limit = files.max_bytes();
+    let filename = upload.filename.clone();
+    let bytes = tokio::task::spawn_blocking(move || {
+        let mut bytes = Vec::new();
+        upload
+            .into_read()
+            .take(u64::try_from(limit).unwrap_or(u64::MAX) + 1)
+            .read_to_end(&mut bytes)
+            .map(|_| bytes)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    Ok(File {
+        filename,
+        bytes: bytes.into(),
+    })
+}
+
 /// Removes an attachment.
 #[derive(InputObject)]
 pub struct RemoveAttachmentInput {
@@ -207,36 +243,9 @@ impl AttachmentMutation {
             .map(|id| decode_id_of("Comment", &id, "commentId"))
             .transpose()?;
         let files = files(ctx)?;
-        let upload = input
-            .file
-            .value(ctx)
-            .map_err(|_| ApiError::bad_input("file", "send the file as a multipart part"))?;
-        let limit = files.max_bytes();
-        let filename = upload.filename.clone();
-        let bytes = tokio::task::spawn_blocking(move || {
-            let mut bytes = Vec::new();
-            upload
-                .into_read()
-                .take(u64::try_from(limit).unwrap_or(u64::MAX) + 1)
-                .read_to_end(&mut bytes)
-                .map(|_| bytes)
-        })
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+        let file = read_upload(ctx, files, &input.file, "file").await?;
         let scope = ctx.scope().await?;
-        let attachment = service::add(
-            ctx.db()?,
-            files,
-            scope,
-            ticket_id,
-            comment_id,
-            File {
-                filename,
-                bytes: bytes.into(),
-            },
-        )
-        .await?;
+        let attachment = service::add(ctx.db()?, files, scope, ticket_id, comment_id, file).await?;
         Ok(AttachmentPayload {
             attachment: Attachment(attachment),
         })

@@ -102,6 +102,137 @@ async fn count_held<C: sea_orm::ConnectionTrait>(conn: &C, ticket_id: i64) -> Ap
         .await?)
 }
 
+/// What the service makes of an upload before anything is written: its
+/// media type read from the content, or why it refuses the file whatever
+/// it is attached to (empty, too large, a type not accepted).
+pub fn inspect(files: &Files, upload: &Upload) -> Result<&'static str, String> {
+    let size = upload.bytes.len();
+    if size == 0 {
+        return Err("the file is empty".into());
+    }
+    if size > files.max_bytes() {
+        return Err(format!("a file holds at most {} bytes", files.max_bytes()));
+    }
+    let media_type = sniff(&upload.bytes).unwrap_or("application/octet-stream");
+    if !files.accepts(media_type) {
+        return Err(format!(
+            "the file's content is {media_type}, which is not accepted (accepted: {})",
+            files.types()
+        ));
+    }
+    Ok(media_type)
+}
+
+/// A file answering a catalog request form's `FILE` field, as the form
+/// check sees it.
+pub fn sent_for_form(
+    files: &Files,
+    field: &str,
+    upload: &Upload,
+) -> crate::catalog::form::SentFile {
+    let inspected = inspect(files, upload);
+    crate::catalog::form::SentFile {
+        field: field.to_owned(),
+        filename: clean_filename(&upload.filename),
+        content_type: inspected
+            .clone()
+            .unwrap_or("application/octet-stream")
+            .to_owned(),
+        size: u64::try_from(upload.bytes.len()).unwrap_or(u64::MAX),
+        sha256: hex(&Sha256::digest(&upload.bytes)),
+        refused: inspected.err(),
+    }
+}
+
+/// Bytes written to the store for a ticket about to be created; their rows
+/// are inserted in its transaction by [`attach_staged`].
+#[derive(Debug, Clone)]
+pub struct Staged {
+    /// Where the bytes are.
+    pub storage_key: String,
+    /// The form field they answer, if any.
+    pub form_field: Option<String>,
+    /// The cleaned file name.
+    pub filename: String,
+    /// The sniffed media type.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256, hex.
+    pub sha256: String,
+}
+
+/// Writes the bytes of `sent` files (already checked) to the store. On an
+/// error, what was written is deleted again.
+pub async fn stage(
+    files: &Files,
+    sent: Vec<(crate::catalog::form::SentFile, Upload)>,
+) -> ApiResult<Vec<Staged>> {
+    let mut staged = Vec::with_capacity(sent.len());
+    for (file, upload) in sent {
+        let key = format!("{PREFIX}/{}", uuid::Uuid::new_v4().simple());
+        if let Err(error) = files.put(&key, upload.bytes).await {
+            discard(files, &staged).await;
+            return Err(error);
+        }
+        staged.push(Staged {
+            storage_key: key,
+            form_field: Some(file.field),
+            filename: file.filename,
+            content_type: file.content_type,
+            size: file.size,
+            sha256: file.sha256,
+        });
+    }
+    Ok(staged)
+}
+
+/// Deletes staged bytes whose rows were never committed (the sweeper
+/// removes any this misses).
+pub async fn discard(files: &Files, staged: &[Staged]) {
+    for file in staged {
+        if let Err(error) = files.delete(&file.storage_key).await {
+            tracing::warn!(
+                ?error,
+                key = file.storage_key,
+                "could not delete staged bytes"
+            );
+        }
+    }
+}
+
+/// Inserts the rows of `staged` files as `ticket`'s own (public)
+/// attachments, each with its `ATTACHMENT_ADDED` event, in `txn`.
+pub async fn attach_staged(
+    txn: &Txn,
+    scope: &Scope,
+    ticket: &tickets::Model,
+    staged: &[Staged],
+) -> ApiResult<()> {
+    for file in staged {
+        let saved = attachments::Entity::insert(attachments::ActiveModel {
+            id: NotSet,
+            ticket_id: Set(ticket.id),
+            comment_id: Set(None),
+            visibility: Set(Visibility::Public),
+            filename: Set(file.filename.clone()),
+            content_type: Set(file.content_type.clone()),
+            size: Set(i64::try_from(file.size).unwrap_or(i64::MAX)),
+            sha256: Set(file.sha256.clone()),
+            storage_key: Set(file.storage_key.clone()),
+            uploaded_by: Set(scope.user_id),
+            created_at: Set(now()),
+            removed_by: Set(None),
+            removed_at: Set(None),
+            form_field: Set(file.form_field.clone()),
+        })
+        .exec_with_returning(txn)
+        .await?;
+        event(txn, scope, ticket, &saved, EventKind::AttachmentAdded).await?;
+    }
+    Ok(())
+}
+
 /// Attaches `upload` to ticket `ticket_id`, or to its comment `comment_id`.
 #[tracing::instrument(skip_all, fields(viewer = scope.user_id, ticket = ticket_id))]
 pub async fn add(
@@ -113,25 +244,8 @@ pub async fn add(
     upload: Upload,
 ) -> ApiResult<attachments::Model> {
     let size = upload.bytes.len();
-    if size == 0 {
-        return Err(ApiError::bad_input("file", "the file is empty"));
-    }
-    if size > files.max_bytes() {
-        return Err(ApiError::bad_input(
-            "file",
-            format!("a file holds at most {} bytes", files.max_bytes()),
-        ));
-    }
-    let media_type = sniff(&upload.bytes).unwrap_or("application/octet-stream");
-    if !files.accepts(media_type) {
-        return Err(ApiError::bad_input(
-            "file",
-            format!(
-                "the file's content is {media_type}, which is not accepted (accepted: {})",
-                files.types()
-            ),
-        ));
-    }
+    let media_type =
+        inspect(files, &upload).map_err(|reason| ApiError::bad_input("file", reason))?;
     // Checked before the bytes are written, and again in the transaction.
     let checked = target(db.reader(), scope, ticket_id, comment_id).await?;
     if count_held(db.reader(), checked.ticket.id).await? >= files.max_per_ticket() {
@@ -158,6 +272,7 @@ pub async fn add(
             created_at: Set(now()),
             removed_by: Set(None),
             removed_at: Set(None),
+            form_field: Set(None),
         }
     })
     .await;

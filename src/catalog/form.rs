@@ -28,6 +28,10 @@ pub enum FieldType {
     Date,
     /// An email address.
     Email,
+    /// Files, sent beside the answers (`files`) and kept as the request's
+    /// attachments: `options` may narrow the accepted media types, `max` is
+    /// how many (one when absent).
+    File,
 }
 
 /// One field of a request form.
@@ -53,12 +57,46 @@ pub struct FormField {
     /// Smallest number allowed (`NUMBER`).
     #[serde(default)]
     pub min: Option<f64>,
-    /// Largest number allowed (`NUMBER`).
+    /// Largest number allowed (`NUMBER`), or most files (`FILE`).
     #[serde(default)]
     pub max: Option<f64>,
-    /// The choices (`SELECT`, `MULTI_SELECT`).
+    /// The choices (`SELECT`, `MULTI_SELECT`), or the accepted media types
+    /// (`FILE`; any the service accepts when empty).
     #[serde(default)]
     pub options: Vec<String>,
+}
+
+/// A file sent for a `FILE` field, as the service read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentFile {
+    /// The field it answers.
+    pub field: String,
+    /// Its cleaned name.
+    pub filename: String,
+    /// Its media type, read from the content.
+    pub content_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// Why the service refuses it whatever the form says (empty, too large,
+    /// a type it never accepts).
+    pub refused: Option<String>,
+}
+
+/// Most files one `FILE` field takes.
+pub const MAX_FILES_PER_FIELD: usize = 10;
+
+fn is_media_type(text: &str) -> bool {
+    let mut parts = text.split('/');
+    let part_ok = |p: Option<&str>| {
+        p.is_some_and(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
+        })
+    };
+    part_ok(parts.next()) && part_ok(parts.next()) && parts.next().is_none()
 }
 
 /// One problem with a form or its answers: the field at fault and why.
@@ -114,6 +152,32 @@ pub fn check_form(fields: &[FormField]) -> Vec<Problem> {
             problems.push(problem(at("label"), "a label holds 1 to 200 characters"));
         }
         let selects = matches!(field.kind, FieldType::Select | FieldType::MultiSelect);
+        if field.kind == FieldType::File {
+            if field.options.iter().any(|o| !is_media_type(o)) {
+                problems.push(problem(
+                    at("options"),
+                    "a FILE field's options are media types such as application/pdf",
+                ));
+            }
+            if field.max.is_some_and(|max| {
+                max.fract() != 0.0 || !(1.0..=MAX_FILES_PER_FIELD as f64).contains(&max)
+            }) {
+                problems.push(problem(
+                    at("max"),
+                    format!("a FILE field takes 1 to {MAX_FILES_PER_FIELD} files"),
+                ));
+            }
+            if field.min.is_some() {
+                problems.push(problem(
+                    at("min"),
+                    "a FILE field has no min; make it required",
+                ));
+            }
+            if field.default.is_some() {
+                problems.push(problem(at("default"), "a FILE field has no default"));
+            }
+            continue;
+        }
         if selects {
             let mut seen = std::collections::HashSet::new();
             if field.options.is_empty() {
@@ -240,7 +304,77 @@ fn check_value(field: &FormField, value: &Value) -> Result<Value, String> {
                 Err(format!("`{text}` is not an email address"))
             }
         }
+        FieldType::File => Err("send files in `files`, naming this field".into()),
     }
+}
+
+/// Checks the files sent for `FILE` fields; returns each field's answer
+/// (the files' descriptions, in the order sent).
+fn check_files(
+    fields: &[FormField],
+    files: &[SentFile],
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, Value> {
+    let mut answered: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (index, file) in files.iter().enumerate() {
+        let Some(field) = fields.iter().find(|f| f.key == file.field) else {
+            problems.push(problem(
+                format!("files[{index}].field"),
+                format!("the form has no field `{}`", file.field),
+            ));
+            continue;
+        };
+        if field.kind != FieldType::File {
+            problems.push(problem(
+                format!("files[{index}].field"),
+                format!("`{}` is not a FILE field", field.label),
+            ));
+            continue;
+        }
+        if let Some(reason) = &file.refused {
+            problems.push(problem(
+                format!("files[{index}].file"),
+                format!("{}: {reason}", field.label),
+            ));
+            continue;
+        }
+        if !field.options.is_empty() && !field.options.contains(&file.content_type) {
+            problems.push(problem(
+                format!("files[{index}].file"),
+                format!(
+                    "{}: the file's content is {}; this field accepts {}",
+                    field.label,
+                    file.content_type,
+                    field.options.join(", ")
+                ),
+            ));
+            continue;
+        }
+        answered
+            .entry(field.key.clone())
+            .or_default()
+            .push(serde_json::json!({
+                "filename": file.filename, "contentType": file.content_type,
+                "size": file.size, "sha256": file.sha256,
+            }));
+    }
+    for field in fields.iter().filter(|f| f.kind == FieldType::File) {
+        let sent = files.iter().filter(|f| f.field == field.key).count();
+        let most = field.max.map_or(1, |max| max as usize);
+        if sent > most {
+            problems.push(problem(
+                format!("answers.{}", field.key),
+                format!(
+                    "`{}` takes at most {most} file(s); {sent} were sent",
+                    field.label
+                ),
+            ));
+        }
+    }
+    answered
+        .into_iter()
+        .map(|(key, list)| (key, Value::Array(list)))
+        .collect()
 }
 
 fn is_email(text: &str) -> bool {
@@ -266,6 +400,7 @@ fn is_email(text: &str) -> bool {
 pub fn check_answers(
     fields: &[FormField],
     answers: &Value,
+    files: &[SentFile],
 ) -> Result<BTreeMap<String, Value>, Vec<Problem>> {
     let empty = Map::new();
     let given = match answers {
@@ -287,12 +422,24 @@ pub fn check_answers(
             ));
         }
     }
+    let sent = check_files(fields, files, &mut problems);
     let mut stored = BTreeMap::new();
     for field in fields {
-        let answer = given
-            .get(&field.key)
-            .filter(|v| !v.is_null())
-            .or(field.default.as_ref());
+        let answer = if field.kind == FieldType::File {
+            if given.get(&field.key).is_some_and(|v| !v.is_null()) {
+                problems.push(problem(
+                    format!("answers.{}", field.key),
+                    format!("{}: send files in `files`, naming this field", field.label),
+                ));
+                continue;
+            }
+            sent.get(&field.key)
+        } else {
+            given
+                .get(&field.key)
+                .filter(|v| !v.is_null())
+                .or(field.default.as_ref())
+        };
         let blank = match answer {
             None => true,
             Some(Value::String(text)) => text.trim().is_empty(),
@@ -309,6 +456,10 @@ pub fn check_answers(
             continue;
         }
         if let Some(answer) = answer {
+            if field.kind == FieldType::File {
+                stored.insert(field.key.clone(), answer.clone());
+                continue;
+            }
             match check_value(field, answer) {
                 Ok(value) => {
                     stored.insert(field.key.clone(), value);
@@ -466,7 +617,7 @@ mod tests {
             "model": "16-inch", "justification": "  Video editing  ", "needed_by": "2026-12-24",
             "docking_station": true, "extras": ["mouse", "mouse"], "notify": "lead@example.com"
         });
-        let stored = check_answers(&laptop_form(), &answers).unwrap_or_default();
+        let stored = check_answers(&laptop_form(), &answers, &[]).unwrap_or_default();
         assert_eq!(stored.get("model"), Some(&json!("16-inch")));
         assert_eq!(stored.get("justification"), Some(&json!("Video editing")));
         assert_eq!(
@@ -503,7 +654,7 @@ mod tests {
             "notify": "not-an-email",      // bad email
             "colour": "blue"               // unknown field
         });
-        let problems = check_answers(&laptop_form(), &answers)
+        let problems = check_answers(&laptop_form(), &answers, &[])
             .err()
             .unwrap_or_default();
         assert_eq!(
@@ -519,14 +670,133 @@ mod tests {
                 "answers.notify",
             ]
         );
-        let missing = check_answers(&laptop_form(), &json!({"model": "14-inch"}))
+        let missing = check_answers(&laptop_form(), &json!({"model": "14-inch"}), &[])
             .err()
             .unwrap_or_default();
         assert_eq!(
             fields_of(&missing),
             vec!["answers.justification", "answers.needed_by"]
         );
-        assert!(check_answers(&laptop_form(), &json!([1])).is_err());
+        assert!(check_answers(&laptop_form(), &json!([1]), &[]).is_err());
+    }
+
+    fn expense_form() -> Vec<FormField> {
+        vec![
+            FormField {
+                required: true,
+                options: vec!["application/pdf".into()],
+                ..field("receipt", FieldType::File)
+            },
+            FormField {
+                max: Some(2.0),
+                ..field("photos", FieldType::File)
+            },
+            field("note", FieldType::Text),
+        ]
+    }
+
+    fn sent(field: &str, filename: &str, content_type: &str) -> SentFile {
+        SentFile {
+            field: field.into(),
+            filename: filename.into(),
+            content_type: content_type.into(),
+            size: 3,
+            sha256: "ab".repeat(32),
+            refused: None,
+        }
+    }
+
+    #[test]
+    fn file_fields_are_checked_when_saved() {
+        assert_eq!(check_form(&expense_form()), vec![]);
+        let form = vec![
+            FormField {
+                options: vec!["pdf".into(), "Image/PNG".into()],
+                ..field("bad_types", FieldType::File)
+            },
+            FormField {
+                max: Some(0.0),
+                ..field("none", FieldType::File)
+            },
+            FormField {
+                max: Some(1.5),
+                ..field("half", FieldType::File)
+            },
+            FormField {
+                min: Some(1.0),
+                ..field("with_min", FieldType::File)
+            },
+            FormField {
+                default: Some(json!([])),
+                ..field("with_default", FieldType::File)
+            },
+        ];
+        assert_eq!(
+            fields_of(&check_form(&form)),
+            vec![
+                "form[0].options",
+                "form[1].max",
+                "form[2].max",
+                "form[3].min",
+                "form[4].default",
+            ]
+        );
+    }
+
+    #[test]
+    fn files_answer_their_fields_with_their_descriptions() {
+        let files = [
+            sent("receipt", "taxi.pdf", "application/pdf"),
+            sent("photos", "a.png", "image/png"),
+            sent("photos", "b.jpg", "image/jpeg"),
+        ];
+        let stored =
+            check_answers(&expense_form(), &json!({"note": "taxi"}), &files).unwrap_or_default();
+        assert_eq!(
+            stored.get("receipt"),
+            Some(
+                &json!([{"filename": "taxi.pdf", "contentType": "application/pdf", "size": 3, "sha256": "ab".repeat(32)}])
+            )
+        );
+        assert_eq!(
+            stored.get("photos").and_then(Value::as_array).map(Vec::len),
+            Some(2)
+        );
+        assert_eq!(stored.get("note"), Some(&json!("taxi")));
+    }
+
+    #[test]
+    fn every_problem_with_the_files_is_reported_at_once() {
+        let files = [
+            sent("receipt", "r.png", "image/png"), // not a type the field takes
+            sent("photos", "a.png", "image/png"),
+            sent("photos", "b.png", "image/png"),
+            sent("photos", "c.png", "image/png"), // one too many
+            sent("colour", "x.png", "image/png"), // no such field
+            sent("note", "n.png", "image/png"),   // not a FILE field
+            SentFile {
+                refused: Some("the file is empty".into()),
+                ..sent("photos", "d.png", "image/png")
+            },
+        ];
+        let problems = check_answers(&expense_form(), &json!({"receipt": "inline"}), &files)
+            .err()
+            .unwrap_or_default();
+        assert_eq!(
+            fields_of(&problems),
+            vec![
+                "files[0].file",
+                "files[4].field",
+                "files[5].field",
+                "files[6].file",
+                "answers.photos",
+                "answers.receipt",
+            ]
+        );
+        let missing = check_answers(&expense_form(), &json!({}), &[])
+            .err()
+            .unwrap_or_default();
+        assert_eq!(fields_of(&missing), vec!["answers.receipt"], "required");
     }
 
     #[test]

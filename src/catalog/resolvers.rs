@@ -1,6 +1,6 @@
 //! GraphQL for the catalog: items, their forms and rules, and requests.
 
-use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject, Upload};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -248,12 +248,13 @@ impl FormFieldInfo {
         self.0.min
     }
 
-    /// Largest number allowed (`NUMBER`).
+    /// Largest number allowed (`NUMBER`), or most files (`FILE`).
     async fn max(&self) -> Option<f64> {
         self.0.max
     }
 
-    /// The choices (`SELECT`, `MULTI_SELECT`).
+    /// The choices (`SELECT`, `MULTI_SELECT`), or the accepted media types
+    /// (`FILE`; any the service accepts when empty).
     async fn options(&self) -> &[String] {
         &self.0.options
     }
@@ -264,7 +265,9 @@ impl FormFieldInfo {
 pub struct RequestAnswer {
     /// The form field.
     pub field: FormFieldInfo,
-    /// The answer, typed as the field says (text, number, boolean, list or date text).
+    /// The answer, typed as the field says (text, number, boolean, list or
+    /// date text; for `FILE`, a list of `{filename contentType size sha256}`,
+    /// the files being the request's attachments with this `formField`).
     pub value: Json<Value>,
 }
 
@@ -395,9 +398,12 @@ pub struct FormFieldInput {
     pub default: Option<Json<Value>>,
     /// Smallest number allowed (`NUMBER` only).
     pub min: Option<f64>,
-    /// Largest number allowed (`NUMBER` only).
+    /// Largest number allowed (`NUMBER`), or most files (`FILE`: 1 to 10;
+    /// one when absent).
     pub max: Option<f64>,
-    /// The choices (`SELECT` and `MULTI_SELECT` only).
+    /// The choices (`SELECT` and `MULTI_SELECT`), or the accepted media
+    /// types (`FILE`: such as `application/pdf`; any the service accepts
+    /// when empty).
     #[graphql(default)]
     pub options: Vec<String>,
 }
@@ -507,6 +513,19 @@ pub struct SubmitServiceRequestInput {
     /// and integrations whose token carries `tickets:write` (which must name
     /// someone). You are recorded as the one who submitted it.
     pub requester_id: Option<ID>,
+    /// The files answering the form's `FILE` fields, sent as multipart
+    /// parts. They become the request's attachments, each naming its field.
+    #[graphql(default)]
+    pub files: Vec<FormFileInput>,
+}
+
+/// A file answering a `FILE` field of a request form.
+#[derive(InputObject)]
+pub struct FormFileInput {
+    /// The field's key.
+    pub field: String,
+    /// The file (a multipart part).
+    pub file: Upload,
 }
 
 /// The item a mutation created or changed.
@@ -656,9 +675,22 @@ impl CatalogMutation {
             idempotency_key: input.idempotency_key,
             requester_id: crate::ticket::resolvers::requester_id(input.requester_id)?,
         };
-        let ticket = crate::ticket::request::submit(ctx.db()?, scope, submission)
-            .await
-            .map_err(|e| report(ctx, e))?;
+        let files = crate::attachments::resolvers::files(ctx)?;
+        let mut uploads = Vec::with_capacity(input.files.len());
+        for (index, sent) in input.files.iter().enumerate() {
+            let file = crate::attachments::resolvers::read_upload(
+                ctx,
+                files,
+                &sent.file,
+                &format!("files[{index}].file"),
+            )
+            .await?;
+            uploads.push((sent.field.trim().to_owned(), file));
+        }
+        let ticket =
+            crate::ticket::request::submit_with_files(ctx.db()?, files, scope, submission, uploads)
+                .await
+                .map_err(|e| report(ctx, e))?;
         Ok(TicketPayload {
             ticket: Ticket(ticket),
         })

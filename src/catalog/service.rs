@@ -497,10 +497,16 @@ pub struct Request {
     pub idempotency_key: Option<String>,
 }
 
-/// Checks a submitted form against its item: the item must be requestable
-/// now, and every problem with the answers is reported at once.
+/// Checks a submitted form and the `files` sent for its `FILE` fields
+/// against its item: the item must be requestable now, and every problem
+/// with the answers is reported at once.
 #[tracing::instrument(skip_all, fields(viewer = scope.user_id, item = submission.item_id))]
-pub async fn prepare(db: &Db, scope: &Scope, submission: Submission) -> ApiResult<Request> {
+pub async fn prepare(
+    db: &Db,
+    scope: &Scope,
+    submission: Submission,
+    files: &[form::SentFile],
+) -> ApiResult<Request> {
     let item = get(db.reader(), scope.role, submission.item_id)
         .await?
         .ok_or_else(|| ApiError::bad_input("catalogItemId", "no such catalog item"))?;
@@ -515,13 +521,20 @@ pub async fn prepare(db: &Db, scope: &Scope, submission: Submission) -> ApiResul
         ));
     }
     let fields = form_of(&item);
-    let answers = form::check_answers(&fields, &submission.answers).map_err(problems)?;
+    let answers = form::check_answers(&fields, &submission.answers, files).map_err(problems)?;
     let description = render(&fields, &answers);
     // A retry is recognised by what the portal sent, not by what the item's
-    // current name and form make of it.
-    let submitted = serde_json::json!({
+    // current name and form make of it; files by their content.
+    let sent: Vec<Value> = files
+        .iter()
+        .map(|f| serde_json::json!([f.field, f.sha256]))
+        .collect();
+    let mut submitted = serde_json::json!({
         "catalogItemId": item.id, "answers": submission.answers, "title": submission.title,
     });
+    if !sent.is_empty() {
+        submitted["files"] = Value::Array(sent);
+    }
     let title = submission
         .title
         .filter(|t| !t.trim().is_empty())
@@ -550,7 +563,7 @@ fn render(fields: &[FormField], answers: &BTreeMap<String, Value>) -> String {
                 Value::String(text) => text.clone(),
                 Value::Array(items) => items
                     .iter()
-                    .filter_map(Value::as_str)
+                    .filter_map(|item| item.as_str().or_else(|| item["filename"].as_str()))
                     .collect::<Vec<_>>()
                     .join(", "),
                 Value::Bool(true) => "yes".into(),

@@ -26,6 +26,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub removed_by: Option<i64>,
     pub removed_at: Option<DateTimeUtc>,
+    /// The catalog request form's `FILE` field it answers, if any.
+    pub form_field: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

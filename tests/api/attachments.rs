@@ -22,7 +22,12 @@ crate::on_both_backends!(
     download_links_expire_and_tampered_ones_are_refused,
     removing_an_attachment_keeps_its_record_and_deletes_the_file,
     a_failed_upload_leaves_no_file_and_the_sweeper_removes_strays,
+    a_request_forms_files_become_the_requests_attachments,
+    every_problem_with_a_requests_files_is_reported_and_nothing_is_written,
 );
+
+/// A small PDF.
+const PDF: &[u8] = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
 
 /// A 1×1 PNG.
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82";
@@ -41,18 +46,41 @@ pub(crate) async fn upload(
     claimed: &str,
     bytes: &[u8],
 ) -> (StatusCode, Value) {
-    let operations = json!({
-        "query": ADD,
-        "variables": {"input": {"ticketId": ticket, "commentId": comment, "file": null}},
-    });
-    let part = reqwest::multipart::Part::bytes(bytes.to_vec())
-        .file_name(filename.to_owned())
-        .mime_str(claimed)
-        .expect("a media type");
-    let form = reqwest::multipart::Form::new()
+    multipart(
+        app,
+        who,
+        ADD,
+        json!({"input": {"ticketId": ticket, "commentId": comment, "file": null}}),
+        &[("variables.input.file", filename, claimed, bytes)],
+    )
+    .await
+}
+
+/// Sends `query` with `variables` as a GraphQL multipart request, each file
+/// (variable path, file name, claimed type, bytes) a part; the whole answer.
+async fn multipart(
+    app: &TestApp,
+    who: &Person,
+    query: &str,
+    variables: Value,
+    files: &[(&str, &str, &str, &[u8])],
+) -> (StatusCode, Value) {
+    let operations = json!({"query": query, "variables": variables});
+    let map: serde_json::Map<String, Value> = files
+        .iter()
+        .enumerate()
+        .map(|(index, (path, ..))| (index.to_string(), json!([path])))
+        .collect();
+    let mut form = reqwest::multipart::Form::new()
         .text("operations", operations.to_string())
-        .text("map", json!({"0": ["variables.input.file"]}).to_string())
-        .part("0", part);
+        .text("map", Value::Object(map).to_string());
+    for (index, (_, filename, claimed, bytes)) in files.iter().enumerate() {
+        let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+            .file_name((*filename).to_owned())
+            .mime_str(claimed)
+            .expect("a media type");
+        form = form.part(index.to_string(), part);
+    }
     let response = app
         .client
         .post(app.url("/graphql"))
@@ -723,4 +751,246 @@ async fn a_store_that_is_not_a_directory_stops_start_up_with_a_reason() {
         error.contains("is not a directory or an S3 bucket"),
         "{error}"
     );
+}
+
+/// An expense claim: a required PDF receipt, up to two photos, a note.
+async fn expense_item(app: &TestApp) -> (Person, Value) {
+    let admin = app.person("ada.admin", Role::Admin).await;
+    let (service, queue) = crate::catalog::live_service(app, &admin, "EXPENSES", "OPERATION").await;
+    let form = json!([
+        {"key": "receipt", "label": "Receipt", "type": "FILE", "required": true, "options": ["application/pdf"]},
+        {"key": "photos", "label": "Photos", "type": "FILE", "max": 2},
+        {"key": "note", "label": "Note", "type": "TEXT"}
+    ]);
+    let item = crate::catalog::item(
+        app,
+        &admin,
+        &service,
+        &queue,
+        "expense",
+        json!({"form": form}),
+    )
+    .await;
+    assert_eq!(item["form"][0]["type"], "FILE");
+    assert_eq!(item["form"][1]["max"], 2.0);
+    (admin, item)
+}
+
+const SUBMIT_FILES: &str = "mutation($input: SubmitServiceRequestInput!) { submitServiceRequest(input: $input) { ticket { id description requestForm { field { key type } value } attachments { id filename contentType formField url } } } }";
+
+/// Submits `item` with `answers` and `files` (field key, file name, bytes).
+async fn submit_with_files(
+    app: &TestApp,
+    who: &Person,
+    item: &Value,
+    answers: Value,
+    key: Option<&str>,
+    files: &[(&str, &str, &[u8])],
+) -> Value {
+    let sent: Vec<Value> = files
+        .iter()
+        .map(|(field, ..)| json!({"field": field, "file": null}))
+        .collect();
+    let paths: Vec<String> = (0..files.len())
+        .map(|index| format!("variables.input.files.{index}.file"))
+        .collect();
+    let parts: Vec<(&str, &str, &str, &[u8])> = files
+        .iter()
+        .zip(&paths)
+        .map(|((_, filename, bytes), path)| {
+            (path.as_str(), *filename, "application/octet-stream", *bytes)
+        })
+        .collect();
+    let (status, body) = multipart(
+        app,
+        who,
+        SUBMIT_FILES,
+        json!({"input": {"catalogItemId": item["id"], "answers": answers, "idempotencyKey": key, "files": sent}}),
+        &parts,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+async fn a_request_forms_files_become_the_requests_attachments(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (admin, item) = expense_item(&app).await;
+    let rita = app.person("rita.requester", Role::Requester).await;
+    let files: [(&str, &str, &[u8]); 3] = [
+        ("receipt", "taxi.pdf", PDF),
+        ("photos", "meter.png", PNG),
+        ("photos", "C:\\fakepath\\car.txt", b"plate: B-XY 123"),
+    ];
+    // Photos take any type the service accepts; text is one.
+    let body = submit_with_files(
+        &app,
+        &rita,
+        &item,
+        json!({"note": "airport"}),
+        Some("claim-1"),
+        &files,
+    )
+    .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let ticket = body["data"]["submitServiceRequest"]["ticket"].clone();
+    let attachments = ticket["attachments"]
+        .as_array()
+        .expect("attachments")
+        .clone();
+    let described: Vec<(&str, &str, &str)> = attachments
+        .iter()
+        .map(|a| {
+            (
+                a["filename"].as_str().unwrap_or_default(),
+                a["contentType"].as_str().unwrap_or_default(),
+                a["formField"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        described,
+        vec![
+            ("taxi.pdf", "application/pdf", "receipt"),
+            ("meter.png", "image/png", "photos"),
+            ("car.txt", "text/plain", "photos"),
+        ]
+    );
+    let answers = ticket["requestForm"].as_array().expect("answers");
+    let receipt = answers
+        .iter()
+        .find(|a| a["field"]["key"] == "receipt")
+        .expect("receipt");
+    assert_eq!(receipt["field"]["type"], "FILE");
+    let digest: String = Sha256::digest(PDF)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        receipt["value"],
+        json!([{"filename": "taxi.pdf", "contentType": "application/pdf", "size": PDF.len(), "sha256": digest}])
+    );
+    let description = ticket["description"].as_str().expect("description");
+    assert!(description.contains("Receipt: taxi.pdf"), "{description}");
+    assert!(
+        description.contains("Photos: meter.png, car.txt"),
+        "{description}"
+    );
+    assert_eq!(stored(&app).len(), 3);
+
+    // The requester downloads them; the history has one ATTACHMENT_ADDED each.
+    let response = get(&app, attachments[0]["url"].as_str().expect("url")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.bytes().await.expect("body").as_ref(), PDF);
+    let history = app
+        .ok(
+            &admin,
+            "query($t: ID!) { ticketEvents(ticketId: $t, first: 50) { nodes { kind actor { id } } } }",
+            json!({"t": ticket["id"]}),
+        )
+        .await;
+    let kinds: Vec<&str> = history["ticketEvents"]["nodes"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "ATTACHMENT_ADDED").count(),
+        3,
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.first(), Some(&"CREATED"), "{kinds:?}");
+
+    // A retry with the same files is the same request, and stores nothing more.
+    let again = submit_with_files(
+        &app,
+        &rita,
+        &item,
+        json!({"note": "airport"}),
+        Some("claim-1"),
+        &files,
+    )
+    .await;
+    assert_eq!(
+        again["data"]["submitServiceRequest"]["ticket"]["id"], ticket["id"],
+        "{again}"
+    );
+    assert_eq!(stored(&app).len(), 3, "the retry's copies are deleted");
+    // The same key with another receipt is a different request.
+    let other = submit_with_files(
+        &app,
+        &rita,
+        &item,
+        json!({"note": "airport"}),
+        Some("claim-1"),
+        &[("receipt", "hotel.pdf", b"%PDF-1.7\nanother receipt\n")],
+    )
+    .await;
+    assert_eq!(
+        other["errors"][0]["extensions"]["code"], "CONFLICT",
+        "{other}"
+    );
+    assert_eq!(stored(&app).len(), 3);
+}
+
+async fn every_problem_with_a_requests_files_is_reported_and_nothing_is_written(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (admin, item) = expense_item(&app).await;
+    let rita = app.person("rita.requester", Role::Requester).await;
+    let body = submit_with_files(
+        &app,
+        &rita,
+        &item,
+        json!({"receipt": "see attached", "note": "lunch"}),
+        None,
+        &[
+            ("receipt", "receipt.png", PNG), // the field takes PDFs only
+            ("photos", "a.png", PNG),
+            ("photos", "b.png", PNG),
+            ("photos", "c.png", PNG), // one photo too many
+            ("colour", "x.png", PNG), // no such field
+            ("note", "n.png", PNG),   // not a FILE field
+            (
+                "photos",
+                "page.html",
+                b"<html><script>alert(1)</script></html>",
+            ), // never accepted
+        ],
+    )
+    .await;
+    let mut fields: Vec<&str> = body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| {
+            assert_eq!(e["extensions"]["code"], "BAD_USER_INPUT", "{e}");
+            e["extensions"]["field"].as_str().unwrap_or_default()
+        })
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        vec![
+            "answers.photos",
+            "answers.receipt",
+            "files[0].file",
+            "files[4].field",
+            "files[5].field",
+            "files[6].file",
+        ],
+        "{body}"
+    );
+    // A required FILE field without a file.
+    let missing = submit_with_files(&app, &rita, &item, json!({}), None, &[]).await;
+    assert_eq!(
+        missing["errors"][0]["extensions"]["field"], "answers.receipt",
+        "{missing}"
+    );
+    // Nothing was written: no ticket, no file.
+    let tickets = app
+        .ok(&admin, "{ tickets(first: 5) { totalCount } }", json!({}))
+        .await;
+    assert_eq!(tickets["tickets"]["totalCount"], 0);
+    assert!(stored(&app).is_empty());
 }

@@ -80,11 +80,24 @@ pub struct NewTicket {
     /// with `tickets:write` (which must name someone), open tickets for
     /// others. The viewer is recorded as the actor.
     pub requester_id: Option<i64>,
+    /// Files already in the store that become the ticket's attachments
+    /// (a catalog request's `FILE` answers).
+    pub attachments: Vec<crate::attachments::service::Staged>,
 }
 
 /// Creates a ticket of `new.kind` (an incident when absent).
-#[tracing::instrument(skip_all, fields(viewer = scope.user_id))]
 pub async fn create(db: &Db, scope: &Scope, new: NewTicket) -> ApiResult<tickets::Model> {
+    Ok(create_or_replay(db, scope, new).await?.0)
+}
+
+/// [`create`], saying whether the ticket is new (`false`: a retry under the
+/// same idempotency key found the first one, and nothing was written).
+#[tracing::instrument(skip_all, fields(viewer = scope.user_id))]
+pub async fn create_or_replay(
+    db: &Db,
+    scope: &Scope,
+    new: NewTicket,
+) -> ApiResult<(tickets::Model, bool)> {
     let kind = new.kind.unwrap_or(TicketKind::Incident);
     let mut new = new;
     if kind == TicketKind::Change
@@ -137,7 +150,7 @@ pub async fn create(db: &Db, scope: &Scope, new: NewTicket) -> ApiResult<tickets
     if let (Some(key), Some(fingerprint)) = (&key, &fingerprint)
         && let Some(existing) = find_by_key(db.reader(), requester, key).await?
     {
-        return replay(existing, fingerprint);
+        return Ok((replay(existing, fingerprint)?, false));
     }
 
     let txn = db.begin().await?;
@@ -154,7 +167,7 @@ pub async fn create(db: &Db, scope: &Scope, new: NewTicket) -> ApiResult<tickets
     match created {
         Ok(ticket) => {
             txn.commit().await?;
-            Ok(ticket)
+            Ok((ticket, true))
         }
         Err(ApiError::Conflict(_)) if key.is_some() => {
             // A concurrent retry won the race for this key: answer as it did.
@@ -163,7 +176,7 @@ pub async fn create(db: &Db, scope: &Scope, new: NewTicket) -> ApiResult<tickets
                 return Err(ApiError::internal(anyhow::anyhow!("key vanished")));
             };
             match find_by_key(db.writer(), requester, &key).await? {
-                Some(existing) => replay(existing, &fingerprint),
+                Some(existing) => Ok((replay(existing, &fingerprint)?, false)),
                 None => Err(ApiError::Conflict(
                     "the ticket could not be created; retry".into(),
                 )),
@@ -399,6 +412,7 @@ async fn insert_ticket(
     for other in linked {
         link_rows(txn, scope, &ticket, &other, at).await?;
     }
+    crate::attachments::service::attach_staged(txn, scope, &ticket, &new.attachments).await?;
     Ok(ticket)
 }
 

@@ -13,7 +13,7 @@ mod update;
 
 pub use assign::{Assignment, assign};
 pub use comment::comment;
-pub use create::{NewTicket, create};
+pub use create::{NewTicket, create, create_or_replay};
 pub use links::{link, link_kind};
 pub use transition::transition;
 pub use update::{TicketEdit, update};
