@@ -323,6 +323,11 @@ pub struct WebhookSettings {
     /// Do not deliver webhooks from this replica (endpoints are still managed).
     #[arg(long, env = "ITSM_WEBHOOK_DISABLED", global = true)]
     pub webhook_disabled: bool,
+
+    /// How long delivery attempts stay in `webhookDeliveries`; older ones
+    /// are deleted as time passes (every hour, or sooner for a shorter span).
+    #[arg(long, env = "ITSM_WEBHOOK_KEEP_DELIVERIES", default_value = "30d", value_parser = parse_duration, global = true)]
+    pub webhook_keep_deliveries: Duration,
 }
 
 /// The HTTP listener and its guards.

@@ -36,7 +36,7 @@ use tokio::{sync::Notify, task::JoinHandle};
 use super::{
     destination::{Policy, Refusal},
     payload::Lookups,
-    service::{Filter, previous_secret_at},
+    service::{self, Filter, previous_secret_at},
     signature::{Secret, headers},
 };
 use crate::{
@@ -144,6 +144,8 @@ struct Inner {
     owner: String,
     enabled: bool,
     stats: WebhookStats,
+    /// How long delivery attempts are kept.
+    keep_deliveries: Duration,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -181,6 +183,7 @@ impl Dispatcher {
             wake: Notify::new(),
             owner: uuid::Uuid::new_v4().to_string(),
             enabled: !settings.webhook_disabled,
+            keep_deliveries: settings.webhook_keep_deliveries,
             stats,
         })))
     }
@@ -195,14 +198,18 @@ impl Dispatcher {
         self.0.wake.notify_one();
     }
 
-    /// Starts this replica's worker, woken by every event `bus` publishes.
-    pub fn spawn(&self, db: Db, bus: &EventBus) -> Option<JoinHandle<()>> {
+    /// Starts this replica's worker, woken by every event `bus` publishes,
+    /// and the pruning of old delivery attempts.
+    pub fn spawn(&self, db: Db, bus: &EventBus) -> Vec<JoinHandle<()>> {
         if !self.0.enabled {
             tracing::info!("webhook delivery is off on this replica");
-            return None;
+            return Vec::new();
         }
         let events = bus.subscribe();
-        Some(tokio::spawn(self.clone().run(db, events)))
+        vec![
+            tokio::spawn(self.clone().run(db.clone(), events)),
+            tokio::spawn(prune(db, self.0.keep_deliveries)),
+        ]
     }
 
     async fn run(self, db: Db, mut events: tokio::sync::broadcast::Receiver<Arc<Published>>) {
@@ -244,7 +251,30 @@ impl Dispatcher {
             }
         }
     }
+}
 
+/// Deletes delivery attempts older than `keep`, every hour (or every `keep`
+/// when shorter, at least a second apart). Every replica prunes; the
+/// deletes agree.
+async fn prune(db: Db, keep: Duration) {
+    let keep_for = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+    let mut ticks =
+        tokio::time::interval(keep.clamp(Duration::from_secs(1), Duration::from_secs(3600)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(before) = now().checked_sub_signed(keep_for) else {
+            continue;
+        };
+        match service::prune_deliveries(&db, before).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "deleted old webhook delivery attempts"),
+            Err(error) => tracing::warn!(?error, "cannot delete old webhook delivery attempts"),
+        }
+    }
+}
+
+impl Dispatcher {
     /// Claims the active endpoints with events to send, no retry pending
     /// and no other holder; also tells when the soonest of the others
     /// (waiting for a retry, or held by a replica that may have stopped)

@@ -393,6 +393,15 @@ pub async fn delete(db: &Db, viewer: &Viewer, id: i64) -> ApiResult<webhooks::Mo
     Ok(hook)
 }
 
+/// Deletes the delivery attempts made before `before`; how many went.
+pub async fn prune_deliveries(db: &Db, before: DateTime<Utc>) -> ApiResult<u64> {
+    Ok(webhook_deliveries::Entity::delete_many()
+        .filter(webhook_deliveries::Column::AttemptedAt.lt(before))
+        .exec(db.writer())
+        .await?
+        .rows_affected)
+}
+
 /// The delivery attempts to an endpoint, oldest first (admins).
 pub async fn deliveries(
     db: &Db,

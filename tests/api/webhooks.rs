@@ -28,6 +28,7 @@ crate::on_both_backends!(
     only_admins_manage_webhooks,
     a_replica_killed_mid_delivery_is_taken_over_without_losing_an_event,
     two_replicas_deliver_each_event_once_in_order,
+    delivery_attempts_older_than_the_retention_are_deleted,
 );
 
 const CREATE: &str = "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { secret webhook { id url status events kinds includeInternal queues { id } position version } } }";
@@ -823,5 +824,52 @@ async fn two_replicas_deliver_each_event_once_in_order(backend: Backend) {
             .filter_map(|d| d["seq"].as_i64())
             .collect::<Vec<_>>(),
         expected
+    );
+}
+
+async fn delivery_attempts_older_than_the_retention_are_deleted(backend: Backend) {
+    let app = app_with(backend, &["--webhook-keep-deliveries", "1s"]).await;
+    let admin = app.person("ada.admin", Role::Admin).await;
+    let agent = app.person("alex.agent", Role::Agent).await;
+    let (_, queue) = app.team_with_queue(&admin, "Network", &[&agent]).await;
+    let mut receiver = Receiver::start().await;
+    let (id, _) = register(&app, &admin, &receiver.url(), json!({})).await;
+    let ticket = app
+        .incident(&agent, "Printer offline", "LOW", "LOW", Some(&queue))
+        .await;
+    let ticket_id = ticket["id"].as_str().expect("id");
+    let first = logged(&app, ticket_id, Some("PUBLIC")).await;
+    receiver.until_accepted(first.len()).await;
+    webhook_until(&app, &admin, &id, |h| h["backlog"] == 0).await;
+
+    // The attempts are recorded, then deleted once older than a second.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = 0;
+    loop {
+        let count = deliveries(&app, &admin, &id).await.len();
+        seen = seen.max(count);
+        if count == 0 && seen > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never pruned: {count} left"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert!(seen >= first.len(), "{seen} attempts seen");
+
+    // Delivery goes on from where it was: the cursor is the endpoint's.
+    app.ok(
+        &agent,
+        COMMENT,
+        json!({"id": ticket_id, "body": "Toner replaced", "v": "PUBLIC"}),
+    )
+    .await;
+    let all = logged(&app, ticket_id, Some("PUBLIC")).await;
+    let next = receiver.until_accepted(all.len() - first.len()).await;
+    assert_eq!(
+        next.iter().map(|r| r.seq()).collect::<Vec<_>>(),
+        all[first.len()..].to_vec()
     );
 }
