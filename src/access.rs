@@ -237,7 +237,6 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::vocabulary::{Level, Priority, Status, TicketKind};
 
     fn scope(role: Role, queue_ids: Vec<i64>) -> Scope {
         Scope {
@@ -250,56 +249,11 @@ mod tests {
     }
 
     fn ticket(requester_id: i64, assignee_id: Option<i64>, queue_id: i64) -> tickets::Model {
-        let now = Utc::now();
         tickets::Model {
-            id: 1,
-            number: "INC0001001".into(),
-            kind: TicketKind::Incident,
-            title: "t".into(),
-            description: String::new(),
-            status: Status::New,
-            pending_reason: None,
-            impact: Level::Low,
-            urgency: Level::Low,
-            priority: Priority::Planning,
-            priority_rank: 4,
             requester_id,
             assignee_id,
             queue_id,
-            service_id: None,
-            catalog_item_id: None,
-            request_answers: None,
-            version: 1,
-            resolution: None,
-            cancel_reason: None,
-            root_cause: None,
-            workaround: None,
-            known_error: false,
-            change_type: None,
-            risk: None,
-            planned_start: None,
-            planned_end: None,
-            response_target_seconds: 0,
-            resolution_target_seconds: 0,
-            response_due_at: now,
-            resolution_due_at: now,
-            queue_due_at: now,
-            responded_at: None,
-            resolved_at: None,
-            closed_at: None,
-            sla_stopped_at: None,
-            paused_since: None,
-            paused_seconds: 0,
-            response_warn_at: None,
-            resolution_warn_at: None,
-            response_warned: false,
-            response_breach_noted: false,
-            resolution_warned: false,
-            resolution_breach_noted: false,
-            idempotency_key: None,
-            idempotency_payload: None,
-            created_at: now,
-            updated_at: now,
+            ..tickets::Model::example(Utc::now())
         }
     }
 

@@ -111,6 +111,18 @@ impl Api {
         Ok(body["data"].clone())
     }
 
+    /// The cursor of the latest event in the log.
+    async fn latest_cursor(&self, token: &str) -> anyhow::Result<Value> {
+        let data = self
+            .call(
+                token,
+                "{ ticketEvents(last: 1) { pageInfo { endCursor } } }",
+                json!({}),
+            )
+            .await?;
+        Ok(data["ticketEvents"]["pageInfo"]["endCursor"].clone())
+    }
+
     /// The public event numbers after `after`, oldest first.
     async fn public_after(&self, token: &str, after: &Value) -> anyhow::Result<Vec<i64>> {
         let mut seqs = Vec::new();
@@ -233,14 +245,7 @@ pub async fn run(args: Webhooks) -> anyhow::Result<()> {
     });
     let drain = Duration::from_secs(args.drain_secs);
 
-    let start = api
-        .call(
-            &args.admin_token,
-            "{ ticketEvents(last: 1) { pageInfo { endCursor } } }",
-            json!({}),
-        )
-        .await?["ticketEvents"]["pageInfo"]["endCursor"]
-        .clone();
+    let start = api.latest_cursor(&args.admin_token).await?;
     let made = api
         .call(
             &args.admin_token,
@@ -268,14 +273,7 @@ pub async fn run(args: Webhooks) -> anyhow::Result<()> {
     report("live", &got, &expected, span);
 
     // Drain: a backlog delivered with no writer competing.
-    let mark = api
-        .call(
-            &args.admin_token,
-            "{ ticketEvents(last: 1) { pageInfo { endCursor } } }",
-            json!({}),
-        )
-        .await?["ticketEvents"]["pageInfo"]["endCursor"]
-        .clone();
+    let mark = api.latest_cursor(&args.admin_token).await?;
     api.call(
         &args.admin_token,
         "mutation($id: ID!) { pauseWebhook(input: {id: $id}) { webhook { status } } }",

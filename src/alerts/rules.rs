@@ -191,38 +191,8 @@ mod tests {
     use super::*;
 
     /// A notification as Alertmanager 0.27 sends it (`amtool`'s example,
-    /// with two alerts of one group).
-    pub const FIRING: &str = r#"{
-      "receiver": "itsm",
-      "status": "firing",
-      "alerts": [
-        {
-          "status": "firing",
-          "labels": {"alertname": "HighErrorRate", "instance": "api-1:9090", "job": "api", "severity": "critical", "itsm_queue": "Network"},
-          "annotations": {"summary": "API error rate above 5%", "description": "5xx answers are 7.2% of all."},
-          "startsAt": "2026-11-30T10:00:00.000Z",
-          "endsAt": "0001-01-01T00:00:00Z",
-          "generatorURL": "http://prometheus:9090/graph?g0.expr=rate",
-          "fingerprint": "a1b2c3d4e5f60718"
-        },
-        {
-          "status": "firing",
-          "labels": {"alertname": "DiskFilling", "instance": "db-7:9100", "severity": "warning"},
-          "annotations": {},
-          "startsAt": "2026-11-30T10:01:00.000Z",
-          "endsAt": "0001-01-01T00:00:00Z",
-          "generatorURL": "",
-          "fingerprint": "0f1e2d3c4b5a6978"
-        }
-      ],
-      "groupLabels": {"alertname": "HighErrorRate"},
-      "commonLabels": {"job": "api"},
-      "commonAnnotations": {},
-      "externalURL": "http://alertmanager:9093",
-      "version": "4",
-      "groupKey": "{}:{alertname=\"HighErrorRate\"}",
-      "truncatedAlerts": 0
-    }"#;
+    /// with two alerts of one group); the API tests replay it too.
+    pub const FIRING: &str = include_str!("../../tests/api/fixtures/alertmanager-firing.json");
 
     fn alert(labels: &[(&str, &str)]) -> Alert {
         Alert {

@@ -15,7 +15,7 @@ use crate::{
     error::{ApiError, ApiResult},
     graphql::{
         ContextExt,
-        loaders::{TicketKey, UserKey},
+        loaders::{AttachmentsKey, TicketKey, UserKey},
         relay::{decode_id_of, encode_id},
     },
     ticket::{
@@ -33,6 +33,31 @@ pub(crate) fn files<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a Files> {
 
 /// A file attached to a ticket or to one of its comments.
 pub struct Attachment(pub attachments::Model);
+
+/// The attachments of ticket `ticket_id` that the viewer may read and
+/// `keep` selects, oldest first, through the request's loader (one query
+/// for every ticket and comment on the page).
+pub(crate) async fn of_ticket(
+    ctx: &Context<'_>,
+    ticket_id: i64,
+    keep: impl Fn(&attachments::Model) -> bool,
+) -> ApiResult<Vec<Attachment>> {
+    let scope = ctx.scope().await?;
+    let key = AttachmentsKey {
+        ticket_id,
+        visibilities: scope.visibilities(),
+    };
+    Ok(ctx
+        .state()?
+        .loader
+        .load_one(key)
+        .await?
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| keep(a))
+        .map(Attachment)
+        .collect())
+}
 
 /// The path a download link starts with.
 pub const DOWNLOAD_PATH: &str = "/attachments";

@@ -67,3 +67,62 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+#[cfg(test)]
+impl Model {
+    /// A new low-priority incident for unit tests, made `at`; tests change
+    /// the fields they are about.
+    pub fn example(at: DateTimeUtc) -> Self {
+        use crate::vocabulary::{Level, Priority, Status, TicketKind};
+        Self {
+            id: 1,
+            number: "INC0001001".into(),
+            kind: TicketKind::Incident,
+            title: "t".into(),
+            description: String::new(),
+            status: Status::New,
+            pending_reason: None,
+            impact: Level::Low,
+            urgency: Level::Low,
+            priority: Priority::Planning,
+            priority_rank: 4,
+            requester_id: 1,
+            assignee_id: None,
+            queue_id: 1,
+            service_id: None,
+            catalog_item_id: None,
+            request_answers: None,
+            version: 1,
+            resolution: None,
+            cancel_reason: None,
+            root_cause: None,
+            workaround: None,
+            known_error: false,
+            change_type: None,
+            risk: None,
+            planned_start: None,
+            planned_end: None,
+            response_target_seconds: 0,
+            resolution_target_seconds: 0,
+            response_due_at: at,
+            resolution_due_at: at,
+            queue_due_at: at,
+            responded_at: None,
+            resolved_at: None,
+            closed_at: None,
+            sla_stopped_at: None,
+            paused_since: None,
+            paused_seconds: 0,
+            response_warn_at: None,
+            resolution_warn_at: None,
+            response_warned: false,
+            response_breach_noted: false,
+            resolution_warned: false,
+            resolution_breach_noted: false,
+            idempotency_key: None,
+            idempotency_payload: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+}

@@ -146,6 +146,18 @@ ticket_lists! {
     LinksKey => Vec<i64>, query::links_of_tickets;
 }
 
+/// Ticket ids by the visibilities their keys read. Within one request every
+/// key reads the same ones; grouped anyway.
+fn by_visibilities(
+    keys: impl IntoIterator<Item = (&'static [Visibility], i64)>,
+) -> HashMap<&'static [Visibility], Vec<i64>> {
+    let mut groups: HashMap<&'static [Visibility], Vec<i64>> = HashMap::new();
+    for (visibilities, ticket_id) in keys {
+        groups.entry(visibilities).or_default().push(ticket_id);
+    }
+    groups
+}
+
 impl Loader<CommentsKey> for DbLoader {
     type Value = CommentStats;
     type Error = ApiError;
@@ -155,14 +167,7 @@ impl Loader<CommentsKey> for DbLoader {
         keys: &[CommentsKey],
     ) -> Result<HashMap<CommentsKey, Self::Value>, Self::Error> {
         let mut found = HashMap::new();
-        // Within one request every key reads the same visibilities; group anyway.
-        let mut groups: HashMap<&'static [Visibility], Vec<i64>> = HashMap::new();
-        for key in keys {
-            groups
-                .entry(key.visibilities)
-                .or_default()
-                .push(key.ticket_id);
-        }
+        let groups = by_visibilities(keys.iter().map(|k| (k.visibilities, k.ticket_id)));
         for (visibilities, ticket_ids) in groups {
             let stats = query::comment_stats(&self.db, &ticket_ids, visibilities).await?;
             found.extend(stats.into_iter().map(|(ticket_id, stats)| {
@@ -186,13 +191,7 @@ impl Loader<AttachmentsKey> for DbLoader {
         keys: &[AttachmentsKey],
     ) -> Result<HashMap<AttachmentsKey, Self::Value>, Self::Error> {
         let mut found = HashMap::new();
-        let mut groups: HashMap<&'static [Visibility], Vec<i64>> = HashMap::new();
-        for key in keys {
-            groups
-                .entry(key.visibilities)
-                .or_default()
-                .push(key.ticket_id);
-        }
+        let groups = by_visibilities(keys.iter().map(|k| (k.visibilities, k.ticket_id)));
         for (visibilities, ticket_ids) in groups {
             let lists =
                 crate::attachments::service::of_tickets(&self.db, &ticket_ids, visibilities)

@@ -61,15 +61,7 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
     let bytes = match tokio::time::timeout(state.settings.body_timeout, read).await {
         Ok(Ok(bytes)) => bytes,
         Err(_) => {
-            return error_response(
-                StatusCode::REQUEST_TIMEOUT,
-                "BAD_USER_INPUT",
-                format!(
-                    "the request body did not arrive within {:?}",
-                    state.settings.body_timeout
-                ),
-                None,
-            );
+            return body_too_slow(state.settings.body_timeout);
         }
         Ok(Err(_)) => {
             return error_response(
@@ -404,6 +396,16 @@ fn unauthenticated(reason: &str) -> Response {
     response
 }
 
+/// The answer when a request body is not all there within `timeout`.
+fn body_too_slow(timeout: std::time::Duration) -> Response {
+    error_response(
+        StatusCode::REQUEST_TIMEOUT,
+        "BAD_USER_INPUT",
+        format!("the request body did not arrive within {timeout:?}"),
+        None,
+    )
+}
+
 fn internal(error: ApiError, id: &str) -> Response {
     if let ApiError::Unavailable = error {
         tracing::warn!("no database connection in time while authenticating");
@@ -492,15 +494,7 @@ async fn post_multipart(
             );
         }
         Err(_) => {
-            return error_response(
-                StatusCode::REQUEST_TIMEOUT,
-                "BAD_USER_INPUT",
-                format!(
-                    "the request body did not arrive within {:?}",
-                    state.settings.body_timeout
-                ),
-                None,
-            );
+            return body_too_slow(state.settings.body_timeout);
         }
     };
     let mut batch = batch.data(auth).data(RequestId(id));

@@ -362,6 +362,21 @@ pub struct WebhookPayload {
     pub webhook: Webhook,
 }
 
+impl From<webhooks::Model> for WebhookPayload {
+    fn from(webhook: webhooks::Model) -> Self {
+        Self {
+            webhook: Webhook(webhook),
+        }
+    }
+}
+
+impl WebhookInput {
+    /// The endpoint's id.
+    fn id(&self) -> ApiResult<i64> {
+        decode_id_of("Webhook", &self.id, "id")
+    }
+}
+
 /// A webhook endpoint and its new signing secret.
 #[derive(SimpleObject)]
 pub struct WebhookSecretPayload {
@@ -511,9 +526,7 @@ impl WebhookMutation {
             fields,
         )
         .await?;
-        Ok(WebhookPayload {
-            webhook: Webhook(webhook),
-        })
+        Ok(webhook.into())
     }
 
     /// Pauses an endpoint: its events wait, in order, until it is resumed.
@@ -522,12 +535,8 @@ impl WebhookMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "What to do.")] input: WebhookInput,
     ) -> ApiResult<WebhookPayload> {
-        let viewer = ctx.auth().viewer()?;
-        let id = decode_id_of("Webhook", &input.id, "id")?;
-        let webhook = service::pause(ctx.db()?, viewer, id).await?;
-        Ok(WebhookPayload {
-            webhook: Webhook(webhook),
-        })
+        let webhook = service::pause(ctx.db()?, ctx.auth().viewer()?, input.id()?).await?;
+        Ok(webhook.into())
     }
 
     /// Resumes a paused or failing endpoint from the first event it has not
@@ -537,13 +546,9 @@ impl WebhookMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "What to do.")] input: WebhookInput,
     ) -> ApiResult<WebhookPayload> {
-        let viewer = ctx.auth().viewer()?;
-        let id = decode_id_of("Webhook", &input.id, "id")?;
-        let webhook = service::resume(ctx.db()?, viewer, id).await?;
+        let webhook = service::resume(ctx.db()?, ctx.auth().viewer()?, input.id()?).await?;
         dispatcher(ctx)?.wake();
-        Ok(WebhookPayload {
-            webhook: Webhook(webhook),
-        })
+        Ok(webhook.into())
     }
 
     /// Gives an endpoint a new secret (shown this once). The old one keeps
@@ -554,7 +559,7 @@ impl WebhookMutation {
         #[graphql(desc = "What to do.")] input: WebhookInput,
     ) -> ApiResult<WebhookSecretPayload> {
         let viewer = ctx.auth().viewer()?;
-        let id = decode_id_of("Webhook", &input.id, "id")?;
+        let id = input.id()?;
         let made = service::rotate_secret(ctx.db()?, viewer, id).await?;
         Ok(WebhookSecretPayload {
             webhook: Webhook(made.webhook),
@@ -576,9 +581,7 @@ impl WebhookMutation {
             .unwrap_or_default();
         let webhook = service::redeliver(ctx.db()?, viewer, id, from).await?;
         dispatcher(ctx)?.wake();
-        Ok(WebhookPayload {
-            webhook: Webhook(webhook),
-        })
+        Ok(webhook.into())
     }
 
     /// Deletes an endpoint and its delivery record.
@@ -588,7 +591,7 @@ impl WebhookMutation {
         #[graphql(desc = "What to do.")] input: WebhookInput,
     ) -> ApiResult<DeleteWebhookPayload> {
         let viewer = ctx.auth().viewer()?;
-        let id = decode_id_of("Webhook", &input.id, "id")?;
+        let id = input.id()?;
         let deleted = service::delete(ctx.db()?, viewer, id).await?;
         Ok(DeleteWebhookPayload {
             deleted_webhook_id: encode_id("Webhook", deleted.id),

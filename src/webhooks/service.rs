@@ -334,12 +334,20 @@ pub async fn resume(db: &Db, viewer: &Viewer, id: i64) -> ApiResult<webhooks::Mo
     let hook = find(db, viewer, id).await?;
     let row = webhooks::ActiveModel {
         status: Set(WebhookStatus::Active),
+        ..afresh()
+    };
+    save(db, &hook, row).await
+}
+
+/// An endpoint's retry state cleared: the next attempt is due at once and
+/// counts as the first.
+fn afresh() -> webhooks::ActiveModel {
+    webhooks::ActiveModel {
         failures: Set(0),
         retry_since: Set(None),
         next_attempt_at: Set(None),
         ..Default::default()
-    };
-    save(db, &hook, row).await
+    }
 }
 
 /// Gives an endpoint a new secret. The old one keeps signing beside it (a
@@ -370,10 +378,7 @@ pub async fn redeliver(db: &Db, viewer: &Viewer, id: i64, from: i64) -> ApiResul
     }
     let row = webhooks::ActiveModel {
         cursor: Set(from - 1),
-        failures: Set(0),
-        retry_since: Set(None),
-        next_attempt_at: Set(None),
-        ..Default::default()
+        ..afresh()
     };
     save(db, &hook, row).await
 }
@@ -482,7 +487,6 @@ pub fn previous_secret_at(hook: &webhooks::Model, at: DateTime<Utc>) -> Option<&
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vocabulary::{Level, Priority, Status};
 
     fn event(kind: EventKind, visibility: Visibility, queue_id: i64) -> ticket_events::Model {
         ticket_events::Model {
@@ -499,56 +503,9 @@ mod tests {
     }
 
     fn ticket(kind: TicketKind) -> tickets::Model {
-        let at = now();
         tickets::Model {
-            id: 1,
-            number: "INC0001001".into(),
             kind,
-            title: "t".into(),
-            description: "d".into(),
-            status: Status::New,
-            pending_reason: None,
-            impact: Level::Low,
-            urgency: Level::Low,
-            priority: Priority::Planning,
-            priority_rank: 4,
-            requester_id: 1,
-            assignee_id: None,
-            queue_id: 1,
-            service_id: None,
-            catalog_item_id: None,
-            request_answers: None,
-            version: 1,
-            resolution: None,
-            cancel_reason: None,
-            root_cause: None,
-            workaround: None,
-            known_error: false,
-            change_type: None,
-            risk: None,
-            planned_start: None,
-            planned_end: None,
-            response_target_seconds: 1,
-            resolution_target_seconds: 1,
-            response_due_at: at,
-            resolution_due_at: at,
-            queue_due_at: at,
-            responded_at: None,
-            resolved_at: None,
-            closed_at: None,
-            sla_stopped_at: None,
-            paused_since: None,
-            paused_seconds: 0,
-            response_warn_at: None,
-            resolution_warn_at: None,
-            response_warned: false,
-            response_breach_noted: false,
-            resolution_warned: false,
-            resolution_breach_noted: false,
-            idempotency_key: None,
-            idempotency_payload: None,
-            created_at: at,
-            updated_at: at,
+            ..tickets::Model::example(now())
         }
     }
 

@@ -301,20 +301,7 @@ async fn the_quick_start_needs_no_setup_and_itsm_token_signs_with_its_key() {
     // `--ttl` sets how long a token lives.
     let short = run(&dir, &[], &["token", "--sub", "tess", "--ttl", "90s"]);
     assert!(short.status.success(), "{}", stderr(&short));
-    let claims = {
-        use base64::Engine;
-        let token = stdout(&short);
-        let payload = token
-            .trim_end()
-            .split('.')
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned();
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap_or_default();
-        serde_json::from_slice::<Value>(&bytes).unwrap_or_default()
-    };
+    let claims = claims_of(&stdout(&short));
     let left = claims["exp"].as_i64().unwrap_or_default() - chrono::Utc::now().timestamp();
     assert!((80..=91).contains(&left), "expires in {left} s: {claims}");
     assert!(
@@ -342,20 +329,7 @@ async fn the_quick_start_needs_no_setup_and_itsm_token_signs_with_its_key() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["viewer"]["role"], "INTEGRATION");
-    let payload = {
-        use base64::Engine;
-        let token = stdout(&scoped);
-        let part = token
-            .trim_end()
-            .split('.')
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned();
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap_or_default();
-        serde_json::from_slice::<Value>(&bytes).unwrap_or_default()
-    };
+    let payload = claims_of(&stdout(&scoped));
     assert_eq!(payload["scope"], "alerts:write", "{payload}");
 
     // The embedded database runs in WAL mode.
@@ -926,4 +900,14 @@ async fn two_server_processes_share_live_updates_through_postgres() {
         seen["payload"]["data"]["myTicketUpdates"]["ticket"]["title"],
         "Made in this process"
     );
+}
+
+/// The claims of a JWT, read without checking its signature.
+fn claims_of(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.trim_end().split('.').nth(1).unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or_default()
 }

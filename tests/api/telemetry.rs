@@ -297,12 +297,7 @@ async fn promtool_accepts_the_metrics(backend: Backend) {
 
 /// One sample's value, as a float.
 fn sample(text: &str, sample: &str) -> f64 {
-    text.lines()
-        .find_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            (name == sample).then(|| value.parse::<f64>().ok())?
-        })
-        .unwrap_or_else(|| panic!("no {sample} in {text}"))
+    crate::helpers::sample_value(text, sample).unwrap_or_else(|| panic!("no {sample} in {text}"))
 }
 
 /// Scrapes until `sample` reaches at least `at_least`; fails after ten seconds.
@@ -310,13 +305,7 @@ async fn scrape_until(app: &TestApp, name: &str, at_least: f64) -> String {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let text = metrics_text(app).await;
-        let value = text
-            .lines()
-            .find_map(|line| {
-                let (sample, value) = line.rsplit_once(' ')?;
-                (sample == name).then(|| value.parse::<f64>().ok())?
-            })
-            .unwrap_or(0.0);
+        let value = crate::helpers::sample_value(&text, name).unwrap_or(0.0);
         if value >= at_least {
             return text;
         }

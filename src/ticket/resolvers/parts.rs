@@ -159,21 +159,11 @@ impl Comment {
         &self,
         ctx: &Context<'_>,
     ) -> ApiResult<Vec<crate::attachments::resolvers::Attachment>> {
-        let scope = ctx.scope().await?;
-        let key = crate::graphql::loaders::AttachmentsKey {
-            ticket_id: self.0.ticket_id,
-            visibilities: scope.visibilities(),
-        };
-        Ok(ctx
-            .state()?
-            .loader
-            .load_one(key)
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|a| a.comment_id == Some(self.0.id))
-            .map(crate::attachments::resolvers::Attachment)
-            .collect())
+        let id = self.0.id;
+        crate::attachments::resolvers::of_ticket(ctx, self.0.ticket_id, |a| {
+            a.comment_id == Some(id)
+        })
+        .await
     }
 }
 

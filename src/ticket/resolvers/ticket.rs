@@ -258,20 +258,7 @@ impl Ticket {
         &self,
         ctx: &Context<'_>,
     ) -> ApiResult<Vec<crate::attachments::resolvers::Attachment>> {
-        let scope = ctx.scope().await?;
-        let key = crate::graphql::loaders::AttachmentsKey {
-            ticket_id: self.0.id,
-            visibilities: scope.visibilities(),
-        };
-        Ok(ctx
-            .state()?
-            .loader
-            .load_one(key)
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .map(crate::attachments::resolvers::Attachment)
-            .collect())
+        crate::attachments::resolvers::of_ticket(ctx, self.0.id, |_| true).await
     }
 
     /// How many comments the viewer may read.

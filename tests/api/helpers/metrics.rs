@@ -54,11 +54,13 @@ pub async fn wait_for_subscriptions_at(client: &reqwest::Client, url: &str, coun
 
 /// One sample's value in Prometheus text, by its name with labels.
 pub fn metric_value(metrics: &str, sample: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            (name == sample).then(|| value.parse::<f64>().ok())?
-        })
-        .unwrap_or_else(|| panic!("no {sample} in {metrics}")) as u64
+    sample_value(metrics, sample).unwrap_or_else(|| panic!("no {sample} in {metrics}")) as u64
+}
+
+/// One sample's value in Prometheus text, as a float; `None` when absent.
+pub fn sample_value(metrics: &str, sample: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == sample).then(|| value.parse::<f64>().ok())?
+    })
 }
