@@ -241,6 +241,7 @@ pub struct WebhookStats {
     duration: Histogram,
     delay: Histogram,
     failing: Counter,
+    pruned: Counter,
 }
 
 impl Default for WebhookStats {
@@ -254,6 +255,7 @@ impl Default for WebhookStats {
             duration: latency(),
             delay: latency(),
             failing: Counter::default(),
+            pruned: Counter::default(),
         }
     }
 }
@@ -278,6 +280,11 @@ impl WebhookStats {
     /// An endpoint's retries ran out.
     pub fn marked_failing(&self) {
         self.failing.inc();
+    }
+
+    /// `count` old delivery attempts were deleted.
+    pub fn pruned(&self, count: u64) {
+        self.pruned.inc_by(count);
     }
 }
 
@@ -462,6 +469,11 @@ impl Metrics {
             "webhooks_marked_failing",
             "Webhook endpoints this replica marked failing (and paused) after their retries ran out",
             webhooks.failing.clone(),
+        );
+        registry.register(
+            "webhook_deliveries_pruned",
+            "Webhook delivery attempts this replica deleted as older than ITSM_WEBHOOK_KEEP_DELIVERIES",
+            webhooks.pruned.clone(),
         );
         let webhook_endpoints = Family::<StatusLabels, Gauge>::default();
         for status in ["ACTIVE", "PAUSED", "FAILING"] {

@@ -208,7 +208,7 @@ impl Dispatcher {
         let events = bus.subscribe();
         vec![
             tokio::spawn(self.clone().run(db.clone(), events)),
-            tokio::spawn(prune(db, self.0.keep_deliveries)),
+            tokio::spawn(prune(db, self.0.keep_deliveries, self.0.stats.clone())),
         ]
     }
 
@@ -256,7 +256,7 @@ impl Dispatcher {
 /// Deletes delivery attempts older than `keep`, every hour (or every `keep`
 /// when shorter, at least a second apart). Every replica prunes; the
 /// deletes agree.
-async fn prune(db: Db, keep: Duration) {
+async fn prune(db: Db, keep: Duration, stats: WebhookStats) {
     let keep_for = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
     let mut ticks =
         tokio::time::interval(keep.clamp(Duration::from_secs(1), Duration::from_secs(3600)));
@@ -268,7 +268,10 @@ async fn prune(db: Db, keep: Duration) {
         };
         match service::prune_deliveries(&db, before).await {
             Ok(0) => {}
-            Ok(pruned) => tracing::info!(pruned, "deleted old webhook delivery attempts"),
+            Ok(pruned) => {
+                stats.pruned(pruned);
+                tracing::info!(pruned, "deleted old webhook delivery attempts");
+            }
             Err(error) => tracing::warn!(?error, "cannot delete old webhook delivery attempts"),
         }
     }
