@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Measures the agents' board (a 50-ticket queue page) on PostgreSQL holding
-# 10,000 demo tickets, at 32 concurrent clients, with the release build, and in
-# the same run the floor: the same page by hand-written SQL through pgbench
-# (bench/board-floor.sql). Prints pages/s, the service's share of the floor,
-# and CPU per page of the server process and of PostgreSQL for both. The load
-# generator runs on the same machine as the server and PostgreSQL, so all
-# three share its cores.
+# Measures the agents' board (a 50-ticket queue page) on a database holding
+# 10,000 demo tickets, at 32 concurrent clients, with the release build. On
+# PostgreSQL it also measures, in the same run, the floor: the same page by
+# hand-written SQL through pgbench (bench/board-floor.sql). Prints pages/s, the
+# service's share of the floor, and CPU per page of the server process and of
+# PostgreSQL for both. The load generator runs on the same machine as the
+# server and the database, so all three share its cores.
 #
-#   bash bench/queue-page.sh                   # defaults below
+#   bash bench/queue-page.sh                   # PostgreSQL, defaults below
+#   BACKEND=sqlite bash bench/queue-page.sh    # a SQLite file (no floor)
 #   TICKETS=2000 DURATION=10 bash bench/queue-page.sh
+#   BIN=path/to/itsm bash bench/queue-page.sh  # another build of the server
 #   PROFILE=1 bash bench/queue-page.sh         # also a flamegraph of the server
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+backend="${BACKEND:-postgres}"
 admin_url="${ITSM_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 tickets="${TICKETS:-10000}"
 duration="${DURATION:-30}"
@@ -25,56 +28,95 @@ out="${OUT:-target/bench}"
 mkdir -p "$out"
 
 if [ -n "$profile" ]; then
-  # Symbols and line tables for perf; the shipped build strips them.
+  # Symbols and line tables for perf's DWARF unwinding; the shipped build
+  # strips them.
   export CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
   command -v inferno-flamegraph >/dev/null ||
     cargo install inferno --locked --version 0.12.8 --root target/bench-tools
   export PATH="$PWD/target/bench-tools/bin:$PATH"
 fi
 cargo build --release --locked -p itsm -p itsm-bench
+itsm="${BIN:-target/release/itsm}"
 
 database="itsm_bench_$$"
-psql "$admin_url" -q -c "CREATE DATABASE $database"
+sqlite_dir=""
 server=""
 cleanup() {
   if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
-  psql "$admin_url" -q -c "DROP DATABASE IF EXISTS $database WITH (FORCE)"
+  if [ "$backend" = postgres ]; then
+    psql "$admin_url" -q -c "DROP DATABASE IF EXISTS $database WITH (FORCE)"
+  elif [ -n "$sqlite_dir" ]; then
+    rm -rf "$sqlite_dir"
+  fi
 }
 trap cleanup EXIT
+case "$backend" in
+  postgres)
+    psql "$admin_url" -q -c "CREATE DATABASE $database"
+    export ITSM_DATABASE_URL="${admin_url%/*}/$database"
+    ;;
+  sqlite)
+    sqlite_dir=$(mktemp -d "$PWD/target/bench-sqlite.XXXXXX")
+    export ITSM_DATABASE_URL="sqlite://$sqlite_dir/itsm.db?mode=rwc"
+    ;;
+  *) echo "BACKEND is postgres or sqlite" >&2; exit 2 ;;
+esac
 
-export ITSM_DATABASE_URL="${admin_url%/*}/$database"
 export ITSM_JWT_SECRET="queue-page-benchmark-secret-0123456789"
 export ITSM_LOG=warn
 # One token stands for every simulated client: the per-caller rate limit would
 # measure the limiter, not the service.
 export ITSM_RATE_LIMIT=0
+# The demo's tickets are backdated, so SLA sweeps would raise tens of
+# thousands of warnings and breaches for them, 800 a sweep, for half an hour:
+# background work that is not the page. One sweep runs at start, which the
+# measurement waits out; the next would come after a day.
+export ITSM_SLA_SWEEP="${ITSM_SLA_SWEEP:-24h}"
 
-echo "== seeding $tickets tickets"
-target/release/itsm seed --demo --tickets "$tickets"
-# Fresh planner statistics, as autovacuum would gather on a live system.
-psql "$ITSM_DATABASE_URL" -q -c "VACUUM ANALYZE"
+echo "== seeding $tickets tickets ($backend)"
+"$itsm" seed --demo --tickets "$tickets"
+if [ "$backend" = postgres ]; then
+  # Fresh planner statistics, as autovacuum would gather on a live system.
+  psql "$ITSM_DATABASE_URL" -q -c "VACUUM ANALYZE"
+fi
 
-target/release/itsm serve --listen "127.0.0.1:$port" &
+"$itsm" serve --listen "127.0.0.1:$port" &
 server=$!
 for _ in $(seq 1 100); do
   curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break
   sleep 0.1
+done
+# Once the first sweep has run and the background work it caused (the
+# events' fan-out) has died down to the event pump's idle polling.
+sample() {
+  curl -fs "http://127.0.0.1:$port/metrics" | awk -v name="$1" 'index($0, name " ") == 1 { print $2 }'
+}
+echo "== waiting for the first SLA sweep and its events"
+last=$(sample 'itsm_db_statements_total{source="background"}')
+for _ in $(seq 1 300); do
+  sleep 1
+  now=$(sample 'itsm_db_statements_total{source="background"}')
+  sweeps=$(sample 'itsm_sla_sweeps_total{result="ok"}')
+  [ "${sweeps:-0}" -ge 1 ] && [ $((now - last)) -lt 10 ] && break
+  last=$now
 done
 
 # CPU clock ticks of one process, and of every PostgreSQL process together
 # (with the backends that ended, which the postmaster reaped: cutime/cstime).
 ticks_of() { awk '{ s = $0; sub(/^[^)]*\) /, "", s); split(s, f, " "); print f[12] + f[13] }' "/proc/$1/stat"; }
 postgres_ticks() {
-  cat /proc/[0-9]*/stat 2>/dev/null | awk '
+  # A process may end between the glob and the read: cat then fails, which
+  # must not end the script (pipefail).
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk '
     { comm = $0; sub(/^[0-9]+ \(/, "", comm); sub(/\).*/, "", comm)
       s = $0; sub(/^[^)]*\) /, "", s); split(s, f, " ") }
     comm == "postgres" { total += f[12] + f[13] + f[14] + f[15] }
     END { print total + 0 }'
 }
 hz=$(getconf CLK_TCK)
-per_page_ms() { awk -v t="$1" -v n="$2" -v hz="$hz" 'BEGIN { printf "%.2f", n > 0 ? t * 1000 / hz / n : 0 }'; }
+per_page_ms() { awk -v t="$1" -v n="$2" -v hz="$hz" 'BEGIN { printf "%.2f", (n > 0 ? t * 1000 / hz / n : 0) }'; }
 
-token=$(target/release/itsm token --sub "$viewer" --role agent --ttl 1h)
+token=$("$itsm" token --sub "$viewer" --role agent --ttl 1h)
 bench() {
   target/release/itsm-bench queue-page --url "http://127.0.0.1:$port/graphql" --token "$token" \
     --concurrency "$concurrency" --page 50 --warmup 0 "$@"
@@ -83,37 +125,45 @@ echo "== warming up the service as $viewer"
 bench --duration "$warmup" >/dev/null
 echo "== measuring the service as $viewer"
 server_before=$(ticks_of "$server"); postgres_before=$(postgres_ticks)
-if [ -n "$profile" ]; then
-  perf record -F 499 -g -p "$server" -o "$out/board.perf" -- sleep "$duration" 2>/dev/null &
-  perf_pid=$!
-fi
 bench --duration "$duration" | tee "$out/service.txt"
 server_cpu=$(( $(ticks_of "$server") - server_before )); postgres_cpu=$(( $(postgres_ticks) - postgres_before ))
-[ -n "$profile" ] && wait "$perf_pid"
 pages=$(awk '/^requests:/ { print $2 }' "$out/service.txt")
 service_rate=$(awk '/^throughput:/ { print $2 }' "$out/service.txt")
-queue_name=$(sed -n 's/^queue page: [0-9]* tickets of \(.*\) (.*/\1/p' "$out/service.txt")
-queue_id=$(psql "$ITSM_DATABASE_URL" -Atq -c "SELECT id FROM queues WHERE name = '$queue_name'")
 
-echo "== the floor: the same page by hand-written SQL (bench/board-floor.sql), queue $queue_id"
-floor() {
-  pgbench -n -f bench/board-floor.sql -D queue="$queue_id" -c "$concurrency" -j 2 "$@" "$ITSM_DATABASE_URL"
-}
-floor -T "$warmup" >/dev/null
-postgres_before=$(postgres_ticks)
-floor -T "$duration" | tee "$out/floor.txt"
-floor_postgres_cpu=$(( $(postgres_ticks) - postgres_before ))
-floor_pages=$(awk '/number of transactions actually processed/ { print $NF }' "$out/floor.txt")
-floor_rate=$(awk '/^tps = / { printf "%.0f", $3 }' "$out/floor.txt")
+if [ -n "$profile" ]; then
+  # Sampled apart from the measurement: unwinding costs the server CPU.
+  echo "== profiling the server for 10 s"
+  perf record -F 99 --call-graph dwarf,32768 -p "$server" -o "$out/board.perf" -- sleep 10 \
+    2>/dev/null &
+  perf_pid=$!
+  bench --duration 10 >/dev/null
+  wait "$perf_pid"
+fi
 
 echo
-echo "== board page, $concurrency clients, $duration s each"
+echo "== board page, $backend, $concurrency clients, $duration s"
 printf '%-10s %10s %22s %24s\n' "" "pages/s" "server CPU per page" "PostgreSQL CPU per page"
-printf '%-10s %10s %19s ms %21s ms\n' service "$service_rate" \
-  "$(per_page_ms "$server_cpu" "$pages")" "$(per_page_ms "$postgres_cpu" "$pages")"
-printf '%-10s %10s %22s %21s ms\n' floor "$floor_rate" "-" \
-  "$(per_page_ms "$floor_postgres_cpu" "$floor_pages")"
-awk -v s="$service_rate" -v f="$floor_rate" 'BEGIN { printf "service / floor: %.0f %%\n", f > 0 ? 100 * s / f : 0 }'
+if [ "$backend" = postgres ]; then
+  queue_name=$(sed -n 's/^queue page: [0-9]* tickets of \(.*\) (.*/\1/p' "$out/service.txt")
+  queue_id=$(psql "$ITSM_DATABASE_URL" -Atq -c "SELECT id FROM queues WHERE name = '$queue_name'")
+  floor() {
+    pgbench -n -f bench/board-floor.sql -D queue="$queue_id" -c "$concurrency" -j 2 "$@" "$ITSM_DATABASE_URL"
+  }
+  # The server stays up, idle, as it would beside the floor's clients.
+  floor -T "$warmup" >/dev/null
+  postgres_before=$(postgres_ticks)
+  floor -T "$duration" > "$out/floor.txt"
+  floor_postgres_cpu=$(( $(postgres_ticks) - postgres_before ))
+  floor_pages=$(awk '/number of transactions actually processed/ { print $NF }' "$out/floor.txt")
+  floor_rate=$(awk '/^tps = / { printf "%.0f", $3 }' "$out/floor.txt")
+  printf '%-10s %10s %19s ms %21s ms\n' service "$service_rate" \
+    "$(per_page_ms "$server_cpu" "$pages")" "$(per_page_ms "$postgres_cpu" "$pages")"
+  printf '%-10s %10s %22s %21s ms\n' floor "$floor_rate" "-" \
+    "$(per_page_ms "$floor_postgres_cpu" "$floor_pages")"
+  awk -v s="$service_rate" -v f="$floor_rate" 'BEGIN { printf "service / floor: %.0f %%\n", (f > 0 ? 100 * s / f : 0) }'
+else
+  printf '%-10s %10s %19s ms %24s\n' service "$service_rate" "$(per_page_ms "$server_cpu" "$pages")" "-"
+fi
 
 if [ -n "$profile" ]; then
   perf script -i "$out/board.perf" 2>/dev/null | inferno-collapse-perf > "$out/board.folded"

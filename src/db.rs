@@ -9,11 +9,12 @@
 //! In WAL mode readers never block the writer, nor the writer them.
 
 use std::{
+    collections::HashMap,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context;
@@ -105,6 +106,11 @@ impl Gate {
             active: AtomicU64::new(0),
             peak: AtomicU64::new(0),
         }
+    }
+
+    /// Statements under way now.
+    pub fn active(&self) -> u64 {
+        self.active.load(Ordering::Relaxed)
     }
 
     /// The most statements this request ran at once.
@@ -365,6 +371,8 @@ pub struct Signals {
     /// Woken after a transaction that wrote ticket events commits.
     pub events: tokio::sync::Notify,
     scopes: AtomicU64,
+    /// Agents' team queues, as loaded at a scope generation.
+    pub(crate) reach: ReachCache,
 }
 
 impl Signals {
@@ -376,6 +384,51 @@ impl Signals {
     /// Changes whenever team membership changes.
     pub fn scope_generation(&self) -> u64 {
         self.scopes.load(Ordering::SeqCst)
+    }
+}
+
+/// Agents' team queues by user, kept across requests until team membership
+/// or a queue's team changes anywhere (the scope generation: bumped by this
+/// process, and by other replicas' `NOTIFY`), and at most [`REACH_FOR`]: the
+/// bound for another process writing the same SQLite file, which sends none.
+#[derive(Debug, Default)]
+pub struct ReachCache(Mutex<HashMap<i64, Reach>>);
+
+#[derive(Debug)]
+struct Reach {
+    generation: u64,
+    loaded: Instant,
+    queue_ids: Vec<i64>,
+}
+
+/// How long an agent's team queues are trusted without a change notice.
+pub const REACH_FOR: Duration = Duration::from_secs(30);
+/// Agents remembered at most; the cache starts afresh when full.
+const REACH_MAX: usize = 10_000;
+
+impl ReachCache {
+    pub(crate) fn get(&self, user_id: i64, generation: u64) -> Option<Vec<i64>> {
+        let cache = self.0.lock().ok()?;
+        let reach = cache.get(&user_id)?;
+        (reach.generation == generation && reach.loaded.elapsed() < REACH_FOR)
+            .then(|| reach.queue_ids.clone())
+    }
+
+    pub(crate) fn put(&self, user_id: i64, generation: u64, queue_ids: Vec<i64>) {
+        if let Ok(mut cache) = self.0.lock() {
+            if cache.len() >= REACH_MAX {
+                cache.clear();
+            }
+            let loaded = Instant::now();
+            cache.insert(
+                user_id,
+                Reach {
+                    generation,
+                    loaded,
+                    queue_ids,
+                },
+            );
+        }
     }
 }
 

@@ -7,7 +7,8 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use sea_orm::{
-    ColumnTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Select,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Select,
     sea_query::{Expr, ExprTrait},
 };
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,33 @@ use crate::{
     db::Db,
     error::{ApiError, ApiResult},
 };
+
+/// Counting the rows a select finds with one plain `SELECT COUNT(*) … WHERE …`.
+/// (sea-orm's `PaginatorTrait::count` wraps the whole-row select in a
+/// subquery, which the database must then plan around, and SQLite reads.)
+pub trait CountRows {
+    /// How many rows the select finds.
+    fn count_rows<C: ConnectionTrait>(
+        self,
+        conn: &C,
+    ) -> impl Future<Output = Result<u64, DbErr>> + Send;
+}
+
+impl<E: EntityTrait> CountRows for Select<E> {
+    fn count_rows<C: ConnectionTrait>(
+        self,
+        conn: &C,
+    ) -> impl Future<Output = Result<u64, DbErr>> + Send {
+        let mut select = self
+            .select_only()
+            .column_as(Expr::cust("COUNT(*)"), "count");
+        QueryTrait::query(&mut select).clear_order_by();
+        async move {
+            let count: Option<i64> = select.into_tuple().one(conn).await?;
+            Ok(count.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+        }
+    }
+}
 
 /// The most rows one page may hold.
 pub const MAX_PAGE: i32 = 100;

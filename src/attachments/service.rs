@@ -10,7 +10,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 use sha2::{Digest, Sha256};
 
@@ -18,6 +18,7 @@ use super::{
     files::Files,
     sniff::{clean_filename, sniff},
 };
+use crate::paging::CountRows;
 use crate::{
     access::Scope,
     auth::Role,
@@ -98,7 +99,7 @@ async fn count_held<C: sea_orm::ConnectionTrait>(conn: &C, ticket_id: i64) -> Ap
     Ok(attachments::Entity::find()
         .filter(attachments::Column::TicketId.eq(ticket_id))
         .filter(attachments::Column::RemovedAt.is_null())
-        .count(conn)
+        .count_rows(conn)
         .await?)
 }
 
@@ -490,7 +491,7 @@ pub async fn sweep_written_before(
         let live = attachments::Entity::find()
             .filter(attachments::Column::StorageKey.eq(&key))
             .filter(attachments::Column::RemovedAt.is_null())
-            .count(db.reader())
+            .count_rows(db.reader())
             .await?;
         if live == 0 {
             files.delete(&key).await?;

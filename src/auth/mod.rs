@@ -12,7 +12,7 @@ pub use crate::vocabulary::{Role, RoleRules};
 pub use grants::Grants;
 pub use jwks::KeySetStats;
 pub use keys::{Claims, JwtKeys, KeySource, MIN_SECRET_BYTES, TokenError};
-pub use provision::provision;
+pub use provision::{KNOWN_FOR, KnownUsers, provision};
 
 use crate::{
     db::Db,
@@ -68,12 +68,17 @@ pub enum AuthError {
 pub struct Authenticator {
     keys: Arc<JwtKeys>,
     db: Db,
+    known: Arc<KnownUsers>,
 }
 
 impl Authenticator {
     /// Checks tokens with `keys` and provisions users in `db`.
     pub fn new(keys: Arc<JwtKeys>, db: Db) -> Self {
-        Self { keys, db }
+        Self {
+            keys,
+            db,
+            known: Arc::default(),
+        }
     }
 
     /// Reads an `Authorization` header value. No header means anonymous; anything
@@ -94,7 +99,9 @@ impl Authenticator {
             .verify_with_expiry(token)
             .await
             .map_err(|e| AuthError::Rejected(e.to_string()))?;
-        let user = provision(&self.db, &claims)
+        let user = self
+            .known
+            .provision(&self.db, &claims)
             .await
             .map_err(AuthError::Internal)?;
         Ok(Auth::Viewer(Viewer {

@@ -1,6 +1,12 @@
 //! Just-in-time provisioning: the `users` row for a token's claims, created
 //! on first sign-in and kept in step with the claims after.
 
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
 use chrono::Utc;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -59,6 +65,43 @@ pub async fn provision(db: &Db, claims: &Claims) -> ApiResult<users::Model> {
         .await?;
     tracing::debug!(user_id = user.id, "provisioned user");
     Ok(user)
+}
+
+/// The users this process provisioned or read lately, by subject, so a
+/// request whose claims match its stored row runs no statement to sign in.
+/// Only provisioning writes users, so an entry can go stale only through
+/// another replica provisioning from different claims: entries are trusted
+/// for [`KNOWN_FOR`].
+#[derive(Debug, Default)]
+pub struct KnownUsers(Mutex<HashMap<String, (users::Model, Instant)>>);
+
+/// How long a provisioned user is trusted without reading it again.
+pub const KNOWN_FOR: Duration = Duration::from_secs(60);
+/// Users remembered at most; the cache starts afresh when full.
+const KNOWN_MAX: usize = 10_000;
+
+impl KnownUsers {
+    /// [`provision`], answered from memory when the claims match a user
+    /// provisioned within [`KNOWN_FOR`].
+    pub async fn provision(&self, db: &Db, claims: &Claims) -> ApiResult<users::Model> {
+        if let Some(user) = self.known(claims) {
+            return Ok(user);
+        }
+        let user = provision(db, claims).await?;
+        if let Ok(mut known) = self.0.lock() {
+            if known.len() >= KNOWN_MAX {
+                known.clear();
+            }
+            known.insert(claims.subject.clone(), (user.clone(), Instant::now()));
+        }
+        Ok(user)
+    }
+
+    fn known(&self, claims: &Claims) -> Option<users::Model> {
+        let known = self.0.lock().ok()?;
+        let (user, since) = known.get(&claims.subject)?;
+        (since.elapsed() < KNOWN_FOR && in_step(user, claims)).then(|| user.clone())
+    }
 }
 
 fn in_step(user: &users::Model, claims: &Claims) -> bool {

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, Query},
 };
 use serde_json::Value;
 
 use super::form::{self, FormField, Problem};
+use crate::paging::CountRows;
 use crate::{
     access::Scope,
     auth::{Role, Viewer, require},
@@ -168,7 +168,7 @@ async fn check_references(txn: &Txn, fields: &ItemFields) -> ApiResult<()> {
             ApprovalRule::Approvers => {
                 let found = users::Entity::find()
                     .filter(users::Column::Id.is_in(approval.approver_ids.clone()))
-                    .count(txn)
+                    .count_rows(txn)
                     .await?;
                 let mut distinct = approval.approver_ids.clone();
                 distinct.sort_unstable();
@@ -421,7 +421,7 @@ pub async fn list(
 pub async fn count(db: &Db, role: Role, filter: &ItemFilter) -> ApiResult<u64> {
     Ok(catalog_items::Entity::find()
         .filter(condition(role, filter)?)
-        .count(db.reader())
+        .count_rows(db.reader())
         .await?)
 }
 

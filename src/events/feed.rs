@@ -12,6 +12,7 @@ use super::{
     bus::{EventBus, Following, Published},
     pump::with_tickets,
 };
+use crate::paging::CountRows;
 use crate::{
     access::Scope,
     auth::{Role, Viewer},
@@ -300,10 +301,9 @@ pub async fn page(
 /// Counts the events the viewer may read in `feed`.
 #[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, feed = ?feed))]
 pub async fn count(db: &Db, scope: &Scope, feed: Feed) -> ApiResult<u64> {
-    use sea_orm::PaginatorTrait;
     Ok(ticket_events::Entity::find()
         .filter(readable(scope, feed))
-        .count(db.reader())
+        .count_rows(db.reader())
         .await?)
 }
 

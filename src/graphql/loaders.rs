@@ -67,6 +67,10 @@ pub struct TasksKey(pub i64);
 /// The ids of the tickets linked to a ticket, either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LinksKey(pub i64);
+/// A queue's statistics over the open tickets the request's viewer sees
+/// (load the scope before asking).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QueueStatsKey(pub i64);
 
 /// The comments of a ticket a viewer may read: those of the visibilities
 /// the viewer's scope allows ([`Scope::visibilities`]).
@@ -90,6 +94,8 @@ pub struct AttachmentsKey {
 /// Loads rows by key in batches, through the domains' stores.
 pub struct DbLoader {
     db: Db,
+    /// The request's viewer's scope, once loaded.
+    scope: Arc<OnceCell<Scope>>,
 }
 
 fn ids<K: Copy>(keys: &[K], id: impl Fn(K) -> i64) -> Vec<i64> {
@@ -182,6 +188,25 @@ impl Loader<CommentsKey> for DbLoader {
     }
 }
 
+impl Loader<QueueStatsKey> for DbLoader {
+    type Value = crate::ticket::stats::Stats;
+    type Error = ApiError;
+
+    async fn load(
+        &self,
+        keys: &[QueueStatsKey],
+    ) -> Result<HashMap<QueueStatsKey, Self::Value>, Self::Error> {
+        let scope = self.scope.get().ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("queue statistics asked before the scope"))
+        })?;
+        let stats = crate::ticket::stats::queues(&self.db, scope, &ids(keys, |k| k.0)).await?;
+        Ok(stats
+            .into_iter()
+            .map(|(id, stats)| (QueueStatsKey(id), stats))
+            .collect())
+    }
+}
+
 impl Loader<AttachmentsKey> for DbLoader {
     type Value = Vec<attachments::Model>;
     type Error = ApiError;
@@ -212,7 +237,7 @@ impl Loader<AttachmentsKey> for DbLoader {
 pub struct RequestState {
     /// Batches relation lookups, and remembers them for the rest of the request.
     pub loader: DataLoader<DbLoader, HashMapCache>,
-    scope: OnceCell<Scope>,
+    scope: Arc<OnceCell<Scope>>,
     db: Db,
 }
 
@@ -220,9 +245,13 @@ impl RequestState {
     /// Fresh state over `db`, whose batched loads run on the request's own
     /// task (see [`Loads`]).
     fn new(db: Db, loads: mpsc::UnboundedSender<LoadTask>) -> Self {
+        let scope = Arc::new(OnceCell::new());
         Self {
             loader: DataLoader::with_cache(
-                DbLoader { db: db.clone() },
+                DbLoader {
+                    db: db.clone(),
+                    scope: scope.clone(),
+                },
                 move |task| {
                     // The receiver lives as long as the request's execution.
                     let _ = loads.send(task);
@@ -232,7 +261,7 @@ impl RequestState {
             // The batch is complete when the request first waits on it
             // (see [`Loads`]): no time to wait on top.
             .delay(std::time::Duration::ZERO),
-            scope: OnceCell::new(),
+            scope,
             db,
         }
     }
@@ -255,6 +284,7 @@ impl RequestState {
         self.loader.clear::<TasksKey>();
         self.loader.clear::<LinksKey>();
         self.loader.clear::<AttachmentsKey>();
+        self.loader.clear::<QueueStatsKey>();
     }
 
     /// The database, metered for this request.
@@ -292,18 +322,38 @@ type LoadTask = BoxFuture<'static, ()>;
 /// a page, splitting one batch into several as the machine gets busier.
 /// Polled from the request's task after the request itself, a load sees
 /// every key that one pass over the page asked for, however slow the pass:
-/// a page of 100 costs the statements of a page of 1, always.
+/// a page of 100 costs the statements of a page of 1, always. And a load
+/// waits until none of the request's statements is under way, so the rows
+/// they bring join it too: sibling lists (a ticket's comments, its history)
+/// share one batch of people, however their statements happen to interleave.
 struct Loads {
     queued: mpsc::UnboundedReceiver<LoadTask>,
     running: FuturesUnordered<LoadTask>,
+    /// The request's meter, which knows its statements under way.
+    gate: Option<Arc<Gate>>,
 }
 
 impl Loads {
     fn drive(&mut self, cx: &mut Context<'_>) {
-        while let Poll::Ready(Some(task)) = self.queued.poll_recv(cx) {
-            self.running.push(task);
+        loop {
+            // A batch starts only once none of the request's statements is
+            // under way: the rows they bring ask for more keys (a page's
+            // authors, its comments' authors), which join the same batch.
+            // Whatever wakes the request when the last statement ends drives
+            // the loads again.
+            if self.gate.as_ref().is_none_or(|gate| gate.active() == 0) {
+                while let Poll::Ready(Some(task)) = self.queued.poll_recv(cx) {
+                    self.running.push(task);
+                }
+            }
+            let mut finished = false;
+            while let Poll::Ready(Some(())) = self.running.poll_next_unpin(cx) {
+                finished = true;
+            }
+            if !finished {
+                return;
+            }
         }
-        while let Poll::Ready(Some(())) = self.running.poll_next_unpin(cx) {}
     }
 }
 
@@ -396,6 +446,7 @@ impl async_graphql::extensions::ExtensionFactory for RequestStateFactory {
             loads: Arc::new(Mutex::new(Loads {
                 queued,
                 running: FuturesUnordered::new(),
+                gate: None,
             })),
         })
     }
@@ -417,6 +468,9 @@ impl async_graphql::extensions::Extension for RequestStateExtension {
         next: async_graphql::extensions::NextPrepareRequest<'_>,
     ) -> async_graphql::ServerResult<async_graphql::Request> {
         let gate = Arc::new(Gate::new(self.budget));
+        if let Ok(mut loads) = self.loads.lock() {
+            loads.gate = Some(gate.clone());
+        }
         request.data.insert(Arc::new(RequestState::new(
             self.db.gated(gate),
             self.queue.clone(),

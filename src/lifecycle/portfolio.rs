@@ -4,10 +4,11 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::Value;
 
+use crate::paging::CountRows;
 use crate::{
     auth::{Role, Viewer, require},
     clock::now,
@@ -380,7 +381,7 @@ pub async fn list(
 pub async fn count(db: &Db, viewer: &Viewer, filter: &ServiceFilter) -> ApiResult<u64> {
     Ok(services::Entity::find()
         .filter(condition(viewer, filter)?)
-        .count(db.reader())
+        .count_rows(db.reader())
         .await?)
 }
 
@@ -421,7 +422,7 @@ pub async fn history(
 pub async fn count_history(db: &Db, service_id: i64) -> ApiResult<u64> {
     Ok(service_stage_moves::Entity::find()
         .filter(service_stage_moves::Column::ServiceId.eq(service_id))
-        .count(db.reader())
+        .count_rows(db.reader())
         .await?)
 }
 

@@ -12,7 +12,7 @@ use crate::{
     graphql::{
         ContextExt,
         connection::TotalCount,
-        loaders::TeamKey,
+        loaders::{QueueKey, QueueStatsKey, TeamKey},
         relay::{decode_id_of, encode_id},
     },
     paging::PageArgs,
@@ -100,10 +100,15 @@ impl Queue {
 
     /// Counts over the queue's open tickets that the viewer may see.
     async fn stats(&self, ctx: &Context<'_>) -> ApiResult<QueueStats> {
-        let scope = ctx.scope().await?;
-        Ok(QueueStats::from(
-            crate::ticket::stats::queue(ctx.db()?, scope, self.0.id).await?,
-        ))
+        // The loader reads the scope: loaded first.
+        ctx.scope().await?;
+        let stats = ctx
+            .state()?
+            .loader
+            .load_one(QueueStatsKey(self.0.id))
+            .await?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("queue statistics missing")))?;
+        Ok(QueueStats::from(stats))
     }
 }
 
@@ -209,7 +214,15 @@ impl QueueQuery {
     ) -> ApiResult<Option<Queue>> {
         ctx.auth().viewer()?;
         let id = decode_id_of("Queue", &id, "id")?;
-        Ok(service::get(ctx.db()?, id).await?.map(Queue))
+        let queue = service::get(ctx.db()?, id).await?;
+        if let Some(queue) = &queue {
+            // Its tickets' `queue` is this one: no need to read it again.
+            ctx.state()?
+                .loader
+                .feed_one(QueueKey(queue.id), queue.clone())
+                .await;
+        }
+        Ok(queue.map(Queue))
     }
 }
 

@@ -2,9 +2,10 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter,
+    ColumnTrait, Condition, EntityTrait, QueryFilter,
 };
 
+use crate::paging::CountRows;
 use crate::{
     auth::{Role, Viewer, require},
     clock::now,
@@ -32,7 +33,7 @@ pub async fn list(
 pub async fn count(db: &Db, team: Option<i64>) -> ApiResult<u64> {
     Ok(queues::Entity::find()
         .filter(of_team(team))
-        .count(db.reader())
+        .count_rows(db.reader())
         .await?)
 }
 
@@ -119,6 +120,8 @@ pub async fn create(db: &Db, viewer: &Viewer, fields: QueueFields) -> ApiResult<
     .await
     .map_err(|e| ApiError::unless_unique(e, "name", "a queue with this name exists"))?;
     txn.commit().await?;
+    // The team's agents now reach one more queue.
+    db.scopes_changed().await?;
     Ok(queue)
 }
 

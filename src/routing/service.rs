@@ -2,11 +2,11 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::rules::{Actions, Conditions, Facts, first_match};
+use crate::paging::CountRows;
 use crate::{
     auth::{Role, Viewer, require},
     clock::now,
@@ -99,7 +99,7 @@ async fn check(txn: &Txn, fields: &RuleFields) -> ApiResult<()> {
         if !conditions.service_ids.is_empty() {
             let found = services::Entity::find()
                 .filter(services::Column::Id.is_in(conditions.service_ids.clone()))
-                .count(txn)
+                .count_rows(txn)
                 .await?;
             if found != distinct(&conditions.service_ids) {
                 return Err(ApiError::bad_input(
@@ -111,7 +111,7 @@ async fn check(txn: &Txn, fields: &RuleFields) -> ApiResult<()> {
         if !conditions.catalog_item_ids.is_empty() {
             let found = catalog_items::Entity::find()
                 .filter(catalog_items::Column::Id.is_in(conditions.catalog_item_ids.clone()))
-                .count(txn)
+                .count_rows(txn)
                 .await?;
             if found != distinct(&conditions.catalog_item_ids) {
                 return Err(ApiError::bad_input(

@@ -2,10 +2,11 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter,
+    ColumnTrait, Condition, EntityTrait, QueryFilter,
     sea_query::{Expr, ExprTrait, Query},
 };
 
+use crate::paging::CountRows;
 use crate::{
     auth::{Role, Viewer, require},
     clock::now,
@@ -51,7 +52,7 @@ pub async fn list(db: &Db, page: &Page) -> ApiResult<(Vec<teams::Model>, PageInf
 /// How many teams there are.
 #[tracing::instrument(skip_all, level = "debug")]
 pub async fn count(db: &Db) -> ApiResult<u64> {
-    Ok(teams::Entity::find().count(db.reader()).await?)
+    Ok(teams::Entity::find().count_rows(db.reader()).await?)
 }
 
 /// A team by id.
@@ -180,7 +181,7 @@ pub async fn members(
 pub async fn count_members(db: &Db, team_id: i64) -> ApiResult<u64> {
     Ok(users::Entity::find()
         .filter(members_of(team_id))
-        .count(db.reader())
+        .count_rows(db.reader())
         .await?)
 }
 
@@ -220,6 +221,6 @@ pub async fn users(
 pub async fn count_users(db: &Db, search: Option<String>) -> ApiResult<u64> {
     Ok(users::Entity::find()
         .filter(search_condition(search.as_deref())?)
-        .count(db.reader())
+        .count_rows(db.reader())
         .await?)
 }

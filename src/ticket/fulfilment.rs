@@ -7,10 +7,11 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::store::{clock, load, save, store_clock};
+use crate::paging::CountRows;
 use crate::{
     access::Scope,
     auth::{Role, Viewer},
@@ -371,7 +372,7 @@ pub async fn decide(
                 // them when it was made, even if it was later sent for approval.
                 let has_tasks = tasks::Entity::find()
                     .filter(tasks::Column::TicketId.eq(saved.id))
-                    .count(&txn)
+                    .count_rows(&txn)
                     .await?
                     > 0;
                 let templates = match saved.catalog_item_id {
@@ -476,7 +477,7 @@ pub async fn awaiting(txn: &Txn, ticket_id: i64) -> ApiResult<bool> {
     let pending = approvals::Entity::find()
         .filter(approvals::Column::TicketId.eq(ticket_id))
         .filter(approvals::Column::State.eq(ApprovalState::Pending))
-        .count(txn)
+        .count_rows(txn)
         .await?;
     Ok(pending > 0)
 }
@@ -539,7 +540,7 @@ pub async fn open_tasks(txn: &Txn, ticket_id: i64) -> ApiResult<u64> {
     Ok(tasks::Entity::find()
         .filter(tasks::Column::TicketId.eq(ticket_id))
         .filter(tasks::Column::Status.eq(TaskStatus::Open))
-        .count(txn)
+        .count_rows(txn)
         .await?)
 }
 

@@ -5,13 +5,14 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
-    sea_query::{Expr, ExprTrait, Func, Query, SimpleExpr},
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, Order, QueryFilter,
+    QueryOrder, QuerySelect, Select,
+    sea_query::{Alias, Asterisk, Expr, ExprTrait, Func, Query, SimpleExpr, WindowStatement},
 };
 use serde_json::{Value, json};
 
 use super::rules::workflow;
+use crate::paging::CountRows;
 use crate::{
     access::Scope,
     clock::now,
@@ -330,7 +331,7 @@ pub async fn page(
 /// How many tickets a list holds.
 #[tracing::instrument(skip_all, level = "debug")]
 pub async fn count(db: &Db, list: &TicketList) -> ApiResult<u64> {
-    Ok(list.select().count(db.reader()).await?)
+    Ok(list.select().count_rows(db.reader()).await?)
 }
 
 /// A ticket by id, if the viewer may see it.
@@ -398,7 +399,7 @@ pub async fn comments(
 #[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, ticket = ticket_id))]
 pub async fn count_comments(db: &Db, scope: &Scope, ticket_id: i64) -> ApiResult<u64> {
     Ok(comments_of(ticket_id, scope.visibilities())
-        .count(db.reader())
+        .count_rows(db.reader())
         .await?)
 }
 
@@ -412,46 +413,53 @@ pub struct CommentStats {
 }
 
 /// [`CommentStats`] of several tickets for a viewer reading `visibilities`
-/// (from [`Scope::visibilities`]): two statements however many tickets.
+/// (from [`Scope::visibilities`]): one statement however many tickets, which
+/// returns each ticket's newest readable comment with the count beside it.
 #[tracing::instrument(skip_all, level = "debug", fields(tickets = ticket_ids.len()))]
 pub async fn comment_stats(
     db: &Db,
     ticket_ids: &[i64],
     visibilities: &[Visibility],
 ) -> ApiResult<HashMap<i64, CommentStats>> {
-    let counts: Vec<(i64, i64)> = comments::Entity::find()
-        .select_only()
-        .column(comments::Column::TicketId)
-        .column_as(comments::Column::Id.count(), "count")
-        .filter(comments::Column::TicketId.is_in(ticket_ids.iter().copied()))
-        .filter(comments::Column::Visibility.is_in(visibilities.to_vec()))
-        .group_by(comments::Column::TicketId)
-        .into_tuple()
-        .all(db.reader())
-        .await?;
-    let newest = Query::select()
-        .expr(Func::max(Expr::col(comments::Column::Id)))
+    let per_ticket = || WindowStatement::partition_by(comments::Column::TicketId);
+    let readable = Query::select()
+        .column(Asterisk)
+        .expr_window_as(Expr::cust("COUNT(*)"), per_ticket(), Alias::new("readable"))
+        .expr_window_as(
+            Expr::cust("ROW_NUMBER()"),
+            per_ticket()
+                .order_by(comments::Column::Id, Order::Desc)
+                .to_owned(),
+            Alias::new("newest_first"),
+        )
         .from(comments::Entity)
         .and_where(comments::Column::TicketId.is_in(ticket_ids.iter().copied()))
         .and_where(comments::Column::Visibility.is_in(visibilities.to_vec()))
-        .group_by_col(comments::Column::TicketId)
         .to_owned();
-    let latest = comments::Entity::find()
-        .filter(comments::Column::Id.in_subquery(newest))
-        .all(db.reader())
+    let newest = Query::select()
+        .column(Asterisk)
+        .from_subquery(readable, Alias::new("readable_comments"))
+        .and_where(Expr::col(Alias::new("newest_first")).eq(1))
+        .to_owned();
+    let reader = db.reader();
+    let rows = reader
+        .query_all_raw(reader.get_database_backend().build(&newest))
         .await?;
-    let mut latest: HashMap<i64, comments::Model> =
-        latest.into_iter().map(|c| (c.ticket_id, c)).collect();
-    let counts: HashMap<i64, i64> = counts.into_iter().collect();
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let count: i64 = row.try_get("", "readable")?;
+        let latest = comments::Model::from_query_result(&row, "")?;
+        found.insert(
+            latest.ticket_id,
+            CommentStats {
+                count,
+                latest: Some(latest),
+            },
+        );
+    }
     Ok(ticket_ids
         .iter()
-        .map(|id| {
-            let stats = CommentStats {
-                count: counts.get(id).copied().unwrap_or(0),
-                latest: latest.remove(id),
-            };
-            (*id, stats)
-        })
+        .map(|id| (*id, found.remove(id).unwrap_or_default()))
         .collect())
 }
 
@@ -478,7 +486,7 @@ pub async fn history(
 #[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, ticket = ticket_id))]
 pub async fn count_events(db: &Db, scope: &Scope, ticket_id: i64) -> ApiResult<u64> {
     Ok(events_of(ticket_id, scope.visibilities())
-        .count(db.reader())
+        .count_rows(db.reader())
         .await?)
 }
 

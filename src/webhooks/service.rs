@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    ColumnTrait, EntityTrait, QueryFilter,
 };
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +14,7 @@ use super::{
     destination::{Policy, Refusal},
     signature::Secret,
 };
+use crate::paging::CountRows;
 use crate::{
     auth::{Role, Viewer, require},
     clock::now,
@@ -155,7 +156,7 @@ async fn check(db: &Db, policy: &Policy, fields: &mut Fields) -> ApiResult<()> {
         if !ids.is_empty() {
             let found = queues::Entity::find()
                 .filter(queues::Column::Id.is_in(ids.clone()))
-                .count(db.reader())
+                .count_rows(db.reader())
                 .await?;
             if found != ids.len() as u64 {
                 return Err(ApiError::bad_input("queueIds", "no such queue"));
@@ -186,7 +187,7 @@ pub async fn list(
 /// How many endpoints there are (admins).
 pub async fn count(db: &Db, viewer: &Viewer) -> ApiResult<u64> {
     admin(viewer)?;
-    Ok(webhooks::Entity::find().count(db.reader()).await?)
+    Ok(webhooks::Entity::find().count_rows(db.reader()).await?)
 }
 
 /// One endpoint, for admins; `None` for anyone else, as for one that does
@@ -440,7 +441,7 @@ pub async fn count_deliveries(db: &Db, viewer: &Viewer, id: i64) -> ApiResult<u6
     admin(viewer)?;
     Ok(webhook_deliveries::Entity::find()
         .filter(webhook_deliveries::Column::WebhookId.eq(id))
-        .count(db.reader())
+        .count_rows(db.reader())
         .await?)
 }
 
