@@ -12,6 +12,8 @@
 #   TICKETS=2000 DURATION=10 bash bench/queue-page.sh
 #   BIN=path/to/itsm bash bench/queue-page.sh  # another build of the server
 #   PROFILE=1 bash bench/queue-page.sh         # also a flamegraph of the server
+#   PRELOAD=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2 bash bench/queue-page.sh
+#                                              # the server with another allocator
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,7 +82,7 @@ if [ "$backend" = postgres ]; then
   psql "$ITSM_DATABASE_URL" -q -c "VACUUM ANALYZE"
 fi
 
-"$itsm" serve --listen "127.0.0.1:$port" &
+LD_PRELOAD="${PRELOAD:-}" "$itsm" serve --listen "127.0.0.1:$port" &
 server=$!
 for _ in $(seq 1 100); do
   curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break

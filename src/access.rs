@@ -66,28 +66,29 @@ impl Scope {
     /// Loads the viewer's team queues.
     #[tracing::instrument(skip_all, fields(user_id = viewer.user.id))]
     pub async fn load(db: &Db, viewer: &Viewer) -> ApiResult<Self> {
-        // Only agents' reach depends on their teams.
-        if viewer.role != Role::Agent {
-            return Ok(Self {
-                user_id: viewer.user.id,
-                role: viewer.role,
-                queue_ids: Vec::new(),
-                grants: viewer.grants,
-                resolving: None,
-            });
-        }
+        let queue_ids = match viewer.role {
+            // Only agents' reach depends on their teams.
+            Role::Agent => Self::team_queues(db, viewer.user.id).await?,
+            _ => Vec::new(),
+        };
+        Ok(Self {
+            user_id: viewer.user.id,
+            role: viewer.role,
+            queue_ids,
+            grants: viewer.grants,
+            resolving: None,
+        })
+    }
+
+    /// The queues of an agent's teams, remembered until team membership or
+    /// a queue's team changes.
+    async fn team_queues(db: &Db, user_id: i64) -> ApiResult<Vec<i64>> {
         let signals = db.signals();
         // Read before the queues: a change committed while they load leaves
         // this entry stale at birth, so it is never used.
         let generation = signals.scope_generation();
-        if let Some(queue_ids) = signals.reach.get(viewer.user.id, generation) {
-            return Ok(Self {
-                user_id: viewer.user.id,
-                role: viewer.role,
-                queue_ids,
-                grants: viewer.grants,
-                resolving: None,
-            });
+        if let Some(queue_ids) = signals.reach.get(user_id, generation) {
+            return Ok(queue_ids);
         }
         let queue_ids = queues::Entity::find()
             .select_only()
@@ -97,23 +98,15 @@ impl Scope {
                     sea_orm::sea_query::Query::select()
                         .column(team_members::Column::TeamId)
                         .from(team_members::Entity)
-                        .and_where(Expr::col(team_members::Column::UserId).eq(viewer.user.id))
+                        .and_where(Expr::col(team_members::Column::UserId).eq(user_id))
                         .to_owned(),
                 ),
             )
             .into_tuple::<i64>()
             .all(db.reader())
             .await?;
-        signals
-            .reach
-            .put(viewer.user.id, generation, queue_ids.clone());
-        Ok(Self {
-            user_id: viewer.user.id,
-            role: viewer.role,
-            queue_ids,
-            grants: viewer.grants,
-            resolving: None,
-        })
+        signals.reach.put(user_id, generation, queue_ids.clone());
+        Ok(queue_ids)
     }
 
     /// Sees every ticket.

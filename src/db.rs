@@ -9,12 +9,11 @@
 //! In WAL mode readers never block the writer, nor the writer them.
 
 use std::{
-    collections::HashMap,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::Context;
@@ -27,7 +26,7 @@ use sea_orm::{
 
 use tracing::Instrument as _;
 
-use crate::config::DatabaseSettings;
+use crate::{config::DatabaseSettings, memo::Memo};
 
 /// The service's database: where to read and where to write.
 ///
@@ -391,44 +390,30 @@ impl Signals {
 /// or a queue's team changes anywhere (the scope generation: bumped by this
 /// process, and by other replicas' `NOTIFY`), and at most [`REACH_FOR`]: the
 /// bound for another process writing the same SQLite file, which sends none.
-#[derive(Debug, Default)]
-pub struct ReachCache(Mutex<HashMap<i64, Reach>>);
-
 #[derive(Debug)]
-struct Reach {
-    generation: u64,
-    loaded: Instant,
-    queue_ids: Vec<i64>,
-}
+pub struct ReachCache(Memo<i64, (u64, Vec<i64>)>);
 
 /// How long an agent's team queues are trusted without a change notice.
-pub const REACH_FOR: Duration = Duration::from_secs(30);
-/// Agents remembered at most; the cache starts afresh when full.
+const REACH_FOR: Duration = Duration::from_secs(30);
+/// Agents remembered at most; the memory starts afresh when full.
 const REACH_MAX: usize = 10_000;
 
+impl Default for ReachCache {
+    fn default() -> Self {
+        Self(Memo::new(REACH_FOR, REACH_MAX))
+    }
+}
+
 impl ReachCache {
+    /// The team queues of `user_id` as loaded at `generation`.
     pub(crate) fn get(&self, user_id: i64, generation: u64) -> Option<Vec<i64>> {
-        let cache = self.0.lock().ok()?;
-        let reach = cache.get(&user_id)?;
-        (reach.generation == generation && reach.loaded.elapsed() < REACH_FOR)
-            .then(|| reach.queue_ids.clone())
+        self.0
+            .get(&user_id, |(loaded_at, _)| *loaded_at == generation)
+            .map(|(_, queue_ids)| queue_ids)
     }
 
     pub(crate) fn put(&self, user_id: i64, generation: u64, queue_ids: Vec<i64>) {
-        if let Ok(mut cache) = self.0.lock() {
-            if cache.len() >= REACH_MAX {
-                cache.clear();
-            }
-            let loaded = Instant::now();
-            cache.insert(
-                user_id,
-                Reach {
-                    generation,
-                    loaded,
-                    queue_ids,
-                },
-            );
-        }
+        self.0.put(user_id, (generation, queue_ids));
     }
 }
 

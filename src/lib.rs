@@ -19,6 +19,7 @@ pub mod graphql;
 pub mod http;
 pub mod ids;
 pub mod lifecycle;
+pub mod memo;
 pub mod metrics;
 pub mod paging;
 pub mod queue;

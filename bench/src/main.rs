@@ -1,6 +1,7 @@
 //! Load generators for the itsm GraphQL service. Each checks every response
 //! it gets and prints figures; none asserts a time.
 
+mod executor;
 mod overload;
 mod queue_page;
 mod saturate;
@@ -28,6 +29,8 @@ enum Command {
     Saturate(saturate::Saturate),
     /// Webhook deliveries to a local receiver: throughput and latency.
     Webhooks(webhooks::Webhooks),
+    /// The board page resolved from memory by the GraphQL executor alone.
+    Executor(executor::Executor),
 }
 
 #[tokio::main]
@@ -38,5 +41,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Overload(args) => overload::run(args).await,
         Command::Saturate(args) => saturate::run(args).await,
         Command::Webhooks(args) => webhooks::run(args).await,
+        Command::Executor(args) => executor::run(args).await,
     }
 }

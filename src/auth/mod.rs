@@ -12,7 +12,7 @@ pub use crate::vocabulary::{Role, RoleRules};
 pub use grants::Grants;
 pub use jwks::KeySetStats;
 pub use keys::{Claims, JwtKeys, KeySource, MIN_SECRET_BYTES, TokenError};
-pub use provision::{KNOWN_FOR, KnownUsers, provision};
+pub use provision::{KnownUsers, provision};
 
 use crate::{
     db::Db,

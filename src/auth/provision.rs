@@ -1,11 +1,7 @@
 //! Just-in-time provisioning: the `users` row for a token's claims, created
 //! on first sign-in and kept in step with the claims after.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::{
@@ -15,7 +11,7 @@ use sea_orm::{
 };
 
 use super::Claims;
-use crate::{db::Db, entity::users, error::ApiResult};
+use crate::{db::Db, entity::users, error::ApiResult, memo::Memo};
 
 /// Returns the user for these claims, creating it on first sight and bringing
 /// email, name and role in step with the claims when they changed.
@@ -72,35 +68,30 @@ pub async fn provision(db: &Db, claims: &Claims) -> ApiResult<users::Model> {
 /// Only provisioning writes users, so an entry can go stale only through
 /// another replica provisioning from different claims: entries are trusted
 /// for [`KNOWN_FOR`].
-#[derive(Debug, Default)]
-pub struct KnownUsers(Mutex<HashMap<String, (users::Model, Instant)>>);
+#[derive(Debug)]
+pub struct KnownUsers(Memo<String, users::Model>);
 
 /// How long a provisioned user is trusted without reading it again.
-pub const KNOWN_FOR: Duration = Duration::from_secs(60);
-/// Users remembered at most; the cache starts afresh when full.
+const KNOWN_FOR: Duration = Duration::from_secs(60);
+/// Users remembered at most; the memory starts afresh when full.
 const KNOWN_MAX: usize = 10_000;
+
+impl Default for KnownUsers {
+    fn default() -> Self {
+        Self(Memo::new(KNOWN_FOR, KNOWN_MAX))
+    }
+}
 
 impl KnownUsers {
     /// [`provision`], answered from memory when the claims match a user
     /// provisioned within [`KNOWN_FOR`].
     pub async fn provision(&self, db: &Db, claims: &Claims) -> ApiResult<users::Model> {
-        if let Some(user) = self.known(claims) {
+        if let Some(user) = self.0.get(&claims.subject, |user| in_step(user, claims)) {
             return Ok(user);
         }
         let user = provision(db, claims).await?;
-        if let Ok(mut known) = self.0.lock() {
-            if known.len() >= KNOWN_MAX {
-                known.clear();
-            }
-            known.insert(claims.subject.clone(), (user.clone(), Instant::now()));
-        }
+        self.0.put(claims.subject.clone(), user.clone());
         Ok(user)
-    }
-
-    fn known(&self, claims: &Claims) -> Option<users::Model> {
-        let known = self.0.lock().ok()?;
-        let (user, since) = known.get(&claims.subject)?;
-        (since.elapsed() < KNOWN_FOR && in_step(user, claims)).then(|| user.clone())
     }
 }
 

@@ -25,15 +25,8 @@ pub struct Stats {
     pub by_priority: Vec<(Priority, u64)>,
 }
 
-/// Statistics of a queue, over the open tickets the viewer may see: one
-/// grouped scan of the queue's open tickets.
-#[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, queue = queue_id))]
-pub async fn queue(db: &Db, scope: &Scope, queue_id: i64) -> ApiResult<Stats> {
-    let rows = grouped(db, scope, &[queue_id]).await?;
-    Ok(Stats::of(queue_id, &rows))
-}
-
-/// [`queue`] for several queues at once: one statement however many.
+/// Statistics of queues, over the open tickets the viewer may see: one
+/// grouped scan of the queues' open tickets, however many.
 #[tracing::instrument(skip_all, level = "debug", fields(viewer = scope.user_id, queues = queue_ids.len()))]
 pub async fn queues(db: &Db, scope: &Scope, queue_ids: &[i64]) -> ApiResult<HashMap<i64, Stats>> {
     let rows = grouped(db, scope, queue_ids).await?;
