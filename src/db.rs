@@ -388,7 +388,7 @@ impl Signals {
 
 /// Agents' team queues by user, kept across requests until team membership
 /// or a queue's team changes anywhere (the scope generation: bumped by this
-/// process, and by other replicas' `NOTIFY`), and at most [`REACH_FOR`]: the
+/// process, and by other replicas' `NOTIFY`), and at most 30 seconds: the
 /// bound for another process writing the same SQLite file, which sends none.
 #[derive(Debug)]
 pub struct ReachCache(Memo<i64, (u64, Vec<i64>)>);

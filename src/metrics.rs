@@ -242,6 +242,7 @@ pub struct WebhookStats {
     delay: Histogram,
     failing: Counter,
     pruned: Counter,
+    looks: Counter,
 }
 
 impl Default for WebhookStats {
@@ -256,6 +257,7 @@ impl Default for WebhookStats {
             delay: latency(),
             failing: Counter::default(),
             pruned: Counter::default(),
+            looks: Counter::default(),
         }
     }
 }
@@ -285,6 +287,11 @@ impl WebhookStats {
     /// `count` old delivery attempts were deleted.
     pub fn pruned(&self, count: u64) {
         self.pruned.inc_by(count);
+    }
+
+    /// The worker looked for endpoints with events to send.
+    pub fn looked(&self) {
+        self.looks.inc();
     }
 }
 
@@ -474,6 +481,11 @@ impl Metrics {
             "webhook_deliveries_pruned",
             "Webhook delivery attempts this replica deleted as older than ITSM_WEBHOOK_KEEP_DELIVERIES",
             webhooks.pruned.clone(),
+        );
+        registry.register(
+            "webhook_looks",
+            "Times this replica's webhook worker looked for endpoints with events to send",
+            webhooks.looks.clone(),
         );
         let webhook_endpoints = Family::<StatusLabels, Gauge>::default();
         for status in ["ACTIVE", "PAUSED", "FAILING"] {

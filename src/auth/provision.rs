@@ -67,7 +67,7 @@ pub async fn provision(db: &Db, claims: &Claims) -> ApiResult<users::Model> {
 /// request whose claims match its stored row runs no statement to sign in.
 /// Only provisioning writes users, so an entry can go stale only through
 /// another replica provisioning from different claims: entries are trusted
-/// for [`KNOWN_FOR`].
+/// for a minute.
 #[derive(Debug)]
 pub struct KnownUsers(Memo<String, users::Model>);
 
@@ -84,7 +84,7 @@ impl Default for KnownUsers {
 
 impl KnownUsers {
     /// [`provision`], answered from memory when the claims match a user
-    /// provisioned within [`KNOWN_FOR`].
+    /// provisioned within the last minute.
     pub async fn provision(&self, db: &Db, claims: &Claims) -> ApiResult<users::Model> {
         if let Some(user) = self.0.get(&claims.subject, |user| in_step(user, claims)) {
             return Ok(user);

@@ -212,45 +212,83 @@ impl Dispatcher {
         ]
     }
 
+    /// Looks at the endpoints at start, after every wake-up and poll, and
+    /// after events while any endpoint is active. With none active, events
+    /// start no look: an endpoint made or resumed here wakes the worker,
+    /// and one made on another replica is found by the next poll.
     async fn run(self, db: Db, mut events: tokio::sync::broadcast::Receiver<Arc<Published>>) {
         let running: Arc<Mutex<HashSet<i64>>> = Arc::default();
+        let mut none_active = false;
+        let mut woken = true;
         loop {
             let mut wait = self.0.timing.poll;
-            match self.claim(&db, &running).await {
-                Ok((claimed, soonest)) => {
-                    if let Some(due) = soonest {
-                        let until = (due - now()).to_std().unwrap_or_default();
-                        wait = wait.min(until.max(Duration::from_millis(5)));
+            if none_active && !woken {
+                // Only events arrived, and no endpoint wants them.
+            } else {
+                match self.claim(&db, &running).await {
+                    Ok(claimed) => {
+                        none_active = claimed.active == 0;
+                        wait = self.start(&db, &running, claimed, wait);
                     }
-                    for hook in claimed {
-                        let (this, db, running) = (self.clone(), db.clone(), running.clone());
-                        tokio::spawn(async move {
-                            let id = hook.id;
-                            if let Err(error) = this.work(&db, hook).await {
-                                tracing::warn!(?error, webhook = id, "webhook delivery stopped");
-                                this.release(&db, id).await;
-                            }
-                            running.lock().map(|mut set| set.remove(&id)).ok();
-                            // Events may have arrived while it finished.
-                            this.wake();
-                        });
-                    }
+                    Err(error) => tracing::warn!(?error, "cannot look for webhooks to deliver"),
                 }
-                Err(error) => tracing::warn!(?error, "cannot look for webhooks to deliver"),
             }
-            tokio::select! {
+            woken = tokio::select! {
                 received = events.recv() => {
                     if matches!(received, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
                         return;
                     }
                     // One look serves every event that arrived meanwhile.
                     while events.try_recv().is_ok() {}
+                    false
                 }
-                () = self.0.wake.notified() => {}
-                () = tokio::time::sleep(wait) => {}
-            }
+                () = self.0.wake.notified() => true,
+                () = tokio::time::sleep(wait) => true,
+            };
         }
     }
+
+    /// Starts delivering to the endpoints `claimed`; returns how long to
+    /// wait at most before looking again (`wait`, or less when a retry or
+    /// an expiring lease is due sooner).
+    fn start(
+        &self,
+        db: &Db,
+        running: &Arc<Mutex<HashSet<i64>>>,
+        claimed: Claimed,
+        mut wait: Duration,
+    ) -> Duration {
+        if let Some(due) = claimed.soonest {
+            let until = (due - now()).to_std().unwrap_or_default();
+            wait = wait.min(until.max(Duration::from_millis(5)));
+        }
+        for hook in claimed.hooks {
+            let (this, db, running) = (self.clone(), db.clone(), running.clone());
+            tokio::spawn(async move {
+                let id = hook.id;
+                if let Err(error) = this.work(&db, hook).await {
+                    tracing::warn!(?error, webhook = id, "webhook delivery stopped");
+                    this.release(&db, id).await;
+                }
+                running.lock().map(|mut set| set.remove(&id)).ok();
+                // Events may have arrived while it finished.
+                this.wake();
+            });
+        }
+        wait
+    }
+}
+
+/// What one look at the endpoints found.
+#[derive(Debug, Default)]
+struct Claimed {
+    /// The endpoints this replica now holds, with events to send.
+    hooks: Vec<webhooks::Model>,
+    /// When the soonest endpoint waiting for a retry or for another
+    /// replica's lease to run out is due to be looked at again.
+    soonest: Option<DateTime<Utc>>,
+    /// How many endpoints are active, held or not.
+    active: usize,
 }
 
 /// Deletes delivery attempts older than `keep`, every hour (or every `keep`
@@ -281,27 +319,29 @@ impl Dispatcher {
     /// Claims the active endpoints with events to send, no retry pending
     /// and no other holder; also tells when the soonest of the others
     /// (waiting for a retry, or held by a replica that may have stopped)
-    /// is due to be looked at again.
-    async fn claim(
-        &self,
-        db: &Db,
-        running: &Mutex<HashSet<i64>>,
-    ) -> ApiResult<(Vec<webhooks::Model>, Option<DateTime<Utc>>)> {
+    /// is due to be looked at again. With no endpoint active it reads
+    /// nothing else.
+    async fn claim(&self, db: &Db, running: &Mutex<HashSet<i64>>) -> ApiResult<Claimed> {
+        self.0.stats.looked();
         let at = now();
+        let active = webhooks::Entity::find()
+            .filter(webhooks::Column::Status.eq(WebhookStatus::Active))
+            .all(db.writer())
+            .await?;
+        if active.is_empty() {
+            return Ok(Claimed::default());
+        }
+        let mut found = Claimed {
+            active: active.len(),
+            ..Claimed::default()
+        };
         let latest = latest_seq(db).await?;
         let free = || {
             Condition::any()
                 .add(webhooks::Column::LeaseUntil.is_null())
                 .add(webhooks::Column::LeaseUntil.lt(at))
         };
-        let waiting = webhooks::Entity::find()
-            .filter(webhooks::Column::Status.eq(WebhookStatus::Active))
-            .filter(webhooks::Column::Cursor.lt(latest))
-            .all(db.writer())
-            .await?;
-        let mut claimed = Vec::new();
-        let mut soonest: Option<DateTime<Utc>> = None;
-        for hook in waiting {
+        for hook in active.into_iter().filter(|hook| hook.cursor < latest) {
             let busy = running
                 .lock()
                 .map(|set| set.contains(&hook.id))
@@ -315,7 +355,7 @@ impl Dispatcher {
                 .filter(|t| *t > at)
                 .max();
             if let Some(later) = later {
-                soonest = Some(soonest.map_or(later, |s| s.min(later)));
+                found.soonest = Some(found.soonest.map_or(later, |s| s.min(later)));
                 continue;
             }
             let until = at + self.lease();
@@ -333,10 +373,10 @@ impl Dispatcher {
                 .pop();
             if let Some(hook) = won {
                 running.lock().map(|mut set| set.insert(hook.id)).ok();
-                claimed.push(hook);
+                found.hooks.push(hook);
             }
         }
-        Ok((claimed, soonest))
+        Ok(found)
     }
 
     fn lease(&self) -> chrono::Duration {

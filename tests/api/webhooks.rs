@@ -29,6 +29,7 @@ crate::on_both_backends!(
     a_replica_killed_mid_delivery_is_taken_over_without_losing_an_event,
     two_replicas_deliver_each_event_once_in_order,
     delivery_attempts_older_than_the_retention_are_deleted,
+    with_no_endpoint_active_events_start_no_look_and_a_new_endpoint_is_served_at_once,
 );
 
 const CREATE: &str = "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { secret webhook { id url status events kinds includeInternal queues { id } position version } } }";
@@ -877,5 +878,55 @@ async fn delivery_attempts_older_than_the_retention_are_deleted(backend: Backend
     assert_eq!(
         next.iter().map(|r| r.seq()).collect::<Vec<_>>(),
         all[first.len()..].to_vec()
+    );
+}
+
+async fn with_no_endpoint_active_events_start_no_look_and_a_new_endpoint_is_served_at_once(
+    backend: Backend,
+) {
+    // No poll within the test: only events and wake-ups start a look.
+    let app = app_with(backend, &["--webhook-poll", "1h"]).await;
+    let admin = app.person("ada.admin", Role::Admin).await;
+    let agent = app.person("alex.agent", Role::Agent).await;
+    let (_, queue) = app.team_with_queue(&admin, "Network", &[&agent]).await;
+    const LOOKS: &str = "itsm_webhook_looks_total";
+    const LAG: &str = "itsm_event_pump_lag_events";
+    let started = app.metric_until(LOOKS, |n| n >= 1).await;
+
+    // Ten events, each published to the worker before the next is made:
+    // with no endpoint active, none of them is worth a look.
+    let ticket = app
+        .incident(&agent, "Switch port down", "LOW", "LOW", Some(&queue))
+        .await;
+    let ticket_id = ticket["id"].as_str().expect("id");
+    app.metric_until(LAG, |n| n == 0).await;
+    for n in 0..10 {
+        app.ok(
+            &agent,
+            COMMENT,
+            json!({"id": ticket_id, "body": format!("Checked {n}"), "v": "PUBLIC"}),
+        )
+        .await;
+        app.metric_until(LAG, |n| n == 0).await;
+    }
+    assert_eq!(app.metric(LOOKS).await, started, "looks while idle");
+
+    // A new endpoint wakes the worker: one look (two, should the queued
+    // events be taken after it), and from then on every event is sent.
+    let mut receiver = Receiver::start().await;
+    register(&app, &admin, &receiver.url(), json!({})).await;
+    let looked = app.metric_until(LOOKS, |n| n > started).await;
+    assert!(looked <= started + 2, "{looked} looks after {started}");
+    app.ok(
+        &agent,
+        COMMENT,
+        json!({"id": ticket_id, "body": "Port re-enabled", "v": "PUBLIC"}),
+    )
+    .await;
+    let all = logged(&app, ticket_id, Some("PUBLIC")).await;
+    let got = receiver.until_accepted(1).await;
+    assert_eq!(
+        got.iter().map(|r| r.seq()).collect::<Vec<_>>(),
+        vec![*all.last().expect("events")]
     );
 }

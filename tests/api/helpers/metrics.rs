@@ -14,6 +14,23 @@ impl TestApp {
         scrape(&self.client, &self.url("/metrics"), sample).await
     }
 
+    /// Waits until the sample `sample` of `/metrics` satisfies `wanted`;
+    /// returns its value. Fails after ten seconds.
+    pub async fn metric_until(&self, sample: &str, wanted: impl Fn(u64) -> bool) -> u64 {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let value = self.metric(sample).await;
+            if wanted(value) {
+                return value;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{sample} stayed at {value}"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// Waits until at least `count` subscriptions follow the event stream
     /// (their starting point fixed, so every event committed from now on
     /// reaches them), as `/metrics` tells.
