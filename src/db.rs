@@ -11,7 +11,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -296,7 +296,14 @@ pub struct Txn {
     inner: DatabaseTransaction,
     signals: Arc<Signals>,
     wrote_events: AtomicBool,
+    /// The highest `ord` of the events it queued (PostgreSQL), or -1.
+    queued: AtomicI64,
 }
+
+/// How long a commit that queued events waits for the event pump to number
+/// them before it returns anyway (they are numbered later): a long
+/// transaction elsewhere on the server can hold them back.
+const SETTLE_WAIT: Duration = Duration::from_secs(1);
 
 impl Txn {
     /// Marks the transaction as one that wrote ticket events (the event log
@@ -305,18 +312,39 @@ impl Txn {
         self.wrote_events.store(true, Ordering::Relaxed);
     }
 
+    /// Notes an event queued with order key `ord` (PostgreSQL).
+    pub fn queued(&self, ord: i64) {
+        self.queued.fetch_max(ord, Ordering::Relaxed);
+    }
+
     /// Rolls back (as dropping it would, but waiting for the database).
     pub async fn rollback(self) -> Result<(), DbErr> {
         self.inner.rollback().await
     }
 
-    /// Commits, then wakes the event pump if events were written.
+    /// Commits, then wakes the event pump if events were written. Events
+    /// queued on PostgreSQL are waited for until this process's pump has
+    /// numbered them (at most [`SETTLE_WAIT`]), so what the caller reads
+    /// next includes them.
     pub async fn commit(self) -> Result<(), DbErr> {
         let wake = self.wrote_events.load(Ordering::Relaxed);
+        let queued = self.queued.load(Ordering::Relaxed);
         let signals = self.signals;
         self.inner.commit().await?;
         if wake {
             signals.events.notify_one();
+        }
+        if queued >= 0 && signals.pumping.load(Ordering::Relaxed) {
+            let mut settled = signals.settled.subscribe();
+            let numbered =
+                tokio::time::timeout(SETTLE_WAIT, settled.wait_for(|horizon| *horizon > queued))
+                    .await;
+            if numbered.is_err() {
+                tracing::debug!(
+                    ord = queued,
+                    "events not numbered yet: a transaction holds them back"
+                );
+            }
         }
         Ok(())
     }
@@ -369,6 +397,11 @@ pub const SCOPES_CHANNEL: &str = "itsm_scopes";
 pub struct Signals {
     /// Woken after a transaction that wrote ticket events commits.
     pub events: tokio::sync::Notify,
+    /// Set while an event pump runs in this process.
+    pub pumping: AtomicBool,
+    /// The horizon of the pump's last settling (PostgreSQL): every event
+    /// queued with an `ord` below it is numbered.
+    pub settled: tokio::sync::watch::Sender<i64>,
     scopes: AtomicU64,
     /// Agents' team queues, as loaded at a scope generation.
     pub(crate) reach: ReachCache,
@@ -791,6 +824,7 @@ impl Db {
             inner: sea_orm::TransactionTrait::begin_with_options(&self.writer, options).await?,
             signals: self.signals.clone(),
             wrote_events: AtomicBool::new(false),
+            queued: AtomicI64::new(-1),
         })
     }
 

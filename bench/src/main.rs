@@ -7,6 +7,7 @@ mod queue_page;
 mod saturate;
 mod subscribers;
 mod webhooks;
+mod writes;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +32,8 @@ enum Command {
     Webhooks(webhooks::Webhooks),
     /// The board page resolved from memory by the GraphQL executor alone.
     Executor(executor::Executor),
+    /// `createIncident` under concurrent load: incidents per second.
+    Writes(writes::Writes),
 }
 
 #[tokio::main]
@@ -42,5 +45,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Saturate(args) => saturate::run(args).await,
         Command::Webhooks(args) => webhooks::run(args).await,
         Command::Executor(args) => executor::run(args).await,
+        Command::Writes(args) => writes::run(args).await,
     }
 }

@@ -62,9 +62,20 @@ pub(crate) async fn post(
     args: &QueuePage,
     body: &Value,
 ) -> anyhow::Result<Value> {
+    post_as(client, &args.url, &args.token, body).await
+}
+
+/// Posts one GraphQL request as `token`; fails unless the answer is HTTP
+/// 200 without `errors`.
+pub(crate) async fn post_as(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &Value,
+) -> anyhow::Result<Value> {
     let response = client
-        .post(&args.url)
-        .bearer_auth(&args.token)
+        .post(url)
+        .bearer_auth(token)
         .json(body)
         .send()
         .await

@@ -31,6 +31,8 @@ mod m20261130_000010_create_webhooks;
 mod m20261130_000011_create_alert_incidents;
 mod m20261130_000012_create_attachments;
 mod m20261130_000013_add_attachment_form_field;
+mod m20261201_000014_ticket_number_sequences;
+mod m20261201_000015_create_event_queue;
 
 /// Applies this crate's migrations in order.
 pub struct Migrator;
@@ -52,6 +54,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000011_create_alert_incidents::Migration),
             Box::new(m20261130_000012_create_attachments::Migration),
             Box::new(m20261130_000013_add_attachment_form_field::Migration),
+            Box::new(m20261201_000014_ticket_number_sequences::Migration),
+            Box::new(m20261201_000015_create_event_queue::Migration),
         ]
     }
 }

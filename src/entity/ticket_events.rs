@@ -4,7 +4,8 @@ use sea_orm::entity::prelude::*;
 
 use crate::vocabulary::{EventKind, Visibility};
 
-/// One change to one ticket. `seq` is strictly increasing in commit order.
+/// One change to one ticket. `seq` is dense and final: once a reader has
+/// seen event N, no new event below N appears (see `events::log`).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "ticket_events")]
 pub struct Model {

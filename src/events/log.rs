@@ -1,17 +1,32 @@
-//! Writes the event log: every ticket change appends one numbered event in the
-//! same transaction as the change.
+//! Writes the event log: every ticket change appends one event in the same
+//! transaction as the change, and every event gets a sequence number such
+//! that a reader who has seen event N never later finds a new event below N.
+//! That is what lets subscribers resume "after N".
 //!
-//! Sequence numbers come from a counter row that each writing transaction
-//! increments. The row stays locked until commit, so numbers are handed out in
-//! commit order: a reader that has seen event N will never later find a new
-//! event below N. That is what lets subscribers resume "after N".
+//! On SQLite, whose writers take turns, each writing transaction numbers its
+//! events from a counter row as it writes them.
+//!
+//! On PostgreSQL, writers hold no shared row: numbering at write time would
+//! make every writer wait for the one before it to commit. A writer appends
+//! its events to `ticket_event_queue` with its transaction id `tx`, and
+//! [`settle`] later moves queued events into `ticket_events` with the next
+//! numbers, in `(ord, id)` order, once they are below the horizon: the
+//! oldest transaction id still running anywhere on the server
+//! (`pg_snapshot_xmin`). Every transaction that could still append has a
+//! transaction id at or above the horizon (a new one gets a higher one), so
+//! nothing can later join below it: each move is final, and every later one
+//! follows it. An event's `ord` is its `tx`, raised to the highest `ord`
+//! already queued for its ticket, so a change that saw another committed
+//! change to the same ticket is numbered after it even when its transaction
+//! began first. A long transaction anywhere on the server holds the horizon
+//! and so delays numbering (and delivery) until it ends.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, Statement};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, Statement};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    db::Txn,
+    db::{Db, Txn},
     entity::{ticket_events, tickets},
     error::{ApiError, ApiResult},
     vocabulary::{EventKind, Visibility},
@@ -118,13 +133,38 @@ impl<'a> Draft<'a> {
     }
 }
 
-/// Appends one event and returns its sequence number. The transaction's
-/// commit wakes the event pump.
+/// Appends one event: numbered at once on SQLite, queued for [`settle`] on
+/// PostgreSQL. The transaction's commit wakes the event pump.
 #[tracing::instrument(skip_all, level = "debug")]
-pub async fn record(conn: &Txn, draft: Draft<'_>) -> ApiResult<i64> {
+pub async fn record(conn: &Txn, draft: Draft<'_>) -> ApiResult<()> {
     conn.wrote_events();
-    let seq = next_counter(conn, "EVENT").await?;
     let changes = serde_json::to_string(draft.changes).map_err(ApiError::internal)?;
+    if conn.get_database_backend() == DbBackend::Postgres {
+        let row = conn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                QUEUE,
+                [
+                    draft.ticket.id.into(),
+                    draft.queue_id.into(),
+                    draft.ticket.requester_id.into(),
+                    draft.actor_id.into(),
+                    draft.kind.as_str().into(),
+                    draft.visibility.as_str().into(),
+                    changes.into(),
+                    draft.at.into(),
+                ],
+            ))
+            .await?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("the event was not queued")))?;
+        conn.queued(row.try_get_by_index::<i64>(0)?);
+        // Delivered on commit, to every replica's event pump; repeats within
+        // one transaction are folded into one.
+        conn.execute_unprepared(&format!("NOTIFY {}", crate::db::EVENTS_CHANNEL))
+            .await?;
+        return Ok(());
+    }
+    let seq = next_counter(conn, "EVENT").await?;
     ticket_events::Entity::insert(ticket_events::ActiveModel {
         seq: Set(seq),
         ticket_id: Set(draft.ticket.id),
@@ -138,13 +178,81 @@ pub async fn record(conn: &Txn, draft: Draft<'_>) -> ApiResult<i64> {
     })
     .exec_without_returning(conn)
     .await?;
-    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
-        // Delivered on commit, to every replica's event pump; repeats within
-        // one transaction are folded into one.
-        conn.execute_unprepared(&format!("NOTIFY {}", crate::db::EVENTS_CHANNEL))
+    Ok(())
+}
+
+/// Queues one event on PostgreSQL; returns its `ord`.
+const QUEUE: &str = "INSERT INTO ticket_event_queue \
+    (tx, ord, ticket_id, queue_id, requester_id, actor_id, kind, visibility, changes, occurred_at) \
+    SELECT me.tx, GREATEST(me.tx, COALESCE( \
+        (SELECT MAX(ord) FROM ticket_event_queue WHERE ticket_id = $1), 0)), \
+        $1, $2, $3, $4, $5, $6, $7, $8 \
+    FROM (SELECT pg_current_xact_id()::text::bigint AS tx) me \
+    RETURNING ord";
+
+/// The advisory lock that lets one [`settle`] run at a time on a database;
+/// anything else that numbers events on PostgreSQL must hold it too.
+pub const SETTLING: i64 = 0x6974_736d_6576_7473; // "itsmevts"
+
+/// Moves the queued events below the horizon into the log, numbered from the
+/// `EVENT` counter in `(ord, id)` order; returns how many, the horizon, and
+/// whether committed events remain queued above it.
+const SETTLE: &str = "WITH horizon AS ( \
+        SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin \
+    ), moved AS ( \
+        DELETE FROM ticket_event_queue q USING horizon h WHERE q.ord < h.xmin \
+        RETURNING q.id, q.ord, q.ticket_id, q.queue_id, q.requester_id, q.actor_id, \
+            q.kind, q.visibility, q.changes, q.occurred_at \
+    ), numbered AS ( \
+        INSERT INTO ticket_events \
+            (seq, ticket_id, queue_id, requester_id, actor_id, kind, visibility, changes, occurred_at) \
+        SELECT c.value + row_number() OVER (ORDER BY m.ord, m.id), m.ticket_id, m.queue_id, \
+            m.requester_id, m.actor_id, m.kind, m.visibility, m.changes, m.occurred_at \
+        FROM moved m, counters c WHERE c.name = 'EVENT' \
+        RETURNING seq \
+    ), bumped AS ( \
+        UPDATE counters SET value = (SELECT MAX(seq) FROM numbered) \
+        WHERE name = 'EVENT' AND EXISTS (SELECT 1 FROM numbered) \
+        RETURNING value \
+    ) \
+    SELECT (SELECT COUNT(*) FROM numbered), (SELECT xmin FROM horizon), \
+        EXISTS (SELECT 1 FROM ticket_event_queue q, horizon h WHERE q.ord >= h.xmin)";
+
+/// What one [`settle`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// Events moved into the log.
+    pub moved: i64,
+    /// Every event queued with an `ord` below this is now in the log.
+    pub horizon: i64,
+    /// Committed events wait above the horizon, for a transaction that
+    /// began before them to end.
+    pub held: bool,
+}
+
+/// Numbers the queued events that can no longer be preceded by another
+/// (PostgreSQL; see the module's documentation). One runs at a time per
+/// database; a move of any events wakes every replica's pump.
+#[tracing::instrument(skip_all, level = "debug")]
+pub async fn settle(db: &Db) -> ApiResult<Settled> {
+    let txn = db.begin().await?;
+    txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({SETTLING})"))
+        .await?;
+    let row = txn
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, SETTLE))
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("settling returned no row")))?;
+    let settled = Settled {
+        moved: row.try_get_by_index(0)?,
+        horizon: row.try_get_by_index(1)?,
+        held: row.try_get_by_index(2)?,
+    };
+    if settled.moved > 0 {
+        txn.execute_unprepared(&format!("NOTIFY {}", crate::db::EVENTS_CHANNEL))
             .await?;
     }
-    Ok(seq)
+    txn.commit().await?;
+    Ok(settled)
 }
 
 /// The kind of object a change's value names by its row id (a new comment,

@@ -1,19 +1,27 @@
 //! The event pump and the PostgreSQL `LISTEN` bridge.
 //!
 //! The pump reads events committed after the last one it published, in
-//! sequence order, and publishes them on the bus. Sequence numbers are handed
-//! out in commit order (see `events::log`), so reading "everything after
-//! the last one" never skips an event that commits late. It wakes when this
-//! process commits events, when another replica's `NOTIFY` arrives, and every
+//! sequence order, and publishes them on the bus. An event is numbered only
+//! once no event can join before it (see `events::log`), so reading
+//! "everything after the last one" never skips an event that commits late.
+//! On PostgreSQL the pump first numbers the queued events ([`settle`]), and
+//! while committed ones are held back by an older running transaction it
+//! looks again soon, backing off up to the poll. It wakes when this process
+//! commits events, when another replica's `NOTIFY` arrives, and every
 //! `--event-poll` (2 s) regardless, so a lost notification costs latency,
 //! never data.
 
 use std::{collections::HashMap, time::Duration};
 
-use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use tokio::task::JoinHandle;
 
-use super::bus::{EventBus, Published};
+use super::{
+    bus::{EventBus, Published},
+    log::settle,
+};
 use crate::{
     db::{Db, EVENTS_CHANNEL, SCOPES_CHANNEL},
     entity::{ticket_events, tickets},
@@ -22,6 +30,9 @@ use crate::{
 
 /// Events read per query.
 const BATCH: u64 = 500;
+
+/// The first wait before looking again at events held back.
+const HELD_FIRST: Duration = Duration::from_millis(2);
 
 /// Starts the pump (and, on PostgreSQL, the `LISTEN` bridge).
 /// `poll` is how often the pump reads the log without being woken.
@@ -64,7 +75,27 @@ pub async fn lag(db: &Db, position: i64) -> ApiResult<Lag> {
         .into_tuple()
         .one(db.reader())
         .await?;
-    let (events, oldest) = found.unwrap_or((0, None));
+    let (mut events, mut oldest) = found.unwrap_or((0, None));
+    if db.backend() == DbBackend::Postgres {
+        // Committed events not numbered yet (held back by a running
+        // transaction) are behind too.
+        let queued = db
+            .reader()
+            .query_one_raw(sea_orm::Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT COUNT(*), MIN(occurred_at) FROM ticket_event_queue",
+            ))
+            .await?;
+        if let Some(row) = queued {
+            let count: i64 = row.try_get_by_index(0)?;
+            let at: Option<chrono::DateTime<chrono::Utc>> = row.try_get_by_index(1)?;
+            events += count;
+            oldest = match (oldest, at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
     let oldest = oldest
         .and_then(|at| (chrono::Utc::now() - at).to_std().ok())
         .unwrap_or_default();
@@ -118,16 +149,45 @@ async fn pump(db: Db, bus: EventBus, poll: Duration) {
     };
     tracing::debug!(last, "event pump started");
     bus.stats().started_at(last);
+    let queue = db.backend() == DbBackend::Postgres;
+    db.signals()
+        .pumping
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let mut retry = false;
+    // Events held back: look again after this, doubling up to the poll.
+    let mut held: Option<Duration> = None;
+    // Events left in the queue by writers without a pump are numbered now.
+    let mut first = true;
     loop {
         if retry {
             // A failed read is retried soon, not at the next poll.
             tokio::time::sleep(poll.min(Duration::from_secs(1))).await;
             retry = false;
+        } else if first {
+            first = false;
         } else {
+            let wait = held.unwrap_or(poll);
             tokio::select! {
                 () = db.signals().events.notified() => {}
-                () = tokio::time::sleep(poll) => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        if queue {
+            match settle(&db).await {
+                Ok(settled) => {
+                    db.signals().settled.send_replace(settled.horizon);
+                    held = settled
+                        .held
+                        .then(|| held.map_or(HELD_FIRST, |wait| (wait * 2).min(poll)));
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        ?error,
+                        "event pump could not number queued events; retrying"
+                    );
+                    retry = true;
+                    continue;
+                }
             }
         }
         loop {

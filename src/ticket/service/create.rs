@@ -320,7 +320,7 @@ async fn insert_ticket(
     } = route(txn, &facts, queue).await?;
     let priority = priority(impact, urgency);
     let targets = targets(txn, priority).await?;
-    let number = kind.number(events::next_counter(txn, kind.as_str()).await?);
+    let number = kind.number(next_number(txn, kind).await?);
     let at = now();
     let clock = Clock::start(at, targets);
     let row = tickets::ActiveModel {
@@ -414,6 +414,26 @@ async fn insert_ticket(
     }
     crate::attachments::service::attach_staged(txn, scope, &ticket, &new.attachments).await?;
     Ok(ticket)
+}
+
+/// The next number of `kind`. On PostgreSQL it comes from the kind's
+/// sequence, so concurrent creations never wait on one another (a creation
+/// rolled back leaves a gap in the numbers); on SQLite, whose writers take
+/// turns anyway, from the kind's counter row.
+async fn next_number(txn: &Txn, kind: TicketKind) -> ApiResult<i64> {
+    if txn.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return events::next_counter(txn, kind.as_str()).await;
+    }
+    let sequence = format!("ticket_number_{}", kind.as_str().to_lowercase());
+    let row = txn
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT nextval($1::regclass)",
+            [sequence.into()],
+        ))
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no number from {kind:?}'s sequence")))?;
+    Ok(row.try_get_by_index::<i64>(0)?)
 }
 
 /// Whom a new ticket is for: the viewer, or the person they name when they

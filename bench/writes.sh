@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# createIncident at 32 concurrent clients (release build), each client its own
+# requester, on a database seeded with the demo data (routing rules, SLA
+# targets, 1,000 tickets). Prints incidents per second and latency
+# percentiles; every response and every ticket number is checked. See
+# BENCHMARKS.md.
+#
+#   bash bench/writes.sh                       # PostgreSQL
+#   BACKEND=sqlite bash bench/writes.sh
+#   CONCURRENCY=8 DURATION=10 bash bench/writes.sh
+#   BIN=path/to/itsm bash bench/writes.sh      # another build of the server
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+backend="${BACKEND:-postgres}"
+admin_url="${ITSM_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+concurrency="${CONCURRENCY:-32}"
+duration="${DURATION:-20}"
+warmup="${WARMUP:-3}"
+port="${PORT:-18187}"
+
+cargo build --release --locked -p itsm -p itsm-bench
+itsm="${BIN:-target/release/itsm}"
+
+workdir="$(mktemp -d)"
+server=""
+database=""
+cleanup() {
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  if [ -n "$database" ]; then psql "$admin_url" -q -c "DROP DATABASE IF EXISTS $database WITH (FORCE)"; fi
+  rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+if [ "$backend" = "sqlite" ]; then
+  export ITSM_DATABASE_URL="sqlite://$workdir/bench.db"
+else
+  database="itsm_bench_writes_$$"
+  psql "$admin_url" -q -c "CREATE DATABASE $database"
+  export ITSM_DATABASE_URL="${admin_url%/*}/$database"
+fi
+export ITSM_JWT_SECRET="writes-benchmark-secret-0123456789abcdef"
+export ITSM_LOG=warn
+export ITSM_RATE_LIMIT=0
+
+"$itsm" seed --demo --tickets 1000 >/dev/null
+"$itsm" serve --listen "127.0.0.1:$port" &
+server=$!
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break
+  sleep 0.1
+done
+
+for n in $(seq 1 "$concurrency"); do
+  "$itsm" token --sub "bench.requester.$n" --role requester --ttl 2h
+done > "$workdir/tokens"
+cpu_before=$(awk '{print $14 + $15}' "/proc/$server/stat")
+echo "== $backend: createIncident, $concurrency clients"
+target/release/itsm-bench writes --url "http://127.0.0.1:$port/graphql" \
+  --tokens "$workdir/tokens" --concurrency "$concurrency" \
+  --duration "$duration" --warmup "$warmup" | tee "$workdir/out"
+cpu_after=$(awk '{print $14 + $15}' "/proc/$server/stat")
+made=$(awk '/^requests:/ {print $2}' "$workdir/out")
+ticks=$(getconf CLK_TCK)
+awk -v c=$((cpu_after - cpu_before)) -v t="$ticks" -v n="$made" \
+  'BEGIN { printf "server CPU: %.2f ms per incident\n", c * 1000 / t / n }'
