@@ -54,13 +54,20 @@ done
 for n in $(seq 1 "$concurrency"); do
   "$itsm" token --sub "bench.requester.$n" --role requester --ttl 2h
 done > "$workdir/tokens"
-cpu_before=$(awk '{print $14 + $15}' "/proc/$server/stat")
+# shellcheck source=bench/cpu.sh
+source bench/cpu.sh
+statements() {
+  curl -fs "http://127.0.0.1:$port/metrics" |
+    awk -v s="itsm_db_statements_total{source=\"$1\"} " 'index($0, s) == 1 { print $2 }'
+}
+server_before=$(ticks_of "$server"); postgres_before=$(postgres_ticks)
+requests_before=$(statements requests); background_before=$(statements background)
 echo "== $backend: createIncident, $concurrency clients"
 target/release/itsm-bench writes --url "http://127.0.0.1:$port/graphql" \
   --tokens "$workdir/tokens" --concurrency "$concurrency" \
   --duration "$duration" --warmup "$warmup" | tee "$workdir/out"
-cpu_after=$(awk '{print $14 + $15}' "/proc/$server/stat")
+server_cpu=$(( $(ticks_of "$server") - server_before )); postgres_cpu=$(( $(postgres_ticks) - postgres_before ))
 made=$(awk '/^requests:/ {print $2}' "$workdir/out")
-ticks=$(getconf CLK_TCK)
-awk -v c=$((cpu_after - cpu_before)) -v t="$ticks" -v n="$made" \
-  'BEGIN { printf "server CPU: %.2f ms per incident\n", c * 1000 / t / n }'
+per_incident() { awk -v s="$1" -v n="$made" 'BEGIN { printf "%.1f", s / n }'; }
+echo "SQL statements per incident: $(per_incident $(( $(statements requests) - requests_before ))) in the request, $(per_incident $(( $(statements background) - background_before ))) in the background"
+echo "CPU per incident: server $(per_page_ms "$server_cpu" "$made") ms, PostgreSQL $(per_page_ms "$postgres_cpu" "$made") ms"

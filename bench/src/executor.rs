@@ -273,7 +273,7 @@ fn schema(page: usize, extensions: usize) -> Board {
 }
 
 /// CPU seconds this process has used (user and system).
-fn cpu_seconds() -> anyhow::Result<f64> {
+pub(crate) fn cpu_seconds() -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
     // Fields after the command's closing parenthesis; utime and stime are
     // the 14th and 15th fields of the line, in clock ticks (100 per second).

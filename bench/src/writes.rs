@@ -14,7 +14,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::json;
 
-use crate::queue_page::{percentile, post_as};
+use crate::{
+    executor::cpu_seconds,
+    queue_page::{percentile, post_as},
+};
 
 /// Measure `createIncident` under concurrent load.
 #[derive(Debug, Args)]
@@ -102,6 +105,7 @@ pub async fn run(args: Writes) -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
     let url: Arc<str> = Arc::from(args.url.as_str());
+    let cpu_before = cpu_seconds()?;
     let start = Instant::now();
     let measuring = start + Duration::from_secs(args.warmup);
     let stop = measuring + Duration::from_secs(args.duration);
@@ -124,6 +128,7 @@ pub async fn run(args: Writes) -> anyhow::Result<()> {
         all.numbers.extend(outcome.numbers);
         all.failures.extend(outcome.failures);
     }
+    let cpu = cpu_seconds()? - cpu_before;
     all.latencies.sort();
     let distinct: HashSet<&String> = all.numbers.iter().collect();
     #[allow(clippy::cast_precision_loss)]
@@ -148,6 +153,9 @@ pub async fn run(args: Writes) -> anyhow::Result<()> {
         ms(percentile(&all.latencies, 99.0)),
         ms(all.latencies.last().copied().unwrap_or_default()),
     );
+    #[allow(clippy::cast_precision_loss)]
+    let per = cpu * 1000.0 / all.numbers.len().max(1) as f64;
+    println!("load generator CPU: {per:.2} ms per incident");
     if distinct.len() != all.numbers.len() {
         bail!(
             "{} ticket numbers were handed out twice",
