@@ -298,6 +298,8 @@ pub struct Txn {
     wrote_events: AtomicBool,
     /// The highest `ord` of the events it queued (PostgreSQL), or -1.
     queued: AtomicI64,
+    /// Tickets whose row it has written or locked.
+    held: std::sync::Mutex<Vec<i64>>,
 }
 
 /// How long a commit that queued events waits for the event pump to number
@@ -317,6 +319,24 @@ impl Txn {
         self.queued.fetch_max(ord, Ordering::Relaxed);
     }
 
+    /// Notes that it has written (or locked) ticket `id`'s row, which it
+    /// then holds until it ends.
+    pub fn hold_ticket(&self, id: i64) {
+        if let Ok(mut held) = self.held.lock()
+            && !held.contains(&id)
+        {
+            held.push(id);
+        }
+    }
+
+    /// Whether it holds ticket `id`'s row.
+    pub fn holds_ticket(&self, id: i64) -> bool {
+        self.held
+            .lock()
+            .map(|held| held.contains(&id))
+            .unwrap_or(false)
+    }
+
     /// Rolls back (as dropping it would, but waiting for the database).
     pub async fn rollback(self) -> Result<(), DbErr> {
         self.inner.rollback().await
@@ -327,6 +347,16 @@ impl Txn {
     /// numbered them (at most [`SETTLE_WAIT`]), so what the caller reads
     /// next includes them.
     pub async fn commit(self) -> Result<(), DbErr> {
+        self.finish(true).await
+    }
+
+    /// Commits and wakes the event pump, without waiting for the events to
+    /// be numbered: for background work, which reads nothing after.
+    pub async fn commit_in_background(self) -> Result<(), DbErr> {
+        self.finish(false).await
+    }
+
+    async fn finish(self, wait: bool) -> Result<(), DbErr> {
         let wake = self.wrote_events.load(Ordering::Relaxed);
         let queued = self.queued.load(Ordering::Relaxed);
         let signals = self.signals;
@@ -334,7 +364,7 @@ impl Txn {
         if wake {
             signals.events.notify_one();
         }
-        if queued >= 0 && signals.pumping.load(Ordering::Relaxed) {
+        if wait && queued >= 0 && signals.pumping.load(Ordering::Relaxed) {
             let mut settled = signals.settled.subscribe();
             let numbered =
                 tokio::time::timeout(SETTLE_WAIT, settled.wait_for(|horizon| *horizon > queued))
@@ -825,6 +855,7 @@ impl Db {
             signals: self.signals.clone(),
             wrote_events: AtomicBool::new(false),
             queued: AtomicI64::new(-1),
+            held: std::sync::Mutex::default(),
         })
     }
 

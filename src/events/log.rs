@@ -16,10 +16,12 @@
 //! transaction id at or above the horizon (a new one gets a higher one), so
 //! nothing can later join below it: each move is final, and every later one
 //! follows it. An event's `ord` is its `tx`, raised to the highest `ord`
-//! already queued for its ticket, so a change that saw another committed
-//! change to the same ticket is numbered after it even when its transaction
-//! began first. A long transaction anywhere on the server holds the horizon
-//! and so delays numbering (and delivery) until it ends.
+//! already queued for its ticket, and a writer holds the ticket's row when
+//! it queues (it has written it, or `record` locks it), so a change made
+//! after another committed change to the same ticket is numbered after it
+//! even when its transaction got its id first. A transaction that holds a
+//! transaction id, anywhere on the server, holds the horizon and so delays
+//! numbering (and delivery) until it ends.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, Statement};
@@ -140,6 +142,17 @@ pub async fn record(conn: &Txn, draft: Draft<'_>) -> ApiResult<()> {
     conn.wrote_events();
     let changes = serde_json::to_string(draft.changes).map_err(ApiError::internal)?;
     if conn.get_database_backend() == DbBackend::Postgres {
+        if !conn.holds_ticket(draft.ticket.id) {
+            // A ticket's events are queued in the order its writers take its
+            // row, so the order key sees every earlier change's event.
+            conn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT 1 FROM tickets WHERE id = $1 FOR NO KEY UPDATE",
+                [draft.ticket.id.into()],
+            ))
+            .await?;
+            conn.hold_ticket(draft.ticket.id);
+        }
         let row = conn
             .query_one_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,

@@ -132,6 +132,7 @@ async fn raise(db: &Db, alert: Alert, id: i64) -> ApiResult<bool> {
         txn.rollback().await?;
         return Ok(false);
     }
+    txn.hold_ticket(id);
     let Some(ticket) = tickets::Entity::find_by_id(id).one(&txn).await? else {
         txn.rollback().await?;
         return Ok(false);
@@ -152,6 +153,7 @@ async fn raise(db: &Db, alert: Alert, id: i64) -> ApiResult<bool> {
         Draft::system(&ticket, kind, &changes, at).visible_as(Visibility::Internal),
     )
     .await?;
-    txn.commit().await?;
+    // Background work: nothing reads the event next.
+    txn.commit_in_background().await?;
     Ok(true)
 }

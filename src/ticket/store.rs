@@ -108,6 +108,7 @@ pub(crate) async fn save(
         .filter(tickets::Column::Version.eq(before.version))
         .exec_with_returning(txn)
         .await?;
+    txn.hold_ticket(before.id);
     saved
         .pop()
         .ok_or_else(|| ApiError::Conflict("the ticket changed meanwhile; reload and retry".into()))
@@ -142,6 +143,15 @@ pub async fn backdate(db: &Db, id: i64, by: Duration) -> ApiResult<()> {
         .filter(crate::entity::ticket_events::Column::Kind.eq(EventKind::Created))
         .exec(&txn)
         .await?;
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // Not numbered yet where no event pump runs (the seed command).
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "UPDATE ticket_event_queue SET occurred_at = $1 WHERE ticket_id = $2 AND kind = 'CREATED'",
+            [(ticket.created_at - by).into(), id.into()],
+        ))
+        .await?;
+    }
     txn.commit().await?;
     Ok(())
 }

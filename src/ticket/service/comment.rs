@@ -91,6 +91,7 @@ pub async fn comment(
         row.responded_at = Set(Some(at));
     }
     let ticket = row.update(&txn).await?;
+    txn.hold_ticket(ticket.id);
     let changes = [Change::new("comment", None, Some(comment.id.to_string()))];
     events::record(
         &txn,

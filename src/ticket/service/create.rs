@@ -384,6 +384,8 @@ async fn insert_ticket(
             let taken = ApiError::Conflict("a ticket with this idempotency key exists".into());
             ApiError::on_unique(error, taken)
         })?;
+    // A new row: nobody else sees it before this transaction commits.
+    txn.hold_ticket(ticket.id);
     let changes = [
         Change::new("number", None, Some(ticket.number.clone())),
         Change::new("status", None, Some(ticket.status.as_str().into())),
