@@ -193,7 +193,10 @@ impl Gate {
 fn statement_span(backend: DbBackend, sql: &str) -> tracing::Span {
     // Statements of background work (the event pump, the SLA sweep) would
     // each start a trace of their own: only those inside a traced span count.
-    if !tracing::enabled!(target: "itsm::trace", tracing::Level::DEBUG)
+    // The level check reads one global; `tracing::enabled!` is avoided, as a
+    // check not followed by a span leaves per-layer filter state behind that
+    // hides the thread's next span from the log.
+    if tracing::Level::DEBUG > tracing::level_filters::LevelFilter::current()
         || tracing::Span::current().is_none()
     {
         return tracing::Span::none();

@@ -59,44 +59,57 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<Telemetry> {
         .traces_endpoint()
         .map(|endpoint| tracer_provider(settings, &endpoint))
         .transpose()?;
-    // Each output filters on its own: the log level does not thin traces.
     let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    let traces = provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("itsm"))
-            // The service's spans, and those made for traces alone
-            // (GraphQL operations, SQL statements) at DEBUG under `itsm::trace`.
-            .with_filter(
-                Targets::new()
-                    .with_target("itsm", Level::INFO)
-                    .with_target("itsm::trace", Level::DEBUG),
-            )
-    });
-    let registry = tracing_subscriber::registry().with(traces);
-    match settings.log_format {
-        LogFormat::Json => registry
+    match &provider {
+        // Each output filters on its own: the log level does not thin traces.
+        Some(provider) => tracing_subscriber::registry()
             .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .map_event_format(WithTraceIds)
-                    .with_writer(std::io::stderr)
-                    .with_filter(filter),
+                tracing_opentelemetry::layer()
+                    .with_tracer(provider.tracer("itsm"))
+                    // The service's spans, and those made for traces alone
+                    // (GraphQL operations, SQL statements) at DEBUG under
+                    // `itsm::trace`.
+                    .with_filter(
+                        Targets::new()
+                            .with_target("itsm", Level::INFO)
+                            .with_target("itsm::trace", Level::DEBUG),
+                    ),
             )
+            .with(log_output(settings.log_format).with_filter(filter))
             .init(),
-        LogFormat::Pretty => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::stderr)
-                    .with_filter(filter),
-            )
+        // The logs alone filter globally. A per-layer filter keeps per-thread
+        // state that a `tracing::enabled!` check (sqlx makes one per
+        // statement) can leave set when it races a callsite's registration;
+        // the next span made on that thread is then missing from the log,
+        // and with it the request id of every line written inside it.
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(log_output(settings.log_format))
             .init(),
     }
     if let Some(endpoint) = settings.traces_endpoint() {
         tracing::info!(%endpoint, protocol = ?settings.traces_protocol(), "exporting traces");
     }
     Ok(Telemetry { provider })
+}
+
+/// The log lines on stderr, in the configured format.
+fn log_output<S>(format: LogFormat) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .map_event_format(WithTraceIds)
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+    }
 }
 
 fn tracer_provider(settings: &LogSettings, endpoint: &str) -> anyhow::Result<SdkTracerProvider> {

@@ -357,8 +357,12 @@ async fn the_quick_start_needs_no_setup_and_itsm_token_signs_with_its_key() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// A request waiting on an unreachable PostgreSQL is in flight when SIGTERM
+/// A request waiting on a PostgreSQL that hangs is in flight when SIGTERM
 /// arrives; it still gets its answer before the process exits cleanly.
+///
+/// The proxy stalls rather than cuts: a refused connection can fail the
+/// request in a millisecond, before the signal, while a stalled one keeps it
+/// waiting for the pool's whole second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs ITSM_TEST_POSTGRES_URL"]
 async fn sigterm_lets_an_in_flight_request_finish() {
@@ -373,7 +377,7 @@ async fn sigterm_lets_an_in_flight_request_finish() {
         ("ITSM_LOG", "info,tower_http=debug"),
     ];
     let served = Served::start(db.dir(), &env, &["--db-acquire-timeout", "1s"]);
-    proxy.cut();
+    proxy.stall();
     let in_flight = tokio::spawn(
         served
             .client
