@@ -5,6 +5,8 @@
 #
 #   bash bench/subscribers.sh                        # 10,000 subscribers
 #   SUBSCRIBERS=1000 EVENTS=20 bash bench/subscribers.sh
+#   SUBSCRIBERS=20000 PER_SOCKET=2 bash bench/subscribers.sh   # 2 per socket
+#   VIEWERS=100 bash bench/subscribers.sh            # 100 different viewers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,8 @@ subscribers="${SUBSCRIBERS:-10000}"
 events="${EVENTS:-30}"
 interval_ms="${INTERVAL_MS:-1000}"
 port="${PORT:-18183}"
+per_socket="${PER_SOCKET:-1}"
+viewers="${VIEWERS:-1}"
 
 # Every subscription is a socket on both ends.
 ulimit -n "$(ulimit -Hn)"
@@ -46,6 +50,13 @@ done
 
 agent=$(target/release/itsm token --sub nina.network --role agent --ttl 2h)
 manager=$(target/release/itsm token --sub mia.manager --role manager --ttl 2h)
+# The first viewer is the queue's agent; any others are managers (who see
+# every queue), each a different person.
+tokens=(--token "$agent")
+for i in $(seq 2 "$viewers"); do
+  tokens+=(--token "$(target/release/itsm token --sub "bench.viewer.$i" --role manager --ttl 2h)")
+done
 target/release/itsm-bench subscribers --url "http://127.0.0.1:$port/graphql" \
-  --token "$agent" --writer-token "$manager" --server-pid "$server" \
-  --subscribers "$subscribers" --events "$events" --interval-ms "$interval_ms"
+  "${tokens[@]}" --writer-token "$manager" --server-pid "$server" \
+  --subscribers "$subscribers" --per-socket "$per_socket" \
+  --events "$events" --interval-ms "$interval_ms"

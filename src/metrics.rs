@@ -135,6 +135,8 @@ pub struct EventStats {
     published: Counter,
     delivered: Counter,
     dropped: Counter,
+    executions: Counter,
+    groups: Gauge,
     delay: Histogram,
     /// The sequence number of the last event published; -1 before the pump
     /// has read the log.
@@ -147,6 +149,8 @@ impl Default for EventStats {
             published: Counter::default(),
             delivered: Counter::default(),
             dropped: Counter::default(),
+            executions: Counter::default(),
+            groups: Gauge::default(),
             delay: latency(),
             position: Arc::new(AtomicI64::new(-1)),
         }
@@ -169,6 +173,26 @@ impl EventStats {
     /// An event reached one subscriber.
     pub fn delivered(&self) {
         self.delivered.inc();
+    }
+
+    /// A subscription's selection was executed for one event.
+    pub fn executed(&self) {
+        self.executions.inc();
+    }
+
+    /// A group of subscriptions sharing one execution started.
+    pub fn group_started(&self) {
+        self.groups.inc();
+    }
+
+    /// A group of subscriptions sharing one execution ended.
+    pub fn group_ended(&self) {
+        self.groups.dec();
+    }
+
+    /// Events reached `count` subscribers.
+    pub fn delivered_to(&self, count: u64) {
+        self.delivered.inc_by(count);
     }
 
     /// A subscriber fell behind by `missed` events and was stopped.
@@ -407,6 +431,16 @@ impl Metrics {
             "events_delivered",
             "Ticket events sent to one subscription (one per subscription that receives it)",
             events.delivered.clone(),
+        );
+        registry.register(
+            "subscription_executions",
+            "Executions of a subscription's selection for one event: one per group of subscriptions that share it (same document, variables and viewer), however many are in the group",
+            events.executions.clone(),
+        );
+        registry.register(
+            "subscription_groups",
+            "Groups of WebSocket subscriptions that share one execution per event",
+            events.groups.clone(),
         );
         registry.register(
             "events_dropped",

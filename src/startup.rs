@@ -117,6 +117,7 @@ impl Application {
             sockets: Arc::default(),
             capacity: capacity.clone(),
             bus,
+            multiplexer: Arc::default(),
             limits,
             persisted,
             metrics,

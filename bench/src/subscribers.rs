@@ -31,15 +31,21 @@ pub struct Subscribers {
     /// The GraphQL endpoint (HTTP); the WebSocket URL is derived from it.
     #[arg(long, default_value = "http://127.0.0.1:8080/graphql")]
     url: String,
-    /// Token of the subscribing viewer (an agent of the queue).
-    #[arg(long)]
-    token: String,
+    /// Token of the subscribing viewer (an agent of the queue). Given more
+    /// than once, the subscribers take the tokens in turn: that many
+    /// different viewers, which never share an execution.
+    #[arg(long, required = true)]
+    token: Vec<String>,
     /// Token of the viewer who changes the ticket (a manager).
     #[arg(long)]
     writer_token: String,
     /// How many subscriptions to hold open.
     #[arg(long, default_value_t = 1000)]
     subscribers: usize,
+    /// Subscriptions per socket (the same subscription, as operations of
+    /// their own): more subscriptions than a server holds sockets.
+    #[arg(long, default_value_t = 1)]
+    per_socket: usize,
     /// How many ticket changes to make.
     #[arg(long, default_value_t = 30)]
     events: usize,
@@ -166,7 +172,7 @@ async fn target(client: &reqwest::Client, args: &Subscribers) -> anyhow::Result<
     let data = graphql(
         client,
         &args.url,
-        &args.token,
+        &args.token[0],
         json!({"query": "{ queues(first: 100) { nodes { id tickets(first: 1) { totalCount nodes { id } } } } }"}),
     )
     .await?;
@@ -189,16 +195,17 @@ fn ws_url(url: &str) -> String {
         .replacen("https://", "wss://", 1)
 }
 
-/// Opens one subscription; returns once it is subscribed, with a task that
-/// collects `UPDATED` deliveries until `expected` arrive or the socket closes.
+/// Opens one socket with `operations` subscriptions; returns once they are
+/// sent, with a task that collects each one's `UPDATED` deliveries until
+/// `expected` arrive for every one, or the socket closes.
 async fn subscribe(
     url: &str,
     token: &str,
     queue: &str,
-    expected: usize,
+    (operations, expected): (usize, usize),
     done: Arc<AtomicUsize>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<tokio::task::JoinHandle<Received>> {
+) -> anyhow::Result<tokio::task::JoinHandle<Vec<Received>>> {
     let mut request = url.into_client_request()?;
     request.headers_mut().insert(
         "sec-websocket-protocol",
@@ -216,14 +223,19 @@ async fn subscribe(
             other => bail!("no connection_ack: {other:?}"),
         }
     }
-    let subscribe = json!({"id": "q", "type": "subscribe", "payload": {"query": SUBSCRIPTION, "variables": {"q": queue}}});
-    socket.send(Message::text(subscribe.to_string())).await?;
+    for operation in 0..operations {
+        let subscribe = json!({"id": operation.to_string(), "type": "subscribe", "payload": {"query": SUBSCRIPTION, "variables": {"q": queue}}});
+        socket.send(Message::text(subscribe.to_string())).await?;
+    }
     Ok(tokio::spawn(async move {
-        let mut received = Received {
-            stream: Vec::with_capacity(expected),
-            others: 0,
-        };
-        while received.stream.len() < expected {
+        let mut all: Vec<Received> = (0..operations)
+            .map(|_| Received {
+                stream: Vec::with_capacity(expected),
+                others: 0,
+            })
+            .collect();
+        let mut open = operations;
+        while open > 0 {
             let next = tokio::select! {
                 next = socket.next() => next,
                 _ = stop.changed() => break,
@@ -244,6 +256,13 @@ async fn subscribe(
                     .await;
                 continue;
             }
+            let Some(received) = value["id"]
+                .as_str()
+                .and_then(|id| id.parse::<usize>().ok())
+                .and_then(|operation| all.get_mut(operation))
+            else {
+                continue;
+            };
             if value["type"] != "next" {
                 if value["type"] == "complete" || value["type"] == "error" {
                     break;
@@ -271,10 +290,13 @@ async fn subscribe(
                 })
                 .unwrap_or(i64::MAX);
             received.stream.push((seq, latency));
+            if received.stream.len() == expected {
+                open -= 1;
+            }
         }
         done.fetch_add(1, Ordering::Relaxed);
         let _ = socket.close(None).await;
-        received
+        all
     }))
 }
 
@@ -306,25 +328,28 @@ pub async fn run(args: Subscribers) -> anyhow::Result<()> {
     let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
     let done = Arc::new(AtomicUsize::new(0));
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let mut opening = Vec::with_capacity(args.subscribers);
-    for _ in 0..args.subscribers {
+    let per_socket = args.per_socket.max(1);
+    let sockets = args.subscribers.div_ceil(per_socket);
+    let mut opening = Vec::with_capacity(sockets);
+    for socket in 0..sockets {
         let gate = gate.clone();
-        let (ws, token, queue, done) =
-            (ws.clone(), args.token.clone(), queue.clone(), done.clone());
+        let token = args.token[socket % args.token.len()].clone();
+        let (ws, queue, done) = (ws.clone(), queue.clone(), done.clone());
         let stopping = stopping.clone();
+        let operations = per_socket.min(args.subscribers - socket * per_socket);
         let expected = args.events;
         opening.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await?;
-            subscribe(&ws, &token, &queue, expected, done, stopping).await
+            subscribe(&ws, &token, &queue, (operations, expected), done, stopping).await
         }));
     }
-    let mut readers = Vec::with_capacity(args.subscribers);
+    let mut readers = Vec::with_capacity(sockets);
     let mut failed_to_open = 0;
     for task in opening {
         match task.await? {
             Ok(reader) => readers.push(reader),
             Err(error) => {
-                failed_to_open += 1;
+                failed_to_open += per_socket;
                 if failed_to_open == 1 {
                     eprintln!("a subscription failed to open: {error:#}");
                 }
@@ -398,11 +423,15 @@ pub async fn run(args: Subscribers) -> anyhow::Result<()> {
     let mut repeated = 0usize;
     let mut out_of_order = 0usize;
     let mut others = 0usize;
+    let mut all = Vec::with_capacity(args.subscribers);
     for reader in readers {
-        let Received {
-            stream: received,
-            others: extra,
-        } = reader.await.unwrap_or_default();
+        all.extend(reader.await.unwrap_or_default());
+    }
+    for Received {
+        stream: received,
+        others: extra,
+    } in all
+    {
         others += extra;
         let got: std::collections::HashSet<i64> = received.iter().map(|(seq, _)| *seq).collect();
         lost += written.difference(&got).count();
@@ -420,9 +449,10 @@ pub async fn run(args: Subscribers) -> anyhow::Result<()> {
         }
     }
     latencies.sort_unstable();
-    let subscribers = args.subscribers - failed_to_open;
+    let subscribers = args.subscribers.saturating_sub(failed_to_open);
     println!(
-        "subscribers: {subscribers} held ({failed_to_open} failed to open), ramp-up {ramp_seconds:.1} s"
+        "subscribers: {subscribers} held on {sockets} sockets by {} viewers ({failed_to_open} failed to open), ramp-up {ramp_seconds:.1} s",
+        args.token.len()
     );
     println!(
         "changes:     {} at one per {} ms; {} deliveries expected, {} received (and {others} other events of the queue, such as SLA alerts)",

@@ -19,7 +19,7 @@ pub const COMMENTS_WRITE: &str = "comments:write";
 pub const ALERTS_WRITE: &str = "alerts:write";
 
 /// The write scopes a token carries.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Grants {
     /// `tickets:write`.
     pub tickets_write: bool,

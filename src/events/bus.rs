@@ -32,6 +32,7 @@ pub struct EventBus {
     sender: broadcast::Sender<Arc<Published>>,
     following: Arc<AtomicUsize>,
     stats: EventStats,
+    capacity: usize,
 }
 
 /// One subscription counted as following the stream; uncounted when dropped.
@@ -52,17 +53,24 @@ impl EventBus {
 
     /// A bus that buffers `capacity` events and counts them in `stats`.
     pub fn with_stats(capacity: usize, stats: EventStats) -> Self {
-        let (sender, _) = broadcast::channel(capacity.max(1));
+        let capacity = capacity.max(1);
+        let (sender, _) = broadcast::channel(capacity);
         Self {
             sender,
             following: Arc::default(),
             stats,
+            capacity,
         }
     }
 
     /// What went through the bus, and how far the pump has read.
     pub fn stats(&self) -> &EventStats {
         &self.stats
+    }
+
+    /// How many events a subscriber may fall behind before it is stopped.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Receives every event published from now on.

@@ -131,7 +131,7 @@ struct Follow {
     pending: VecDeque<Arc<Published>>,
     finished: bool,
     stats: EventStats,
-    _following: Following,
+    following: Option<Following>,
 }
 
 impl Follow {
@@ -180,7 +180,10 @@ impl Follow {
                     return Some(Err(error));
                 }
                 if let Some(delivered) = deliver(&self.scope, &published) {
-                    self.stats.delivered();
+                    // A group's lead counts what reaches its members instead.
+                    if self.following.is_some() {
+                        self.stats.delivered();
+                    }
                     return Some(Ok(delivered));
                 }
                 continue;
@@ -253,12 +256,15 @@ impl Opened {
         &self.scope
     }
 
-    /// Streams the feed: replays the log after `after` (when given), then
-    /// continues live.
+    /// Streams the feed, starting after the event it returns: replays the
+    /// log after `after` (when given), then continues live. `counted`: the stream is a subscription of its own,
+    /// counted as following once its starting point is fixed (a shared
+    /// execution is not: its members count themselves).
     pub async fn follow(
         self,
         after: Option<i64>,
-    ) -> ApiResult<impl Stream<Item = ApiResult<Delivered>> + use<>> {
+        counted: bool,
+    ) -> ApiResult<(i64, impl Stream<Item = ApiResult<Delivered>> + use<>)> {
         let (cursor, replaying) = match after {
             Some(seq) => (seq, true),
             None => (super::pump::latest_seq(&self.db).await?, false),
@@ -277,12 +283,13 @@ impl Opened {
             stats: self.bus.stats().clone(),
             // Counted as following only now that its starting point is
             // fixed: an event committed from here on reaches it.
-            _following: self.bus.following(),
+            following: counted.then(|| self.bus.following()),
         };
-        Ok(stream::unfold(follow, |mut follow| async move {
+        let stream = stream::unfold(follow, |mut follow| async move {
             let item = follow.next().await?;
             Some((item, follow))
-        }))
+        });
+        Ok((cursor, stream))
     }
 }
 

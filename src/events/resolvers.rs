@@ -4,15 +4,21 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object, Subscription};
-use futures_util::{Stream, StreamExt};
+use futures_util::{StreamExt, stream::BoxStream};
 
 use super::{
     bus::EventBus,
     feed::{self, Feed, after_seq},
 };
 use crate::{
+    access::Scope,
     error::{ApiError, ApiResult},
-    graphql::{ContextExt, connection::TotalCount, relay::decode_id_of},
+    graphql::{
+        ContextExt,
+        connection::TotalCount,
+        multiplex::{Joining, Lead},
+        relay::decode_id_of,
+    },
     paging::PageArgs,
     ticket::{
         feeds,
@@ -29,18 +35,45 @@ async fn subscribe(
     ctx: &Context<'_>,
     feed: Feed,
     after: Option<String>,
-) -> ApiResult<impl Stream<Item = ApiResult<TicketEvent>> + use<>> {
+) -> ApiResult<BoxStream<'static, ApiResult<TicketEvent>>> {
     let viewer = ctx.auth().viewer()?.clone();
     let after = after_seq(after.as_deref())?;
-    let state = ctx.state_handle()?;
+    let bus = bus(ctx)?;
     // The feed's own reads are not the subscriber's request: only what each
     // event's selection resolves counts against the budget (reset per event).
-    let events = feeds::follow(ctx.db()?.ungated(), bus(ctx)?, viewer, feed, after).await?;
-    Ok(events.map(move |item| {
-        // Each event resolves its relations afresh.
-        state.forget();
-        item.map(TicketEvent::delivered)
-    }))
+    let db = ctx.db()?.ungated();
+    let lead = ctx.data_opt::<Lead>().cloned();
+    if after.is_none()
+        && lead.is_none()
+        && let Some(joining) = ctx.data_opt::<Joining>()
+    {
+        // Admitted as a subscription of its own would be, then served by
+        // the execution its group shares.
+        let scope = Scope::load(&db, &viewer).await?;
+        feeds::authorize(&db, &scope, feed).await?;
+        let stopped = joining.multiplexer.join(&viewer, joining, bus);
+        joining.admit(ctx.item, stopped);
+        return Ok(futures_util::stream::empty().boxed());
+    }
+    let state = ctx.state_handle()?;
+    let stats = bus.stats().clone();
+    let (start, events) = feeds::follow(db, bus, viewer, feed, after, lead.is_none()).await?;
+    if let Some(lead) = &lead {
+        lead.live(start);
+    }
+    Ok(events
+        .map(move |item| {
+            // Each event resolves its relations afresh.
+            state.forget();
+            if let Ok(delivered) = &item {
+                stats.executed();
+                if let Some(lead) = &lead {
+                    lead.delivering(delivered.published.event.seq);
+                }
+            }
+            item.map(TicketEvent::delivered)
+        })
+        .boxed())
 }
 
 /// Live ticket events.
@@ -58,7 +91,7 @@ impl EventSubscription {
         ctx: &Context<'_>,
         #[graphql(desc = "The queue to follow.")] queue_id: ID,
         #[graphql(desc = "Replay the events after this cursor first.")] after: Option<String>,
-    ) -> Result<impl Stream<Item = ApiResult<TicketEvent>> + use<>, ApiError> {
+    ) -> Result<BoxStream<'static, ApiResult<TicketEvent>>, ApiError> {
         let queue = decode_id_of("Queue", &queue_id, "queueId")?;
         subscribe(ctx, Feed::Queue(queue), after).await
     }
@@ -69,7 +102,7 @@ impl EventSubscription {
         ctx: &Context<'_>,
         #[graphql(desc = "The ticket to follow.")] ticket_id: ID,
         #[graphql(desc = "Replay the events after this cursor first.")] after: Option<String>,
-    ) -> Result<impl Stream<Item = ApiResult<TicketEvent>> + use<>, ApiError> {
+    ) -> Result<BoxStream<'static, ApiResult<TicketEvent>>, ApiError> {
         let ticket = decode_id_of("Ticket", &ticket_id, "ticketId")?;
         subscribe(ctx, Feed::Ticket(ticket), after).await
     }
@@ -80,7 +113,7 @@ impl EventSubscription {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Replay the events after this cursor first.")] after: Option<String>,
-    ) -> Result<impl Stream<Item = ApiResult<TicketEvent>> + use<>, ApiError> {
+    ) -> Result<BoxStream<'static, ApiResult<TicketEvent>>, ApiError> {
         let viewer = ctx.auth().viewer()?;
         subscribe(ctx, Feed::Requester(viewer.user.id), after).await
     }

@@ -408,7 +408,11 @@ impl Extension for PolicyExtension {
                 "query is too complex: it may cost {requested} points (each field 1, a list's fields once per row it may return), over the limit of {max_complexity}; ask for smaller pages or fewer nested lists"
             ))]);
         }
-        if let Some(rate) = &self.rate {
+        // A group's shared execution is the server's own work: each member
+        // was charged when it subscribed.
+        if let Some(rate) = &self.rate
+            && ctx.data_opt::<super::multiplex::Lead>().is_none()
+        {
             let caller = match ctx.data_opt::<Auth>() {
                 Some(Auth::Viewer(viewer)) => Caller::User(viewer.user.id),
                 _ => ctx

@@ -10,6 +10,7 @@ pub mod errors;
 mod heartbeat;
 pub mod input;
 pub mod loaders;
+pub mod multiplex;
 mod observe;
 pub mod persisted;
 pub mod rate;

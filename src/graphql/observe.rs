@@ -52,6 +52,9 @@ struct Seen {
     complexity: Option<(usize, usize)>,
     /// The request's state, whose gate counts its statements.
     state: Option<Arc<RequestState>>,
+    /// The shared execution of a group of subscriptions, whose members are
+    /// counted as operations instead.
+    shared: bool,
 }
 
 impl Seen {
@@ -141,6 +144,9 @@ impl Extension for Observer {
                 // Read at the first answer: by then the request is parsed.
                 // The operation counts once; errors count as they come.
                 let seen = snapshot(&seen);
+                if seen.shared {
+                    return response;
+                }
                 if let Some((kind, statements)) = seen.statements() {
                     metrics.statements(kind, statements);
                 }
@@ -187,6 +193,9 @@ impl Extension for Observer {
     ) -> ServerResult<Request> {
         if let Ok(mut seen) = self.seen.lock() {
             seen.requested.clone_from(&request.operation_name);
+            seen.shared = request
+                .data
+                .contains_key(&std::any::TypeId::of::<super::multiplex::Lead>());
         }
         let request = next.run(ctx, request).await?;
         // The request's state is added by an extension further in.
@@ -292,7 +301,9 @@ impl Stream for Active<'_> {
         if !self.settled {
             // Parsing and validation happen inside the first polls.
             let seen = snapshot(&self.seen);
-            if seen.valid && seen.kind == Some("subscription") {
+            if seen.shared {
+                self.settled = true;
+            } else if seen.valid && seen.kind == Some("subscription") {
                 if let Some(field) = &seen.field {
                     self.held = Some(self.metrics.subscription(field));
                 }

@@ -61,6 +61,8 @@ pub struct AppState {
     pub capacity: Arc<Capacity>,
     /// The events this process's subscriptions follow (for their count).
     pub bus: crate::events::bus::EventBus,
+    /// The groups of WebSocket subscriptions sharing one execution.
+    pub multiplexer: Arc<crate::graphql::multiplex::Multiplexer>,
     /// Turns true when the server starts shutting down.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The web origins that may call the API from a browser.

@@ -53,6 +53,7 @@ use crate::{
     auth::{Auth, AuthError},
     graphql::{
         RequestId,
+        multiplex::{Admitted, Frame, Joining},
         rate::ClientAddress,
         shape::{ShapeError, ShapeLimits, check_document, top_level_string},
     },
@@ -134,8 +135,10 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
     let span = tracing::info_span!("websocket", request_id = %id, protocol = protocol.sec_websocket_protocol());
     upgrade
         .protocols([protocol.sec_websocket_protocol()])
-        // Client messages are small: start small, and cap them like HTTP bodies.
-        .read_buffer_size(16 * 1024)
+        // Client messages are small: start small (the buffer grows for a
+        // larger one), and cap them like HTTP bodies. The buffer is held for
+        // the socket's life, so it is most of what an idle socket costs.
+        .read_buffer_size(4 * 1024)
         .max_message_size(state.settings.max_body_bytes)
         .on_upgrade(move |socket| {
             async move {
@@ -165,6 +168,9 @@ async fn serve(
     let refused = Arc::new(AtomicBool::new(false));
     let crowded = Arc::new(AtomicBool::new(false));
     let session = Arc::new(Mutex::new(None::<u64>));
+    // The accepted authentication, for the operations this socket runs.
+    let accepted = Arc::new(Mutex::new(None::<Auth>));
+    let accepted_by_init = accepted.clone();
     let authenticator = state.authenticator.clone();
     let refused_by_init = refused.clone();
     let crowded_by_init = crowded.clone();
@@ -193,6 +199,9 @@ async fn serve(
                         }
                     }
                 }
+                if let Ok(mut accepted) = accepted_by_init.lock() {
+                    *accepted = Some(auth.clone());
+                }
                 data.insert(auth);
                 Ok(data)
             }
@@ -208,14 +217,21 @@ async fn serve(
         }
     };
     let mut connection_data = Data::default();
-    connection_data.insert(RequestId(id));
+    connection_data.insert(RequestId(id.clone()));
     if let Some(address) = address {
         connection_data.insert(address);
     }
+    // async-graphql speaks the handshake and pings; the socket runs the
+    // operations itself, so that subscriptions can share an execution.
     let messages = GraphQLWebSocket::new(state.schema.clone(), input, protocol)
         .connection_data(connection_data)
         .on_connection_init(on_init);
     futures_util::pin_mut!(messages);
+    let mut operations = stream::SelectAll::<Operation>::new();
+    let mut running: HashMap<Arc<str>, Running> = HashMap::new();
+    let mut operation_data: Option<Arc<Data>> = None;
+    // Responses shared by a group of subscriptions (see `events::multiplex`).
+    let (frames, mut shared) = mpsc::channel::<Frame>(state.bus.capacity());
 
     let mut guard = Guard::new(
         protocol,
@@ -234,6 +250,12 @@ async fn serve(
     let mut shutdown = state.shutdown.clone();
     let close = loop {
         tokio::select! {
+            // In this order: a shared response queued before its operation
+            // ended goes out before the operation's `complete`.
+            biased;
+            _ = shutdown.changed() => {
+                break Some((CLOSE_GOING_AWAY, "Server shutting down".into()));
+            }
             incoming = source.next() => match incoming {
                 Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
                     let bytes = message.into_data();
@@ -241,6 +263,46 @@ async fn serve(
                         Verdict::Forward => {
                             if to_graphql.send(bytes).await.is_err() {
                                 break None;
+                            }
+                        }
+                        Verdict::Start(operation, payload) => {
+                            let Ok(request) =
+                                serde_json::from_value::<async_graphql::Request>(payload.clone())
+                            else {
+                                break Some((CLOSE_INVALID, "Invalid message received".into()));
+                            };
+                            let data = operation_data
+                                .get_or_insert_with(|| {
+                                    let auth = accepted.lock().ok().and_then(|auth| auth.clone());
+                                    operation_session(&id, address, auth)
+                                })
+                                .clone();
+                            let operation: Arc<str> = operation.into();
+                            let admitted = Arc::new(Mutex::new(None));
+                            let joining = Joining {
+                                payload: Arc::new(payload),
+                                session: data.clone(),
+                                schema: state.schema.clone(),
+                                operation: operation.clone(),
+                                frames: frames.clone(),
+                                multiplexer: state.multiplexer.clone(),
+                                joined: false.into(),
+                                admitted: admitted.clone(),
+                                metrics: state.metrics.clone(),
+                            };
+                            let responses = state
+                                .schema
+                                .execute_stream_with_session_data(request.data(joining), data);
+                            let abort = run(&mut operations, &operation, responses);
+                            running.insert(operation, Running { abort, admitted });
+                        }
+                        Verdict::Stop(operation) => {
+                            if let Some(stopped) = running.remove(operation.as_str()) {
+                                stopped.abort.abort();
+                                let complete = Guard::complete_message(&operation);
+                                if send(&mut sink, Message::Text(complete.into())).await.is_err() {
+                                    return;
+                                }
                             }
                         }
                         Verdict::Reply(reply) => {
@@ -264,6 +326,45 @@ async fn serve(
                 Some(Err(_)) | None => break None,
                 Some(Ok(_)) => {}
             },
+            Some(frame) = shared.recv() => {
+                // Dropped when its operation was stopped meanwhile.
+                if running.contains_key(&frame.operation)
+                    && let Ok(payload) = std::str::from_utf8(&frame.payload)
+                {
+                    let next = guard.next_message(&frame.operation, payload);
+                    if send(&mut sink, Message::Text(next.into())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Some((operation, response)) = operations.next(), if !operations.is_empty() => {
+                let text = match response {
+                    Some(response) => match serde_json::to_string(&response) {
+                        Ok(payload) => guard.next_message(&operation, &payload),
+                        Err(_) => continue,
+                    },
+                    None => {
+                        let admitted = running
+                            .get(&operation)
+                            .and_then(|running| running.admitted.lock().ok()?.take());
+                        if let Some(admitted) = admitted {
+                            // Admitted to a group: the membership carries on
+                            // in place of the finished admission.
+                            let abort = run(&mut operations, &operation, admitted.responses());
+                            if let Some(running) = running.get_mut(&operation) {
+                                running.abort = abort;
+                            }
+                            continue;
+                        }
+                        running.remove(&operation);
+                        guard.finished(&operation);
+                        Guard::complete_message(&operation)
+                    }
+                };
+                if send(&mut sink, Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
             message = messages.next() => match message {
                 Some(WsMessage::Text(text)) => {
                     guard.sent(&text);
@@ -291,9 +392,6 @@ async fn serve(
                     return;
                 }
             }
-            _ = shutdown.changed() => {
-                break Some((CLOSE_GOING_AWAY, "Server shutting down".into()));
-            }
         }
     };
     let (code, reason) = if crowded.load(Ordering::SeqCst) {
@@ -311,6 +409,49 @@ async fn serve(
         reason: reason.into(),
     };
     let _ = send(&mut sink, Message::Close(Some(frame))).await;
+}
+
+/// One operation a socket runs: its responses, then `None` when it ends.
+type Operation = stream::BoxStream<'static, (Arc<str>, Option<async_graphql::Response>)>;
+
+/// An operation running on a socket.
+struct Running {
+    /// Stops it.
+    abort: stream::AbortHandle,
+    /// Its membership of a group, once admitted to one.
+    admitted: Arc<Mutex<Option<Admitted>>>,
+}
+
+/// Runs `responses` as `operation` among `operations`; returns what stops it.
+fn run(
+    operations: &mut stream::SelectAll<Operation>,
+    operation: &Arc<str>,
+    responses: stream::BoxStream<'static, async_graphql::Response>,
+) -> stream::AbortHandle {
+    let (abort, registration) = stream::AbortHandle::new_pair();
+    let name = operation.clone();
+    operations.push(
+        stream::Abortable::new(
+            responses.map(Some).chain(stream::once(async { None })),
+            registration,
+        )
+        .map(move |response| (name.clone(), response))
+        .boxed(),
+    );
+    abort
+}
+
+/// The data every operation of a socket runs with.
+fn operation_session(id: &str, address: Option<ClientAddress>, auth: Option<Auth>) -> Arc<Data> {
+    let mut data = Data::default();
+    data.insert(RequestId(id.to_owned()));
+    if let Some(address) = address {
+        data.insert(address);
+    }
+    if let Some(auth) = auth {
+        data.insert(auth);
+    }
+    Arc::new(data)
 }
 
 /// The sockets each signed-in viewer has open, to cap them.
@@ -399,6 +540,10 @@ fn is_too_big(error: &axum::Error) -> bool {
 enum Verdict {
     /// Pass it to the GraphQL engine.
     Forward,
+    /// Start operation `id` with this `subscribe` (or `start`) payload.
+    Start(String, Value),
+    /// Stop operation `id`.
+    Stop(String),
     /// Answer it here (an operation refused on its own).
     Reply(Value),
     /// Close the socket.
@@ -444,7 +589,7 @@ impl Guard {
     fn inspect(&mut self, bytes: &[u8]) -> Verdict {
         // The message, its payload and the variables object wrap the variables' values.
         let max_nesting = self.shape.max_nesting.saturating_add(3);
-        let message = match strict_json::parse(bytes, max_nesting) {
+        let mut message = match strict_json::parse(bytes, max_nesting) {
             Ok(message) => message,
             Err(JsonError::TooDeep(_)) => {
                 let kind = top_level_string(bytes, "type").unwrap_or_default();
@@ -487,15 +632,42 @@ impl Guard {
                     }]);
                     return self.error(&id, error);
                 }
-                self.active.insert(id);
-                Verdict::Forward
+                self.active.insert(id.clone());
+                let payload = message.get_mut("payload").map(Value::take);
+                Verdict::Start(id, payload.unwrap_or_default())
             }
             "complete" | "stop" => {
                 self.active.remove(&id);
-                Verdict::Forward
+                Verdict::Stop(id)
             }
             _ => Verdict::Forward,
         }
+    }
+
+    /// Operation `id` ended on the server's side.
+    fn finished(&mut self, id: &str) {
+        self.active.remove(id);
+    }
+
+    /// The `next` (legacy: `data`) message of operation `id` around a
+    /// serialised response.
+    fn next_message(&self, id: &str, payload: &str) -> String {
+        let kind = if self.modern() { "next" } else { "data" };
+        let id = Value::from(id).to_string();
+        let mut text = String::with_capacity(payload.len() + id.len() + 40);
+        text.push_str(r#"{"type":""#);
+        text.push_str(kind);
+        text.push_str(r#"","id":"#);
+        text.push_str(&id);
+        text.push_str(r#","payload":"#);
+        text.push_str(payload);
+        text.push('}');
+        text
+    }
+
+    /// The `complete` message of operation `id`.
+    fn complete_message(id: &str) -> String {
+        json!({"type": "complete", "id": id}).to_string()
     }
 
     /// Notes what the server sent: the handshake, and finished operations.

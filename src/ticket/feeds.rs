@@ -17,7 +17,8 @@ use crate::{
 };
 
 /// Follows `feed` for `viewer` once [`authorize`] allows it: replays the log
-/// after `after` (when given), then continues live.
+/// after `after` (when given), then continues live. `counted` as in
+/// [`feed::Opened::follow`].
 #[tracing::instrument(skip_all, fields(viewer = viewer.user.id, feed = ?feed))]
 pub async fn follow(
     db: Db,
@@ -25,10 +26,11 @@ pub async fn follow(
     viewer: Viewer,
     feed: Feed,
     after: Option<i64>,
-) -> ApiResult<impl Stream<Item = ApiResult<Delivered>> + use<>> {
+    counted: bool,
+) -> ApiResult<(i64, impl Stream<Item = ApiResult<Delivered>> + use<>)> {
     let opened = feed::open(db, bus, viewer, feed).await?;
     authorize(opened.db(), opened.scope(), feed).await?;
-    opened.follow(after).await
+    opened.follow(after, counted).await
 }
 
 /// Checks that `viewer` may subscribe to `feed`. Ticket feeds answer

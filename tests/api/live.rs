@@ -25,6 +25,8 @@ crate::on_both_backends!(
     the_event_feed_query_pages_what_the_viewer_may_read,
     a_subscriber_that_stops_reading_is_cut_off_and_resumes_without_loss,
     concurrent_writers_on_two_replicas_leave_no_gap_no_repeat_and_keep_each_tickets_order,
+    identical_subscriptions_of_one_viewer_share_one_execution_per_event,
+    a_requester_and_an_agent_on_the_same_stream_never_share_what_they_see,
 );
 
 const EVENT: &str = "seq cursor kind changes { field from to } actor { id } occurredAt ticket { number queue { name } }";
@@ -1005,4 +1007,152 @@ async fn concurrent_writers_on_two_replicas_leave_no_gap_no_repeat_and_keep_each
             "{number}'s title changes arrive in the order they were made: {chain:?}"
         );
     }
+}
+
+/// Renames `ticket` (one `UPDATED` event), as `who`.
+async fn rename(app: &TestApp, who: &Person, ticket: &Value, title: &str) {
+    let current = app
+        .ok(
+            who,
+            "query($id: ID!) { ticket(id: $id) { version } }",
+            json!({"id": ticket["id"]}),
+        )
+        .await;
+    app.ok(
+        who,
+        "mutation($id: ID!, $v: Int!, $t: String!) { updateTicket(input: {id: $id, expectedVersion: $v, title: $t}) { ticket { id } } }",
+        json!({"id": ticket["id"], "v": current["ticket"]["version"], "t": title}),
+    )
+    .await;
+}
+
+/// Subscriptions of one viewer with the same document and variables share
+/// one execution per event, however many sockets and operations hold them;
+/// another document runs apart. A member that completes leaves the others
+/// served, and the group ends with its last member.
+async fn identical_subscriptions_of_one_viewer_share_one_execution_per_event(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let c = cast(&app).await;
+    let ticket = app
+        .incident(&c.rita, "Shared", "LOW", "LOW", Some(&c.network))
+        .await;
+    let board =
+        "subscription($q: ID!) { queueUpdates(queueId: $q) { seq kind ticket { number title } } }";
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        let mut ws = WsClient::signed_in(&app, &c.nina).await;
+        ws.subscribe("board", board, json!({"q": c.network})).await;
+        sockets.push(ws);
+    }
+    // A second operation on the first socket joins the same group.
+    sockets[0]
+        .subscribe("again", board, json!({"q": c.network}))
+        .await;
+    let mut other = WsClient::signed_in(&app, &c.nina).await;
+    other
+        .subscribe(
+            "other",
+            "subscription($q: ID!) { queueUpdates(queueId: $q) { seq } }",
+            json!({"q": c.network}),
+        )
+        .await;
+    app.wait_for_subscriptions(5).await;
+    assert_eq!(app.metric("itsm_subscription_groups").await, 2);
+
+    for (round, title) in ["Shared, renamed", "Shared, renamed again"]
+        .iter()
+        .enumerate()
+    {
+        let executions = app.metric("itsm_subscription_executions_total").await;
+        let delivered = app.metric("itsm_events_delivered_total").await;
+        rename(&app, &c.boss, &ticket, title).await;
+        let mut seqs = Vec::new();
+        for (index, ws) in sockets.iter_mut().enumerate() {
+            // The first socket holds "again" too, until the first round ends.
+            let mut expected = vec!["board"];
+            if index == 0 && round == 0 {
+                expected.push("again");
+            }
+            while !expected.is_empty() {
+                let message = ws.next().await;
+                assert_eq!(message["type"], "next", "{message}");
+                let id = message["id"].as_str().unwrap_or_default();
+                assert!(expected.contains(&id), "{message}");
+                expected.retain(|wanted| *wanted != id);
+                let update = &message["payload"]["data"]["queueUpdates"];
+                assert_eq!(update["kind"], "UPDATED", "{message}");
+                assert_eq!(update["ticket"]["title"], *title, "{message}");
+                seqs.push(update["seq"].clone());
+            }
+        }
+        seqs.push(event(&mut other, "other", "queueUpdates").await["seq"].clone());
+        assert!(seqs.windows(2).all(|w| w[0] == w[1]), "{seqs:?}");
+        assert_eq!(
+            app.metric("itsm_subscription_executions_total").await - executions,
+            2,
+            "one execution per group, not one per subscription"
+        );
+        assert_eq!(
+            app.metric("itsm_events_delivered_total").await - delivered,
+            seqs.len() as u64
+        );
+        if round == 0 {
+            sockets[0]
+                .send(json!({"id": "again", "type": "complete"}))
+                .await;
+            assert_eq!(sockets[0].next_of("again").await["type"], "complete");
+        }
+    }
+    drop(sockets);
+    drop(other);
+    app.metric_until("itsm_subscription_groups", |groups| groups == 0)
+        .await;
+    app.metric_until("itsm_subscriptions_open", |open| open == 0)
+        .await;
+}
+
+/// A requester and an agent sending the very same subscription never share
+/// its execution: the agent receives the work note, the requester only the
+/// public reply after it.
+async fn a_requester_and_an_agent_on_the_same_stream_never_share_what_they_see(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let c = cast(&app).await;
+    let ticket = app
+        .incident(&c.rita, "Printer jams", "LOW", "LOW", Some(&c.network))
+        .await;
+    let stream = format!("subscription($t: ID!) {{ ticketUpdates(ticketId: $t) {{ {EVENT} }} }}");
+    let mut phone = WsClient::signed_in(&app, &c.rita).await;
+    phone
+        .subscribe("t", &stream, json!({"t": ticket["id"]}))
+        .await;
+    let mut board = WsClient::signed_in(&app, &c.nina).await;
+    board
+        .subscribe("t", &stream, json!({"t": ticket["id"]}))
+        .await;
+    app.wait_for_subscriptions(2).await;
+    assert_eq!(app.metric("itsm_subscription_groups").await, 2);
+
+    let add = "mutation($id: ID!, $b: String!, $v: Visibility!) { addComment(input: {ticketId: $id, body: $b, visibility: $v}) { comment { id } } }";
+    app.ok(
+        &c.nina,
+        add,
+        json!({"id": ticket["id"], "b": "Replaced the fuser", "v": "INTERNAL"}),
+    )
+    .await;
+    app.ok(
+        &c.nina,
+        add,
+        json!({"id": ticket["id"], "b": "Fixed, please try again", "v": "PUBLIC"}),
+    )
+    .await;
+    let note = event(&mut board, "t", "ticketUpdates").await;
+    let reply = event(&mut board, "t", "ticketUpdates").await;
+    assert_eq!(note["kind"], "COMMENT_ADDED");
+    assert_eq!(reply["kind"], "COMMENT_ADDED");
+    assert!(note["seq"].as_i64() < reply["seq"].as_i64());
+    let seen = event(&mut phone, "t", "ticketUpdates").await;
+    assert_eq!(
+        seen["seq"], reply["seq"],
+        "the requester never got the note"
+    );
 }
