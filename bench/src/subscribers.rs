@@ -190,6 +190,22 @@ async fn target(client: &reqwest::Client, args: &Subscribers) -> anyhow::Result<
     Ok((queue_id, ticket_id))
 }
 
+/// One sample of the server's `/metrics` (next to the GraphQL endpoint).
+async fn metric(client: &reqwest::Client, url: &str, sample: &str) -> anyhow::Result<f64> {
+    let metrics = url
+        .rsplit_once('/')
+        .map_or(url, |(base, _)| base)
+        .to_owned()
+        + "/metrics";
+    let text = client.get(&metrics).send().await?.text().await?;
+    text.lines()
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == sample).then(|| value.parse().ok())?
+        })
+        .with_context(|| format!("no {sample} at {metrics}"))
+}
+
 fn ws_url(url: &str) -> String {
     url.replacen("http://", "ws://", 1)
         .replacen("https://", "wss://", 1)
@@ -374,6 +390,9 @@ pub async fn run(args: Subscribers) -> anyhow::Result<()> {
         .context("version")?;
     let edit = "mutation($id: ID!, $v: Int!, $title: String!) { updateTicket(input: {id: $id, expectedVersion: $v, title: $title}) { ticket { version } } }";
     let earlier = updated_seqs(&client, &args.url, &args.writer_token, &ticket).await?;
+    let executions = "itsm_subscription_executions_total";
+    let executions_before = metric(&client, &args.url, executions).await?;
+    let groups = metric(&client, &args.url, "itsm_subscription_groups").await?;
     let started = Instant::now();
     for i in 0..args.events {
         let variables =
@@ -402,6 +421,7 @@ pub async fn run(args: Subscribers) -> anyhow::Result<()> {
     let stream_seconds = started.elapsed().as_secs_f64();
     let after = usage(args.server_pid);
     let own_after = usage_of("self");
+    let executed = metric(&client, &args.url, executions).await? - executions_before;
     let _ = stop.send(true);
     // The events every subscriber must have: the log's, not a count.
     let written: std::collections::HashSet<i64> =
@@ -468,6 +488,10 @@ pub async fn run(args: Subscribers) -> anyhow::Result<()> {
         percentile(&latencies, 100.0)
     );
     println!("lost:        {lost}   repeated: {repeated}   out of order: {out_of_order}");
+    println!(
+        "executions:  {executed} of the subscription's selection for {} changes and {others} other events, in {groups} groups",
+        args.events
+    );
     if args.server_pid.is_some() {
         let per_subscriber =
             held.rss_kib.saturating_sub(before.rss_kib) as f64 / subscribers.max(1) as f64;

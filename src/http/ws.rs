@@ -138,7 +138,7 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
         // Client messages are small: start small (the buffer grows for a
         // larger one), and cap them like HTTP bodies. The buffer is held for
         // the socket's life, so it is most of what an idle socket costs.
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .max_message_size(state.settings.max_body_bytes)
         .on_upgrade(move |socket| {
             async move {
