@@ -17,8 +17,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-backend="${BACKEND:-postgres}"
-admin_url="${ITSM_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 tickets="${TICKETS:-10000}"
 duration="${DURATION:-30}"
 warmup="${WARMUP:-5}"
@@ -29,50 +27,20 @@ profile="${PROFILE:-}"
 out="${OUT:-target/bench}"
 mkdir -p "$out"
 
-if [ -n "$profile" ]; then
-  # Symbols and line tables for perf's DWARF unwinding; the shipped build
-  # strips them.
-  export CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
-  command -v inferno-flamegraph >/dev/null ||
-    cargo install inferno --locked --version 0.12.8 --root target/bench-tools
-  export PATH="$PWD/target/bench-tools/bin:$PATH"
-fi
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+if [ -n "$profile" ]; then bench_profile_tools; fi
 cargo build --release --locked -p itsm -p itsm-bench
 itsm="${BIN:-target/release/itsm}"
-
-database="itsm_bench_$$"
-sqlite_dir=""
-server=""
-cleanup() {
-  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
-  if [ "$backend" = postgres ]; then
-    psql "$admin_url" -q -c "DROP DATABASE IF EXISTS $database WITH (FORCE)"
-  elif [ -n "$sqlite_dir" ]; then
-    rm -rf "$sqlite_dir"
-  fi
-}
-trap cleanup EXIT
-case "$backend" in
-  postgres)
-    psql "$admin_url" -q -c "CREATE DATABASE $database"
-    export ITSM_DATABASE_URL="${admin_url%/*}/$database"
-    ;;
-  sqlite)
-    sqlite_dir=$(mktemp -d "$PWD/target/bench-sqlite.XXXXXX")
-    export ITSM_DATABASE_URL="sqlite://$sqlite_dir/itsm.db?mode=rwc"
-    ;;
-  *) echo "BACKEND is postgres or sqlite" >&2; exit 2 ;;
-esac
+bench_database board
 
 export ITSM_JWT_SECRET="queue-page-benchmark-secret-0123456789"
 export ITSM_LOG=warn
 # One token stands for every simulated client: the per-caller rate limit would
 # measure the limiter, not the service.
 export ITSM_RATE_LIMIT=0
-# The demo's tickets are backdated, so SLA sweeps would raise tens of
-# thousands of warnings and breaches for them, 800 a sweep, for half an hour:
-# background work that is not the page. One sweep runs at start, which the
-# measurement waits out; the next would come after a day.
+# The first SLA sweep is waited out (see bench_wait_sweep); the next would
+# come after a day.
 export ITSM_SLA_SWEEP="${ITSM_SLA_SWEEP:-24h}"
 
 echo "== seeding $tickets tickets ($backend)"
@@ -82,26 +50,8 @@ if [ "$backend" = postgres ]; then
   psql "$ITSM_DATABASE_URL" -q -c "VACUUM ANALYZE"
 fi
 
-LD_PRELOAD="${PRELOAD:-}" "$itsm" serve --listen "127.0.0.1:$port" &
-server=$!
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break
-  sleep 0.1
-done
-# Once the first sweep has run and the background work it caused (the
-# events' fan-out) has died down to the event pump's idle polling.
-sample() {
-  curl -fs "http://127.0.0.1:$port/metrics" | awk -v name="$1" 'index($0, name " ") == 1 { print $2 }'
-}
-echo "== waiting for the first SLA sweep and its events"
-last=$(sample 'itsm_db_statements_total{source="background"}')
-for _ in $(seq 1 300); do
-  sleep 1
-  now=$(sample 'itsm_db_statements_total{source="background"}')
-  sweeps=$(sample 'itsm_sla_sweeps_total{result="ok"}')
-  [ "${sweeps:-0}" -ge 1 ] && [ $((now - last)) -lt 10 ] && break
-  last=$now
-done
+bench_serve "$port"
+bench_wait_sweep "$port"
 
 # shellcheck source=bench/cpu.sh
 source bench/cpu.sh

@@ -8,10 +8,15 @@
 #   SUBSCRIBERS=20000 PER_SOCKET=2 bash bench/subscribers.sh   # 2 per socket
 #   VIEWERS=100 bash bench/subscribers.sh            # 100 different viewers
 #   PROFILE=1 bash bench/subscribers.sh              # also a flamegraph of the fan-out
+#   FLOOR= bash bench/subscribers.sh                 # without the floor runs
+#
+# After the service, the same subscribers receive the same messages from a
+# minimal fan-out server (FLOOR="direct tasks" by default): "direct" writes
+# each socket its bytes from one loop, "tasks" has a task and a queue per
+# socket as the service does. Their figures are the floor on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-admin_url="${ITSM_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 subscribers="${SUBSCRIBERS:-10000}"
 events="${EVENTS:-30}"
 interval_ms="${INTERVAL_MS:-1000}"
@@ -19,32 +24,18 @@ port="${PORT:-18183}"
 per_socket="${PER_SOCKET:-1}"
 viewers="${VIEWERS:-1}"
 profile="${PROFILE:-}"
+floors="${FLOOR-direct tasks}"
 out="${OUT:-target/bench}"
 mkdir -p "$out"
 
 # Every subscription is a socket on both ends.
 ulimit -n "$(ulimit -Hn)"
 
-if [ -n "$profile" ]; then
-  # Symbols and line tables for perf's DWARF unwinding; the shipped build
-  # strips them.
-  export CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
-  command -v inferno-flamegraph >/dev/null ||
-    cargo install inferno --locked --version 0.12.8 --root target/bench-tools
-  export PATH="$PWD/target/bench-tools/bin:$PATH"
-fi
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+if [ -n "$profile" ]; then bench_profile_tools; fi
 cargo build --release --locked -p itsm -p itsm-bench
-
-database="itsm_bench_subs_$$"
-psql "$admin_url" -q -c "CREATE DATABASE $database"
-server=""
-cleanup() {
-  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
-  psql "$admin_url" -q -c "DROP DATABASE IF EXISTS $database WITH (FORCE)"
-}
-trap cleanup EXIT
-
-export ITSM_DATABASE_URL="${admin_url%/*}/$database"
+bench_database subs
 export ITSM_JWT_SECRET="subscriber-benchmark-secret-0123456789"
 export ITSM_LOG=warn
 # One token stands for every simulated client: the per-caller rate limit and
@@ -62,27 +53,8 @@ if [ "$quiet" = 1 ]; then
 fi
 
 target/release/itsm seed --demo --tickets 200 >/dev/null
-target/release/itsm serve --listen "127.0.0.1:$port" &
-server=$!
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break
-  sleep 0.1
-done
-
-if [ "$quiet" = 1 ]; then
-  sample() {
-    curl -fs "http://127.0.0.1:$port/metrics" | awk -v name="$1" 'index($0, name " ") == 1 { print $2 }'
-  }
-  echo "== waiting for the first SLA sweep and its events"
-  last=$(sample 'itsm_db_statements_total{source="background"}')
-  for _ in $(seq 1 300); do
-    sleep 1
-    now=$(sample 'itsm_db_statements_total{source="background"}')
-    sweeps=$(sample 'itsm_sla_sweeps_total{result="ok"}')
-    [ "${sweeps:-0}" -ge 1 ] && [ $((now - last)) -lt 10 ] && break
-    last=$now
-  done
-fi
+bench_serve "$port"
+if [ "$quiet" = 1 ]; then bench_wait_sweep "$port"; fi
 agent=$(target/release/itsm token --sub nina.network --role agent --ttl 2h)
 manager=$(target/release/itsm token --sub mia.manager --role manager --ttl 2h)
 # The first viewer is the queue's agent; any others are managers (who see
@@ -102,6 +74,7 @@ if [ -n "$profile" ]; then
   ) &
   perf_job=$!
 fi
+echo "== the service"
 target/release/itsm-bench subscribers --url "http://127.0.0.1:$port/graphql" \
   "${tokens[@]}" --writer-token "$manager" --server-pid "$server" \
   --subscribers "$subscribers" --per-socket "$per_socket" \
@@ -116,3 +89,14 @@ if [ -n "$profile" ]; then
   perf report -i "$out/fanout.perf" --no-children --stdio --percent-limit 1.5 2>/dev/null |
     grep -E '^ +[0-9.]+%' | head -25
 fi
+
+# The floor: the service stops first, so that it holds no sockets and burns
+# no CPU beside the floor server.
+bench_stop
+for floor in $floors; do
+  echo "== floor: $floor"
+  target/release/itsm-bench subscribers --floor "$floor" \
+    --subscribers "$subscribers" --per-socket "$per_socket" \
+    --events "$events" --interval-ms "$interval_ms" \
+    --connect-concurrency "${CONNECT_CONCURRENCY:-200}"
+done

@@ -12,54 +12,30 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-backend="${BACKEND:-postgres}"
-admin_url="${ITSM_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 concurrency="${CONCURRENCY:-32}"
 duration="${DURATION:-20}"
 warmup="${WARMUP:-3}"
 port="${PORT:-18187}"
 
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 cargo build --release --locked -p itsm -p itsm-bench
 itsm="${BIN:-target/release/itsm}"
-
-workdir="$(mktemp -d)"
-server=""
-database=""
-cleanup() {
-  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
-  if [ -n "$database" ]; then psql "$admin_url" -q -c "DROP DATABASE IF EXISTS $database WITH (FORCE)"; fi
-  rm -rf "$workdir"
-}
-trap cleanup EXIT
-
-if [ "$backend" = "sqlite" ]; then
-  export ITSM_DATABASE_URL="sqlite://$workdir/bench.db"
-else
-  database="itsm_bench_writes_$$"
-  psql "$admin_url" -q -c "CREATE DATABASE $database"
-  export ITSM_DATABASE_URL="${admin_url%/*}/$database"
-fi
+workdir="$bench_workdir"
+bench_database writes
 export ITSM_JWT_SECRET="writes-benchmark-secret-0123456789abcdef"
 export ITSM_LOG=warn
 export ITSM_RATE_LIMIT=0
 
 "$itsm" seed --demo --tickets 1000 >/dev/null
-"$itsm" serve --listen "127.0.0.1:$port" &
-server=$!
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break
-  sleep 0.1
-done
+bench_serve "$port"
 
 for n in $(seq 1 "$concurrency"); do
   "$itsm" token --sub "bench.requester.$n" --role requester --ttl 2h
 done > "$workdir/tokens"
 # shellcheck source=bench/cpu.sh
 source bench/cpu.sh
-statements() {
-  curl -fs "http://127.0.0.1:$port/metrics" |
-    awk -v s="itsm_db_statements_total{source=\"$1\"} " 'index($0, s) == 1 { print $2 }'
-}
+statements() { bench_metric "$port" "itsm_db_statements_total{source=\"$1\"}"; }
 server_before=$(ticks_of "$server"); postgres_before=$(postgres_ticks)
 requests_before=$(statements requests); background_before=$(statements background)
 echo "== $backend: createIncident, $concurrency clients"

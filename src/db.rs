@@ -9,8 +9,9 @@
 //! In WAL mode readers never block the writer, nor the writer them.
 
 use std::{
+    collections::HashSet,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
@@ -438,6 +439,9 @@ pub struct Signals {
     scopes: AtomicU64,
     /// Agents' team queues, as loaded at a scope generation.
     pub(crate) reach: ReachCache,
+    /// Queues found to exist. Queues are never deleted (tickets refer to
+    /// them), so a queue found once stays found.
+    pub(crate) queues: Mutex<HashSet<i64>>,
 }
 
 impl Signals {

@@ -2,6 +2,7 @@
 //! it gets and prints figures; none asserts a time.
 
 mod executor;
+mod fanout_floor;
 mod overload;
 mod queue_page;
 mod saturate;
@@ -34,6 +35,9 @@ enum Command {
     Executor(executor::Executor),
     /// `createIncident` under concurrent load: incidents per second.
     Writes(writes::Writes),
+    /// The minimal fan-out server of `subscribers --floor` (started by it).
+    #[command(hide = true)]
+    FloorServer(fanout_floor::FloorServer),
 }
 
 #[tokio::main]
@@ -46,5 +50,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Webhooks(args) => webhooks::run(args).await,
         Command::Executor(args) => executor::run(args).await,
         Command::Writes(args) => writes::run(args).await,
+        Command::FloorServer(args) => fanout_floor::serve(args).await,
     }
 }

@@ -34,33 +34,38 @@ pub struct Subscribers {
     /// Token of the subscribing viewer (an agent of the queue). Given more
     /// than once, the subscribers take the tokens in turn: that many
     /// different viewers, which never share an execution.
-    #[arg(long, required = true)]
-    token: Vec<String>,
+    #[arg(long, required_unless_present = "floor")]
+    pub(crate) token: Vec<String>,
     /// Token of the viewer who changes the ticket (a manager).
-    #[arg(long)]
-    writer_token: String,
+    #[arg(long, required_unless_present = "floor")]
+    writer_token: Option<String>,
     /// How many subscriptions to hold open.
     #[arg(long, default_value_t = 1000)]
-    subscribers: usize,
+    pub(crate) subscribers: usize,
     /// Subscriptions per socket (the same subscription, as operations of
     /// their own): more subscriptions than a server holds sockets.
     #[arg(long, default_value_t = 1)]
-    per_socket: usize,
+    pub(crate) per_socket: usize,
     /// How many ticket changes to make.
     #[arg(long, default_value_t = 30)]
-    events: usize,
+    pub(crate) events: usize,
     /// Milliseconds between changes.
     #[arg(long, default_value_t = 1000)]
-    interval_ms: u64,
+    pub(crate) interval_ms: u64,
     /// Connections opened at once while ramping up.
     #[arg(long, default_value_t = 200)]
     connect_concurrency: usize,
     /// Seconds to wait for the last deliveries.
     #[arg(long, default_value_t = 30)]
-    drain_secs: u64,
+    pub(crate) drain_secs: u64,
     /// The server's process id, to read its CPU time and memory.
     #[arg(long)]
-    server_pid: Option<u32>,
+    pub(crate) server_pid: Option<u32>,
+    /// Instead of the service, a minimal fan-out server (started by this
+    /// command) sends the same messages to the same subscribers: the floor
+    /// the service's figures compare with.
+    #[arg(long, value_enum)]
+    pub(crate) floor: Option<crate::fanout_floor::Mode>,
 }
 
 const SUBSCRIPTION: &str =
@@ -75,7 +80,7 @@ struct Received {
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-struct Usage {
+pub(crate) struct Usage {
     cpu_seconds: f64,
     rss_kib: u64,
 }
@@ -87,7 +92,7 @@ fn usage(pid: Option<u32>) -> Usage {
     usage_of(&pid.to_string())
 }
 
-fn usage_of(pid: &str) -> Usage {
+pub(crate) fn usage_of(pid: &str) -> Usage {
     // Scheduler run time of every thread, in nanoseconds: precise where the
     // tick-sampled times in /proc/<pid>/stat miss short bursts.
     let cpu_nanos: u64 = std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -331,26 +336,34 @@ fn percentile(sorted: &[i64], p: f64) -> f64 {
     micros / 1000.0
 }
 
-/// Runs the subscriber benchmark.
-pub async fn run(args: Subscribers) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
-    let (queue, ticket) = target(&client, &args).await?;
-    let ws = ws_url(&args.url);
-    let before = usage(args.server_pid);
-    let own_before = usage_of("self");
+/// Subscriptions held open, each with a task collecting what it receives.
+pub(crate) struct Ramp {
+    readers: Vec<tokio::task::JoinHandle<Vec<Received>>>,
+    sockets: usize,
+    failed_to_open: usize,
+    seconds: f64,
+    done: Arc<AtomicUsize>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
 
-    // Ramp up.
-    let ramp = Instant::now();
+/// Opens `args.subscribers` subscriptions to `queue` on `ws`.
+pub(crate) async fn ramp_up(args: &Subscribers, ws: &str, queue: &str) -> anyhow::Result<Ramp> {
+    let started = Instant::now();
     let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
     let done = Arc::new(AtomicUsize::new(0));
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let per_socket = args.per_socket.max(1);
     let sockets = args.subscribers.div_ceil(per_socket);
+    let tokens = if args.token.is_empty() {
+        vec![String::new()]
+    } else {
+        args.token.clone()
+    };
     let mut opening = Vec::with_capacity(sockets);
     for socket in 0..sockets {
         let gate = gate.clone();
-        let token = args.token[socket % args.token.len()].clone();
-        let (ws, queue, done) = (ws.clone(), queue.clone(), done.clone());
+        let token = tokens[socket % tokens.len()].clone();
+        let (ws, queue, done) = (ws.to_owned(), queue.to_owned(), done.clone());
         let stopping = stopping.clone();
         let operations = per_socket.min(args.subscribers - socket * per_socket);
         let expected = args.events;
@@ -372,7 +385,176 @@ pub async fn run(args: Subscribers) -> anyhow::Result<()> {
             }
         }
     }
-    let ramp_seconds = ramp.elapsed().as_secs_f64();
+    Ok(Ramp {
+        readers,
+        sockets,
+        failed_to_open,
+        seconds: started.elapsed().as_secs_f64(),
+        done,
+        stop,
+    })
+}
+
+impl Ramp {
+    /// Waits until every subscriber has its events, or `limit` passes.
+    pub(crate) async fn drain(&self, limit: Duration) {
+        let started = Instant::now();
+        while self.done.load(Ordering::Relaxed) < self.readers.len() && started.elapsed() < limit {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the subscribers and counts what they received of `written`.
+    pub(crate) async fn tally(self, written: &std::collections::HashSet<i64>) -> Tally {
+        let _ = self.stop.send(true);
+        let mut tally = Tally {
+            failed_to_open: self.failed_to_open,
+            sockets: self.sockets,
+            ramp_seconds: self.seconds,
+            ..Tally::default()
+        };
+        for reader in self.readers {
+            for Received { stream, others } in reader.await.unwrap_or_default() {
+                tally.others += others;
+                let got: std::collections::HashSet<i64> =
+                    stream.iter().map(|(seq, _)| *seq).collect();
+                tally.lost += written.difference(&got).count();
+                for window in stream.windows(2) {
+                    if window[1].0 <= window[0].0 {
+                        tally.out_of_order += 1;
+                    }
+                }
+                let mut seen = std::collections::HashSet::new();
+                for (seq, latency) in stream {
+                    if !seen.insert(seq) {
+                        tally.repeated += 1;
+                    }
+                    tally.latencies.push(latency);
+                }
+            }
+        }
+        tally.latencies.sort_unstable();
+        tally
+    }
+}
+
+/// What the subscribers received, against what was written.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    latencies: Vec<i64>,
+    lost: usize,
+    repeated: usize,
+    out_of_order: usize,
+    others: usize,
+    failed_to_open: usize,
+    sockets: usize,
+    ramp_seconds: f64,
+}
+
+/// The server's resources at the three points of a run, and the client's.
+pub(crate) struct Usages {
+    pub(crate) before: Usage,
+    pub(crate) held: Usage,
+    pub(crate) after: Usage,
+    pub(crate) own: [Usage; 3],
+    pub(crate) stream_seconds: f64,
+}
+
+impl Tally {
+    /// Prints the figures; fails when anything was lost, repeated,
+    /// reordered or refused.
+    pub(crate) fn report(
+        &self,
+        args: &Subscribers,
+        usages: &Usages,
+        executions: Option<(f64, f64)>,
+    ) -> anyhow::Result<()> {
+        let Self {
+            latencies,
+            lost,
+            repeated,
+            out_of_order,
+            others,
+            failed_to_open,
+            sockets,
+            ramp_seconds,
+        } = self;
+        let subscribers = args.subscribers.saturating_sub(*failed_to_open);
+        println!(
+            "subscribers: {subscribers} held on {sockets} sockets by {} viewers ({failed_to_open} failed to open), ramp-up {ramp_seconds:.1} s",
+            args.token.len().max(1)
+        );
+        println!(
+            "changes:     {} at one per {} ms; {} deliveries expected, {} received (and {others} other events of the queue, such as SLA alerts)",
+            args.events,
+            args.interval_ms,
+            subscribers * args.events,
+            latencies.len()
+        );
+        println!(
+            "latency:     p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms  (event timestamp to receipt)",
+            percentile(latencies, 50.0),
+            percentile(latencies, 99.0),
+            percentile(latencies, 100.0)
+        );
+        println!("lost:        {lost}   repeated: {repeated}   out of order: {out_of_order}");
+        if let Some((executed, groups)) = executions {
+            println!(
+                "executions:  {executed} of the subscription's selection for {} changes and {others} other events, in {groups} groups",
+                args.events
+            );
+        }
+        let Usages {
+            before,
+            held,
+            after,
+            own,
+            stream_seconds,
+        } = usages;
+        if args.server_pid.is_some() || args.floor.is_some() {
+            let per_subscriber =
+                held.rss_kib.saturating_sub(before.rss_kib) as f64 / subscribers.max(1) as f64;
+            let cpu = after.cpu_seconds - held.cpu_seconds;
+            println!(
+                "server:      RSS {} MiB idle -> {} MiB holding them ({per_subscriber:.1} KiB per subscriber), {} MiB after the changes",
+                before.rss_kib / 1024,
+                held.rss_kib / 1024,
+                after.rss_kib / 1024
+            );
+            println!(
+                "             CPU {cpu:.1} s over {stream_seconds:.1} s of changes ({:.0} % of one core; {:.1} µs per delivery)",
+                100.0 * cpu / stream_seconds,
+                1e6 * cpu / ((latencies.len() + others).max(1) as f64)
+            );
+        }
+        println!(
+            "client:      CPU {:.1} s during the changes, RSS {} MiB (this load generator shares the machine)",
+            own[2].cpu_seconds - own[1].cpu_seconds,
+            own[2].rss_kib.max(own[0].rss_kib) / 1024
+        );
+        if lost + repeated + out_of_order + failed_to_open > 0 {
+            bail!(
+                "{lost} lost, {repeated} repeated, {out_of_order} out of order, {failed_to_open} failed to open"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Runs the subscriber benchmark.
+pub async fn run(args: Subscribers) -> anyhow::Result<()> {
+    if let Some(mode) = args.floor {
+        return crate::fanout_floor::run(&args, mode).await;
+    }
+    let writer = args
+        .writer_token
+        .clone()
+        .context("--writer-token is needed, unless --floor")?;
+    let client = reqwest::Client::new();
+    let (queue, ticket) = target(&client, &args).await?;
+    let before = usage(args.server_pid);
+    let own_before = usage_of("self");
+    let ramp = ramp_up(&args, &ws_url(&args.url), &queue).await?;
     // Let the last subscriptions reach the server's event bus.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let held = usage(args.server_pid);
@@ -382,14 +564,14 @@ pub async fn run(args: Subscribers) -> anyhow::Result<()> {
     let mut version = graphql(
         &client,
         &args.url,
-        &args.writer_token,
+        &writer,
         json!({"query": "query($id: ID!) { ticket(id: $id) { version } }", "variables": {"id": ticket}}),
     )
     .await?["ticket"]["version"]
         .as_i64()
         .context("version")?;
     let edit = "mutation($id: ID!, $v: Int!, $title: String!) { updateTicket(input: {id: $id, expectedVersion: $v, title: $title}) { ticket { version } } }";
-    let earlier = updated_seqs(&client, &args.url, &args.writer_token, &ticket).await?;
+    let earlier = updated_seqs(&client, &args.url, &writer, &ticket).await?;
     let executions = "itsm_subscription_executions_total";
     let executions_before = metric(&client, &args.url, executions).await?;
     let groups = metric(&client, &args.url, "itsm_subscription_groups").await?;
@@ -400,7 +582,7 @@ pub async fn run(args: Subscribers) -> anyhow::Result<()> {
         let data = graphql(
             &client,
             &args.url,
-            &args.writer_token,
+            &writer,
             json!({"query": edit, "variables": variables}),
         )
         .await?;
@@ -412,20 +594,14 @@ pub async fn run(args: Subscribers) -> anyhow::Result<()> {
             tokio::time::sleep(wait).await;
         }
     }
-    let drain = Instant::now();
-    while done.load(Ordering::Relaxed) < readers.len()
-        && drain.elapsed() < Duration::from_secs(args.drain_secs)
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    ramp.drain(Duration::from_secs(args.drain_secs)).await;
     let stream_seconds = started.elapsed().as_secs_f64();
     let after = usage(args.server_pid);
     let own_after = usage_of("self");
     let executed = metric(&client, &args.url, executions).await? - executions_before;
-    let _ = stop.send(true);
     // The events every subscriber must have: the log's, not a count.
     let written: std::collections::HashSet<i64> =
-        updated_seqs(&client, &args.url, &args.writer_token, &ticket)
+        updated_seqs(&client, &args.url, &writer, &ticket)
             .await?
             .difference(&earlier)
             .copied()
@@ -437,85 +613,14 @@ pub async fn run(args: Subscribers) -> anyhow::Result<()> {
             written.len()
         );
     }
-
-    let mut latencies = Vec::new();
-    let mut lost = 0usize;
-    let mut repeated = 0usize;
-    let mut out_of_order = 0usize;
-    let mut others = 0usize;
-    let mut all = Vec::with_capacity(args.subscribers);
-    for reader in readers {
-        all.extend(reader.await.unwrap_or_default());
-    }
-    for Received {
-        stream: received,
-        others: extra,
-    } in all
-    {
-        others += extra;
-        let got: std::collections::HashSet<i64> = received.iter().map(|(seq, _)| *seq).collect();
-        lost += written.difference(&got).count();
-        let mut seen = std::collections::HashSet::new();
-        for window in received.windows(2) {
-            if window[1].0 <= window[0].0 {
-                out_of_order += 1;
-            }
-        }
-        for (seq, latency) in received {
-            if !seen.insert(seq) {
-                repeated += 1;
-            }
-            latencies.push(latency);
-        }
-    }
-    latencies.sort_unstable();
-    let subscribers = args.subscribers.saturating_sub(failed_to_open);
-    println!(
-        "subscribers: {subscribers} held on {sockets} sockets by {} viewers ({failed_to_open} failed to open), ramp-up {ramp_seconds:.1} s",
-        args.token.len()
-    );
-    println!(
-        "changes:     {} at one per {} ms; {} deliveries expected, {} received (and {others} other events of the queue, such as SLA alerts)",
-        args.events,
-        args.interval_ms,
-        subscribers * args.events,
-        latencies.len()
-    );
-    println!(
-        "latency:     p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms  (event timestamp to receipt)",
-        percentile(&latencies, 50.0),
-        percentile(&latencies, 99.0),
-        percentile(&latencies, 100.0)
-    );
-    println!("lost:        {lost}   repeated: {repeated}   out of order: {out_of_order}");
-    println!(
-        "executions:  {executed} of the subscription's selection for {} changes and {others} other events, in {groups} groups",
-        args.events
-    );
-    if args.server_pid.is_some() {
-        let per_subscriber =
-            held.rss_kib.saturating_sub(before.rss_kib) as f64 / subscribers.max(1) as f64;
-        let cpu = after.cpu_seconds - held.cpu_seconds;
-        println!(
-            "server:      RSS {} MiB idle -> {} MiB holding them ({per_subscriber:.1} KiB per subscriber)",
-            before.rss_kib / 1024,
-            held.rss_kib / 1024
-        );
-        println!(
-            "             CPU {cpu:.1} s over {stream_seconds:.1} s of changes ({:.0} % of one core; {:.1} µs per delivery)",
-            100.0 * cpu / stream_seconds,
-            1e6 * cpu / ((latencies.len() + others).max(1) as f64)
-        );
-    }
-    println!(
-        "client:      CPU {:.1} s during the changes, RSS {} MiB (this load generator shares the machine)",
-        own_after.cpu_seconds - own_held.cpu_seconds,
-        own_after.rss_kib.max(own_before.rss_kib) / 1024
-    );
-    if lost + repeated + out_of_order + failed_to_open > 0 {
-        bail!(
-            "{lost} lost, {repeated} repeated, {out_of_order} out of order, {failed_to_open} failed to open"
-        );
-    }
-    Ok(())
+    let usages = Usages {
+        before,
+        held,
+        after,
+        own: [own_before, own_held, own_after],
+        stream_seconds,
+    };
+    ramp.tally(&written)
+        .await
+        .report(&args, &usages, Some((executed, groups)))
 }

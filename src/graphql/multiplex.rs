@@ -28,7 +28,7 @@ use std::{
 
 use async_graphql::{Data, PathSegment, Pos, Positioned, Response, parser::types::Field};
 use bytes::Bytes;
-use futures_util::{StreamExt, stream::BoxStream};
+use futures_util::{Stream, StreamExt, stream::BoxStream};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -109,15 +109,35 @@ impl Admitted {
             stopped,
             running,
         } = self;
-        stopped
+        let responses = stopped
             .map(move |error| {
-                // Counted as running as long as the membership lasts.
-                let _ = &running;
                 let mut error = async_graphql::Error::from(error).into_server_error(position);
                 error.path = vec![PathSegment::Field(key.clone())];
                 Response::from_errors(vec![error])
             })
-            .boxed()
+            .boxed();
+        Counted {
+            responses,
+            _running: running,
+        }
+        .boxed()
+    }
+}
+
+/// A member's responses, counted as running as long as they last.
+struct Counted {
+    responses: BoxStream<'static, Response>,
+    _running: Held,
+}
+
+impl Stream for Counted {
+    type Item = Response;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Response>> {
+        self.responses.poll_next_unpin(cx)
     }
 }
 
@@ -326,12 +346,7 @@ impl Multiplexer {
         members.remove(&id);
         if members.is_empty() && *group.phase.borrow() != Phase::Ended {
             drop(members);
-            if groups
-                .get(&group.key)
-                .is_some_and(|current| Arc::ptr_eq(current, group))
-            {
-                groups.remove(&group.key);
-            }
+            Self::forget(&mut groups, group);
             drop(groups);
             Self::stop(group, stats);
         }
@@ -340,14 +355,19 @@ impl Multiplexer {
     /// The lead stopped: the group ends, and so do its members' operations.
     fn end(&self, group: &Arc<Group>, stats: &EventStats) {
         let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        Self::forget(&mut groups, group);
+        drop(groups);
+        Self::stop(group, stats);
+    }
+
+    /// Removes `group` from the map, unless a newer group took its key.
+    fn forget(groups: &mut HashMap<GroupKey, Arc<Group>>, group: &Arc<Group>) {
         if groups
             .get(&group.key)
             .is_some_and(|current| Arc::ptr_eq(current, group))
         {
             groups.remove(&group.key);
         }
-        drop(groups);
-        Self::stop(group, stats);
     }
 
     fn stop(group: &Arc<Group>, stats: &EventStats) {

@@ -83,6 +83,8 @@ const MAX_SESSION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// window closed) before the socket is dropped: a stalled client holds
 /// neither memory nor a shutdown hostage.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Shared responses queued for a socket that go out in one write at most.
+const MAX_BATCH: usize = 64;
 
 /// Answers the upgrade request with the subprotocol the client offered,
 /// `graphql-transport-ws` when it offers both.
@@ -294,7 +296,8 @@ async fn serve(
                                 .schema
                                 .execute_stream_with_session_data(request.data(joining), data);
                             let abort = run(&mut operations, &operation, responses);
-                            running.insert(operation, Running { abort, admitted });
+                            let prefix = guard.next_prefix(&operation);
+                            running.insert(operation, Running { abort, admitted, prefix });
                         }
                         Verdict::Stop(operation) => {
                             if let Some(stopped) = running.remove(operation.as_str()) {
@@ -327,14 +330,20 @@ async fn serve(
                 Some(Ok(_)) => {}
             },
             Some(frame) = shared.recv() => {
-                // Dropped when its operation was stopped meanwhile.
-                if running.contains_key(&frame.operation)
-                    && let Ok(payload) = std::str::from_utf8(&frame.payload)
-                {
-                    let next = guard.next_message(&frame.operation, payload);
-                    if send(&mut sink, Message::Text(next.into())).await.is_err() {
-                        return;
+                // Everything queued goes out in one write.
+                let mut batch = Vec::new();
+                let mut next = Some(frame);
+                while let Some(frame) = next {
+                    // Dropped when its operation was stopped meanwhile.
+                    if let Some(operation) = running.get(&frame.operation)
+                        && let Ok(payload) = std::str::from_utf8(&frame.payload)
+                    {
+                        batch.push(Message::Text(operation.wrap(payload).into()));
                     }
+                    next = if batch.len() < MAX_BATCH { shared.try_recv().ok() } else { None };
+                }
+                if send_all(&mut sink, batch).await.is_err() {
+                    return;
                 }
             }
             Some((operation, response)) = operations.next(), if !operations.is_empty() => {
@@ -420,6 +429,19 @@ struct Running {
     abort: stream::AbortHandle,
     /// Its membership of a group, once admitted to one.
     admitted: Arc<Mutex<Option<Admitted>>>,
+    /// Its `next` message up to the payload, for the shared responses.
+    prefix: String,
+}
+
+impl Running {
+    /// The `next` message around a serialised response.
+    fn wrap(&self, payload: &str) -> String {
+        let mut text = String::with_capacity(self.prefix.len() + payload.len() + 1);
+        text.push_str(&self.prefix);
+        text.push_str(payload);
+        text.push('}');
+        text
+    }
 }
 
 /// Runs `responses` as `operation` among `operations`; returns what stops it.
@@ -494,12 +516,18 @@ impl Drop for SocketClaim {
     }
 }
 
-/// Sends one message, giving up after [`SEND_TIMEOUT`].
-async fn send<S>(sink: &mut S, message: Message) -> Result<(), ()>
+/// Sends `messages` with one flush, giving up after [`SEND_TIMEOUT`].
+async fn send_all<S>(sink: &mut S, messages: Vec<Message>) -> Result<(), ()>
 where
     S: futures_util::Sink<Message> + Unpin,
 {
-    match tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await {
+    let write = async {
+        for message in messages {
+            sink.feed(message).await?;
+        }
+        sink.flush().await
+    };
+    match tokio::time::timeout(SEND_TIMEOUT, write).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(()),
         Err(_) => {
@@ -507,6 +535,14 @@ where
             Err(())
         }
     }
+}
+
+/// Sends one message, giving up after [`SEND_TIMEOUT`].
+async fn send<S>(sink: &mut S, message: Message) -> Result<(), ()>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    send_all(sink, vec![message]).await
 }
 
 /// The tokio instant at which `epoch_seconds` arrives, at most [`MAX_SESSION`]
@@ -649,17 +685,17 @@ impl Guard {
         self.active.remove(id);
     }
 
+    /// The `next` (legacy: `data`) message of operation `id` up to its
+    /// payload; the message ends with the payload and `}`.
+    fn next_prefix(&self, id: &str) -> String {
+        let kind = if self.modern() { "next" } else { "data" };
+        format!(r#"{{"type":"{kind}","id":{},"payload":"#, Value::from(id))
+    }
+
     /// The `next` (legacy: `data`) message of operation `id` around a
     /// serialised response.
     fn next_message(&self, id: &str, payload: &str) -> String {
-        let kind = if self.modern() { "next" } else { "data" };
-        let id = Value::from(id).to_string();
-        let mut text = String::with_capacity(payload.len() + id.len() + 40);
-        text.push_str(r#"{"type":""#);
-        text.push_str(kind);
-        text.push_str(r#"","id":"#);
-        text.push_str(&id);
-        text.push_str(r#","payload":"#);
+        let mut text = self.next_prefix(id);
         text.push_str(payload);
         text.push('}');
         text

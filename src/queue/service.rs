@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, EntityTrait, QueryFilter,
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect,
 };
 
 use crate::paging::CountRows;
@@ -51,6 +51,28 @@ pub async fn by_ids(db: &Db, ids: &[i64]) -> ApiResult<Vec<queues::Model>> {
         .filter(queues::Column::Id.is_in(ids.iter().copied()))
         .all(db.reader())
         .await?)
+}
+
+/// Whether queue `id` exists. A queue found once is remembered for good:
+/// queues are never deleted, so a burst of subscribers to one queue checks
+/// it with one statement, not one each.
+#[tracing::instrument(skip_all, level = "debug", fields(id))]
+pub async fn exists(db: &Db, id: i64) -> ApiResult<bool> {
+    let known = &db.signals().queues;
+    if known.lock().is_ok_and(|known| known.contains(&id)) {
+        return Ok(true);
+    }
+    let found = queues::Entity::find_by_id(id)
+        .select_only()
+        .column(queues::Column::Id)
+        .into_tuple::<i64>()
+        .one(db.reader())
+        .await?
+        .is_some();
+    if found && let Ok(mut known) = known.lock() {
+        known.insert(id);
+    }
+    Ok(found)
 }
 
 /// A queue by id.

@@ -44,7 +44,7 @@ pub async fn authorize(db: &Db, scope: &Scope, feed: Feed) -> ApiResult<()> {
                     "requesters follow their own tickets with myTicketUpdates".into(),
                 ));
             }
-            if queue::service::get(db, id).await?.is_none() {
+            if !queue::service::exists(db, id).await? {
                 return Err(ApiError::NotFound("no queue with that `queueId`".into()));
             }
             Ok(())

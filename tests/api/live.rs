@@ -1058,6 +1058,17 @@ async fn identical_subscriptions_of_one_viewer_share_one_execution_per_event(bac
         .await;
     app.wait_for_subscriptions(5).await;
     assert_eq!(app.metric("itsm_subscription_groups").await, 2);
+    // Joining a group is admitted without a statement: the viewer's reach
+    // and the queue are known already. (A burst of reconnecting agents
+    // would otherwise queue for the database, each holding an execution.)
+    let mut late = WsClient::signed_in(&app, &c.nina).await;
+    let statements = app.statements().await;
+    late.subscribe("board", board, json!({"q": c.network}))
+        .await;
+    app.wait_for_subscriptions(6).await;
+    assert_eq!(app.statements().await - statements, 0);
+    assert_eq!(app.metric("itsm_subscription_groups").await, 2);
+    sockets.push(late);
 
     for (round, title) in ["Shared, renamed", "Shared, renamed again"]
         .iter()
