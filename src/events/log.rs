@@ -207,6 +207,9 @@ const QUEUE: &str = "INSERT INTO ticket_event_queue \
 /// anything else that numbers events on PostgreSQL must hold it too.
 pub const SETTLING: i64 = 0x6974_736d_6576_7473; // "itsmevts"
 
+/// How long a [`settle`] waits for the [`SETTLING`] lock before it fails.
+pub const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Moves the queued events below the horizon into the log, numbered from the
 /// `EVENT` counter in `(ord, id)` order; returns how many, the horizon, and
 /// whether committed events remain queued above it.
@@ -249,8 +252,14 @@ pub struct Settled {
 #[tracing::instrument(skip_all, level = "debug")]
 pub async fn settle(db: &Db) -> ApiResult<Settled> {
     let txn = db.begin().await?;
-    txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({SETTLING})"))
-        .await?;
+    // Another settling holds the lock for milliseconds; a session stuck
+    // holding it must not hold this pump's connection with it: after
+    // `SETTLE_WAIT` this settling fails, and the pump retries.
+    txn.execute_unprepared(&format!(
+        "SELECT set_config('lock_timeout', '{}ms', true), pg_advisory_xact_lock({SETTLING})",
+        SETTLE_WAIT.as_millis()
+    ))
+    .await?;
     let row = txn
         .query_one_raw(Statement::from_string(DbBackend::Postgres, SETTLE))
         .await?

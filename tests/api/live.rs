@@ -636,6 +636,31 @@ async fn an_event_recorded_after_a_newer_change_to_its_ticket_is_numbered_after_
     );
 }
 
+/// A session stuck holding the settling lock does not hold the pump's
+/// connection with it: settling gives up after its wait, and settles once
+/// the lock is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ITSM_TEST_POSTGRES_URL"]
+async fn settling_gives_up_on_a_lock_held_elsewhere() {
+    use itsm::events::log::{SETTLE_WAIT, SETTLING, settle};
+
+    let app = spawn_app(Backend::Postgres).await;
+    let settings = crate::helpers::settings(&["--database-url", &app.db.url]);
+    let db = itsm::db::Db::connect(&settings.database).await.expect("db");
+    let conn = app.db.connect().await;
+    let stuck = conn.begin().await.expect("begin");
+    stuck
+        .execute_unprepared(&format!("SELECT pg_advisory_xact_lock({SETTLING})"))
+        .await
+        .expect("lock");
+    let waited = tokio::time::timeout(SETTLE_WAIT * 5, settle(&db))
+        .await
+        .expect("settling waits for the lock no longer than its wait");
+    assert!(waited.is_err(), "{waited:?}");
+    stuck.rollback().await.expect("released");
+    settle(&db).await.expect("settles once the lock is free");
+}
+
 /// A writer whose transaction began first commits last: the later writer
 /// does not wait for it, but its event is numbered only once the earlier
 /// transaction has ended, so subscribers receive the earlier event first,
