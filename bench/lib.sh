@@ -4,6 +4,10 @@
 # and `itsm` (the server binary; target/release/itsm unless set).
 
 admin_url="${ITSM_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+# Parameters of that URL (such as `?sslmode=disable`) apply to the
+# benchmark's database too.
+bench_url_params=""
+case "$admin_url" in *\?*) bench_url_params="?${admin_url#*\?}" ;; esac
 backend="${BACKEND:-postgres}"
 server=""
 bench_database_name=""
@@ -25,7 +29,8 @@ bench_database() {
     postgres)
       bench_database_name="itsm_bench_$1_$$"
       psql "$admin_url" -q -c "CREATE DATABASE $bench_database_name"
-      export ITSM_DATABASE_URL="${admin_url%/*}/$bench_database_name"
+      local base="${admin_url%%\?*}"
+      export ITSM_DATABASE_URL="${base%/*}/$bench_database_name$bench_url_params"
       ;;
     sqlite)
       export ITSM_DATABASE_URL="sqlite://$bench_workdir/itsm.db?mode=rwc"

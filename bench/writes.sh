@@ -9,6 +9,7 @@
 #   BACKEND=sqlite bash bench/writes.sh
 #   CONCURRENCY=8 DURATION=10 bash bench/writes.sh
 #   BIN=path/to/itsm bash bench/writes.sh      # another build of the server
+#   PROFILE=1 bash bench/writes.sh             # also a flamegraph of the server
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,9 +17,13 @@ concurrency="${CONCURRENCY:-32}"
 duration="${DURATION:-20}"
 warmup="${WARMUP:-3}"
 port="${PORT:-18187}"
+profile="${PROFILE:-}"
+out="${OUT:-target/bench}"
+mkdir -p "$out"
 
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
+if [ -n "$profile" ]; then bench_profile_tools; fi
 cargo build --release --locked -p itsm -p itsm-bench
 itsm="${BIN:-target/release/itsm}"
 workdir="$bench_workdir"
@@ -47,3 +52,19 @@ made=$(awk '/^requests:/ {print $2}' "$workdir/out")
 per_incident() { awk -v s="$1" -v n="$made" 'BEGIN { printf "%.1f", s / n }'; }
 echo "SQL statements per incident: $(per_incident $(( $(statements requests) - requests_before ))) in the request, $(per_incident $(( $(statements background) - background_before ))) in the background"
 echo "CPU per incident: server $(per_page_ms "$server_cpu" "$made") ms, PostgreSQL $(per_page_ms "$postgres_cpu" "$made") ms"
+
+if [ -n "$profile" ]; then
+  # Sampled apart from the measurement: unwinding costs the server CPU.
+  echo "== profiling the server for 10 s"
+  perf record -F 99 --call-graph dwarf,32768 -p "$server" -o "$out/writes.perf" -- sleep 10 \
+    2>/dev/null &
+  perf_pid=$!
+  target/release/itsm-bench writes --url "http://127.0.0.1:$port/graphql" \
+    --tokens "$workdir/tokens" --concurrency "$concurrency" --duration 10 --warmup 0 >/dev/null
+  wait "$perf_pid"
+  perf script -i "$out/writes.perf" 2>/dev/null | inferno-collapse-perf > "$out/writes.folded"
+  inferno-flamegraph < "$out/writes.folded" > "$out/writes.svg"
+  echo "== flamegraph: $out/writes.svg; the heaviest frames (self time):"
+  perf report -i "$out/writes.perf" --no-children --stdio --percent-limit 1.5 2>/dev/null |
+    grep -E '^ +[0-9.]+%' | head -25
+fi

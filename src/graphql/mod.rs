@@ -6,6 +6,7 @@
 
 pub mod connection;
 pub mod cost;
+mod documents;
 pub mod errors;
 mod heartbeat;
 pub mod input;
@@ -124,6 +125,8 @@ pub fn build_schema(
         .extension(persisted::PersistedQueryExtension(persisted))
         .extension(observe::OperationMetrics(metrics))
         .extension(RequestStateFactory::new(db.clone(), budget))
+        // Innermost: only the parse itself is remembered.
+        .extension(documents::ParsedDocuments::default())
         .data(db)
         .data(bus)
         .data(dispatcher)
