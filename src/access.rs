@@ -86,7 +86,7 @@ impl Scope {
         let signals = db.signals();
         // Read before the queues: a change committed while they load leaves
         // this entry stale at birth, so it is never used.
-        let generation = signals.scope_generation();
+        let generation = signals.setup_generation();
         if let Some(queue_ids) = signals.reach.get(user_id, generation) {
             return Ok(queue_ids);
         }

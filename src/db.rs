@@ -333,6 +333,12 @@ impl Txn {
         }
     }
 
+    /// Whether an event pump runs in this process: it is woken by the
+    /// commit, numbers the events, and tells the other replicas.
+    pub fn has_pump(&self) -> bool {
+        self.signals.pumping.load(Ordering::Relaxed)
+    }
+
     /// Whether it holds ticket `id`'s row.
     pub fn holds_ticket(&self, id: i64) -> bool {
         self.held
@@ -423,8 +429,9 @@ impl ConnectionTrait for Txn {
 
 /// The channel that wakes other replicas' event pumps (PostgreSQL `NOTIFY`).
 pub const EVENTS_CHANNEL: &str = "itsm_events";
-/// The channel that tells other replicas team membership changed.
-pub const SCOPES_CHANNEL: &str = "itsm_scopes";
+/// The channel that tells other replicas the desk's setup changed: team
+/// membership, queues, routing rules or SLA policies.
+pub const SETUP_CHANNEL: &str = "itsm_setup";
 
 /// In-process signals about committed changes.
 #[derive(Debug, Default)]
@@ -436,8 +443,11 @@ pub struct Signals {
     /// The horizon of the pump's last settling (PostgreSQL): every event
     /// queued with an `ord` below it is numbered.
     pub settled: tokio::sync::watch::Sender<i64>,
-    scopes: AtomicU64,
-    /// Agents' team queues, as loaded at a scope generation.
+    generation: AtomicU64,
+    /// What was read from the setup (the routing and SLA setup new tickets
+    /// read), as read at a setup generation.
+    pub setup: SetupMemo,
+    /// Agents' team queues, as loaded at a setup generation.
     pub(crate) reach: ReachCache,
     /// Queues found to exist. Queues are never deleted (tickets refer to
     /// them), so a queue found once stays found.
@@ -445,19 +455,21 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Team membership changed somewhere: reach must be recomputed.
-    pub fn bump_scopes(&self) {
-        self.scopes.fetch_add(1, Ordering::SeqCst);
+    /// The setup changed somewhere: what was read from it (reach, the
+    /// routing and SLA setup) must be read again.
+    pub fn bump_setup(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Changes whenever team membership changes.
-    pub fn scope_generation(&self) -> u64 {
-        self.scopes.load(Ordering::SeqCst)
+    /// Changes whenever team membership, a queue, a routing rule or an SLA
+    /// policy changes.
+    pub fn setup_generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 }
 
 /// Agents' team queues by user, kept across requests until team membership
-/// or a queue's team changes anywhere (the scope generation: bumped by this
+/// or a queue's team changes anywhere (the setup generation: bumped by this
 /// process, and by other replicas' `NOTIFY`), and at most 30 seconds: the
 /// bound for another process writing the same SQLite file, which sends none.
 #[derive(Debug)]
@@ -484,6 +496,49 @@ impl ReachCache {
 
     pub(crate) fn put(&self, user_id: i64, generation: u64, queue_ids: Vec<i64>) {
         self.0.put(user_id, (generation, queue_ids));
+    }
+}
+
+/// Values read from the setup, each kept by its type as read at a setup
+/// generation, until the setup changes anywhere and at most 30 seconds: the
+/// bound for another process writing the same SQLite file, which sends no
+/// notice.
+#[derive(Debug)]
+pub struct SetupMemo {
+    kept: Memo<std::any::TypeId, (u64, Arc<dyn std::any::Any + Send + Sync>)>,
+    reads: AtomicU64,
+}
+
+/// How long a value read from the setup is trusted without a change notice.
+const SETUP_FOR: Duration = Duration::from_secs(30);
+
+impl Default for SetupMemo {
+    fn default() -> Self {
+        Self {
+            kept: Memo::new(SETUP_FOR, 16),
+            reads: AtomicU64::new(0),
+        }
+    }
+}
+
+impl SetupMemo {
+    /// The `T` kept as read at `generation`.
+    pub fn get<T: std::any::Any + Send + Sync>(&self, generation: u64) -> Option<Arc<T>> {
+        self.kept
+            .get(&std::any::TypeId::of::<T>(), |(at, _)| *at == generation)
+            .and_then(|(_, value)| value.downcast::<T>().ok())
+    }
+
+    /// Keeps `value`, read at `generation`.
+    pub fn put<T: std::any::Any + Send + Sync>(&self, generation: u64, value: Arc<T>) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.kept
+            .put(std::any::TypeId::of::<T>(), (generation, value));
+    }
+
+    /// How many times a value was read from the database.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 }
 
@@ -654,6 +709,15 @@ impl prometheus_client::collector::Collector for Collector {
                 None,
             ),
             &waits,
+        )?;
+        write_counters(
+            &mut encoder,
+            (
+                "db_setup_reads",
+                "Times the setup new tickets depend on (default queue, routing rules, SLA policies) was read from the database: once, then again after each change to it.",
+                None,
+            ),
+            &[(&[], db.signals.setup.reads())],
         )?;
         Ok(())
     }
@@ -866,14 +930,15 @@ impl Db {
         })
     }
 
-    /// Tells every replica that team membership changed.
-    pub async fn scopes_changed(&self) -> Result<(), DbErr> {
+    /// Tells every replica that the setup changed (team membership, a
+    /// queue, a routing rule, an SLA policy).
+    pub async fn setup_changed(&self) -> Result<(), DbErr> {
         if self.backend() == DbBackend::Postgres {
             self.writer
-                .execute_unprepared(&format!("NOTIFY {}", SCOPES_CHANNEL))
+                .execute_unprepared(&format!("NOTIFY {}", SETUP_CHANNEL))
                 .await?;
         }
-        self.signals.bump_scopes();
+        self.signals.bump_setup();
         Ok(())
     }
 

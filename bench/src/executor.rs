@@ -331,7 +331,7 @@ pub async fn run(args: Executor) -> anyhow::Result<()> {
         args.page
     );
     println!("extensions  document         pages/s  CPU µs/page");
-    for (extensions, parsed) in [(0, false), (0, true), (4, false)] {
+    for (extensions, parsed) in [(0, false), (0, true), (1, false), (4, false)] {
         let schema = schema(args.page, extensions);
         let (rate, micros) = measure(&schema, args.page, args.seconds, parsed).await?;
         let document = if parsed { "parsed before" } else { "parsed" };

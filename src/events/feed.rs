@@ -136,7 +136,7 @@ struct Follow {
 
 impl Follow {
     async fn fresh_scope(&mut self) -> ApiResult<()> {
-        let generation = self.db.signals().scope_generation();
+        let generation = self.db.signals().setup_generation();
         if generation != self.generation {
             self.scope = Scope::load(&self.db, &self.viewer).await?;
             self.generation = generation;
@@ -232,7 +232,7 @@ pub struct Opened {
 #[tracing::instrument(skip_all, level = "debug", fields(viewer = viewer.user.id, feed = ?feed))]
 pub async fn open(db: Db, bus: &EventBus, viewer: Viewer, feed: Feed) -> ApiResult<Opened> {
     let receiver = bus.subscribe();
-    let generation = db.signals().scope_generation();
+    let generation = db.signals().setup_generation();
     let scope = Scope::load(&db, &viewer).await?;
     Ok(Opened {
         db,

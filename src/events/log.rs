@@ -22,6 +22,13 @@
 //! even when its transaction got its id first. A transaction that holds a
 //! transaction id, anywhere on the server, holds the horizon and so delays
 //! numbering (and delivery) until it ends.
+//!
+//! Writers do not `NOTIFY` either: PostgreSQL serialises the commits of all
+//! transactions that notify, on one cluster-wide lock held until each has
+//! flushed its commit. The writer's own process wakes its pump in memory,
+//! and the pump's settling, one at a time anyway, notifies the other
+//! replicas. Only a process without a pump (a command-line tool) notifies
+//! from its writes.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, Statement};
@@ -171,10 +178,15 @@ pub async fn record(conn: &Txn, draft: Draft<'_>) -> ApiResult<()> {
             .await?
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("the event was not queued")))?;
         conn.queued(row.try_get_by_index::<i64>(0)?);
-        // Delivered on commit, to every replica's event pump; repeats within
-        // one transaction are folded into one.
-        conn.execute_unprepared(&format!("NOTIFY {}", crate::db::EVENTS_CHANNEL))
-            .await?;
+        if !conn.has_pump() {
+            // No pump here will number it: wake every replica's on commit.
+            // A process with a pump does not notify: a transaction that
+            // does takes PostgreSQL's cluster-wide notification lock from
+            // its commit until its end, so writers would commit one at a
+            // time. Its pump numbers the event, and that settling notifies.
+            conn.execute_unprepared(&format!("NOTIFY {}", crate::db::EVENTS_CHANNEL))
+                .await?;
+        }
         return Ok(());
     }
     let seq = next_counter(conn, "EVENT").await?;

@@ -23,7 +23,7 @@ use super::{
     log::settle,
 };
 use crate::{
-    db::{Db, EVENTS_CHANNEL, SCOPES_CHANNEL},
+    db::{Db, EVENTS_CHANNEL, SETUP_CHANNEL},
     entity::{ticket_events, tickets},
     error::ApiResult,
 };
@@ -228,24 +228,24 @@ async fn listen(db: Db) {
                 continue;
             }
         };
-        if let Err(error) = listener.listen_all([EVENTS_CHANNEL, SCOPES_CHANNEL]).await {
+        if let Err(error) = listener.listen_all([EVENTS_CHANNEL, SETUP_CHANNEL]).await {
             tracing::warn!(%error, "LISTEN failed; retrying");
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
         // Whatever happened while not listening, the log has it.
         db.signals().events.notify_one();
-        db.signals().bump_scopes();
+        db.signals().bump_setup();
         loop {
             match listener.try_recv().await {
                 Ok(Some(notification)) => match notification.channel() {
-                    SCOPES_CHANNEL => db.signals().bump_scopes(),
+                    SETUP_CHANNEL => db.signals().bump_setup(),
                     _ => db.signals().events.notify_one(),
                 },
                 Ok(None) => {
                     tracing::warn!("LISTEN connection lost; reconnecting and catching up");
                     db.signals().events.notify_one();
-                    db.signals().bump_scopes();
+                    db.signals().bump_setup();
                 }
                 Err(error) => {
                     tracing::warn!(%error, "LISTEN connection failed; reconnecting");

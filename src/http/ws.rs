@@ -252,9 +252,29 @@ async fn serve(
     let mut shutdown = state.shutdown.clone();
     let close = loop {
         tokio::select! {
-            // In this order: a shared response queued before its operation
-            // ended goes out before the operation's `complete`.
+            // In this order. Shared responses first: a biased select polls
+            // no branch after the first ready one, so a delivery (the
+            // common wake) touches nothing else; and a shared response
+            // queued before its operation ended goes out before the
+            // operation's `complete`.
             biased;
+            Some(frame) = shared.recv() => {
+                // Everything queued goes out in one write.
+                let mut batch = Vec::new();
+                let mut next = Some(frame);
+                while let Some(frame) = next {
+                    // Dropped when its operation was stopped meanwhile.
+                    if let Some(operation) = running.get(&frame.operation)
+                        && let Ok(payload) = std::str::from_utf8(&frame.payload)
+                    {
+                        batch.push(Message::Text(operation.wrap(payload).into()));
+                    }
+                    next = if batch.len() < MAX_BATCH { shared.try_recv().ok() } else { None };
+                }
+                if send_all(&mut sink, batch).await.is_err() {
+                    return;
+                }
+            }
             _ = shutdown.changed() => {
                 break Some((CLOSE_GOING_AWAY, "Server shutting down".into()));
             }
@@ -329,23 +349,6 @@ async fn serve(
                 Some(Err(_)) | None => break None,
                 Some(Ok(_)) => {}
             },
-            Some(frame) = shared.recv() => {
-                // Everything queued goes out in one write.
-                let mut batch = Vec::new();
-                let mut next = Some(frame);
-                while let Some(frame) = next {
-                    // Dropped when its operation was stopped meanwhile.
-                    if let Some(operation) = running.get(&frame.operation)
-                        && let Ok(payload) = std::str::from_utf8(&frame.payload)
-                    {
-                        batch.push(Message::Text(operation.wrap(payload).into()));
-                    }
-                    next = if batch.len() < MAX_BATCH { shared.try_recv().ok() } else { None };
-                }
-                if send_all(&mut sink, batch).await.is_err() {
-                    return;
-                }
-            }
             Some((operation, response)) = operations.next(), if !operations.is_empty() => {
                 let text = match response {
                     Some(response) => match serde_json::to_string(&response) {

@@ -142,8 +142,9 @@ pub async fn create(db: &Db, viewer: &Viewer, fields: QueueFields) -> ApiResult<
     .await
     .map_err(|e| ApiError::unless_unique(e, "name", "a queue with this name exists"))?;
     txn.commit().await?;
-    // The team's agents now reach one more queue.
-    db.scopes_changed().await?;
+    // The team's agents now reach one more queue (and it may be the
+    // default now).
+    db.setup_changed().await?;
     Ok(queue)
 }
 
@@ -189,9 +190,8 @@ pub async fn update(
         .await
         .map_err(|e| ApiError::unless_unique(e, "name", "a queue with this name exists"))?;
     txn.commit().await?;
-    if fields.team_id.is_some() {
-        // A queue handed to another team changes who reaches its tickets.
-        db.scopes_changed().await?;
-    }
+    // A queue handed to another team changes who reaches its tickets; a
+    // new name or default changes what new tickets read.
+    db.setup_changed().await?;
     Ok(queue)
 }

@@ -2,10 +2,10 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::rules::{Actions, Conditions, Facts, first_match};
+use super::rules::{Actions, Conditions};
 use crate::paging::CountRows;
 use crate::{
     auth::{Role, Viewer, require},
@@ -182,6 +182,7 @@ pub async fn create(
     .exec_with_returning(&txn)
     .await?;
     txn.commit().await?;
+    db.setup_changed().await?;
     Ok(rule)
 }
 
@@ -231,6 +232,7 @@ pub async fn update(
         .pop()
         .ok_or_else(|| ApiError::Conflict("the rule changed meanwhile; reload and retry".into()))?;
     txn.commit().await?;
+    db.setup_changed().await?;
     Ok(saved)
 }
 
@@ -274,30 +276,6 @@ pub async fn reorder(
             .await?;
     }
     txn.commit().await?;
+    db.setup_changed().await?;
     list(db, viewer).await
-}
-
-/// The first enabled rule matching a new ticket, with its actions.
-#[tracing::instrument(skip_all, level = "debug")]
-pub async fn route<C: ConnectionTrait>(
-    conn: &C,
-    facts: &Facts<'_>,
-) -> ApiResult<Option<(routing_rules::Model, Actions)>> {
-    let rules = routing_rules::Entity::find()
-        .filter(routing_rules::Column::Enabled.eq(true))
-        .order_by_asc(routing_rules::Column::Position)
-        .order_by_asc(routing_rules::Column::Id)
-        .all(conn)
-        .await?;
-    let rules: Vec<(routing_rules::Model, Conditions)> = rules
-        .into_iter()
-        .map(|rule| {
-            let conditions = conditions_of(&rule);
-            (rule, conditions)
-        })
-        .collect();
-    Ok(first_match(&rules, facts).map(|rule| {
-        let actions = actions_of(rule);
-        (rule.clone(), actions)
-    }))
 }

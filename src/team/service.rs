@@ -106,7 +106,7 @@ pub async fn add_member(
         .on_conflict_do_nothing()
         .exec_without_returning(db.writer())
         .await?;
-        db.scopes_changed().await?;
+        db.setup_changed().await?;
     }
     Ok((team, user))
 }
@@ -124,7 +124,7 @@ pub async fn remove_member(
     team_members::Entity::delete_by_id((team.id, user.id))
         .exec(db.writer())
         .await?;
-    db.scopes_changed().await?;
+    db.setup_changed().await?;
     Ok((team, user))
 }
 

@@ -8,5 +8,6 @@ pub mod request;
 pub mod resolvers;
 pub mod rules;
 pub mod service;
+pub mod setup;
 pub mod stats;
 pub mod store;

@@ -12,23 +12,10 @@ use super::rules::sla::{Clock, NO_DUE, Targets};
 use crate::{
     access::Scope,
     db::{Db, Txn},
-    entity::{sla_policies, tickets},
+    entity::tickets,
     error::{ApiError, ApiResult},
-    vocabulary::{EventKind, Priority},
+    vocabulary::EventKind,
 };
-
-/// The SLA targets of `priority`.
-#[tracing::instrument(skip_all, level = "debug", fields(priority = ?priority))]
-pub async fn targets<C: ConnectionTrait>(conn: &C, priority: Priority) -> ApiResult<Targets> {
-    let policy = sla_policies::Entity::find_by_id(priority)
-        .one(conn)
-        .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no SLA policy for {priority:?}")))?;
-    Ok(Targets {
-        response: Duration::minutes(policy.response_minutes.into()),
-        resolution: Duration::minutes(policy.resolution_minutes.into()),
-    })
-}
 
 /// The SLA clock stored with `ticket`.
 pub fn clock(ticket: &tickets::Model) -> Clock {

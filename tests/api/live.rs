@@ -568,6 +568,47 @@ async fn replicas_share_events_through_postgres() {
     removed_from_network_sees_no_more(&b, &c, &mut nina).await;
 }
 
+/// New tickets read the routing and SLA setup from memory; a routing rule
+/// made through one server reaches the other through `NOTIFY`, before that
+/// server sees any event committed after the rule: its next ticket follows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ITSM_TEST_POSTGRES_URL"]
+async fn a_routing_rule_made_on_one_replica_routes_the_next_ticket_on_the_other() {
+    let db = TestDatabase::create(Backend::Postgres).await;
+    let second_db = TestDatabase::shared(&db);
+    let a = spawn_on(db, &["--event-poll", "1h"]).await;
+    let b = spawn_on(second_db, &[]).await;
+    let c = cast(&b).await;
+    // A reads the setup (no rules yet) and remembers it.
+    let before = a
+        .incident(&c.rita, "Printer jams", "LOW", "LOW", None)
+        .await;
+    assert_eq!(before["queue"]["name"], "Service Desk");
+    let mut omar = WsClient::signed_in(&a, &c.omar).await;
+    omar.subscribe("q", &queue_updates(), json!({"q": c.desktop}))
+        .await;
+    a.wait_for_subscriptions(1).await;
+
+    let rule = "mutation($q: ID!) { createRoutingRule(input: {name: \"Printers\", conditions: {keywords: [\"printer\"]}, actions: {queueId: $q}}) { rule { id } } }";
+    b.ok(&c.boss, rule, json!({"q": c.desktop})).await;
+    // A ticket routed on B marks the spot: once A delivers it, A has heard
+    // of the rule (notifications arrive in commit order).
+    let on_b = b
+        .incident(&c.rita, "Printer smokes", "LOW", "LOW", None)
+        .await;
+    assert_eq!(on_b["queue"]["name"], "Desktop");
+    let seen = event(&mut omar, "q", "queueUpdates").await;
+    assert_eq!(seen["ticket"]["number"], on_b["number"]);
+
+    let on_a = a
+        .incident(&c.rita, "Printer out of toner", "LOW", "LOW", None)
+        .await;
+    assert_eq!(
+        on_a["queue"]["name"], "Desktop",
+        "A still routed by the setup it remembered"
+    );
+}
+
 /// A transaction that got its id before another change to the same ticket
 /// committed records its event after that change: its event is numbered
 /// after the other's, not by its older id.

@@ -12,6 +12,7 @@ crate::on_both_backends!(
     the_first_matching_rule_routes_a_new_ticket_and_is_recorded,
     only_managers_manage_rules_and_bad_rules_are_refused,
     every_condition_and_action_applies_and_rules_can_be_rewritten,
+    new_tickets_read_the_routing_and_sla_setup_once_until_it_changes,
 );
 
 const CREATE: &str = "mutation($input: CreateRoutingRuleInput!) { createRoutingRule(input: $input) { rule { id name position enabled version } } }";
@@ -331,4 +332,101 @@ async fn every_condition_and_action_applies_and_rules_can_be_rewritten(backend: 
             Some("FORBIDDEN")
         );
     }
+}
+
+/// Opening a ticket reads the default queue, the rules and the SLA policies
+/// once, then from memory until a rule or a queue changes; the change
+/// applies to the very next ticket. The reading is not the request's: a
+/// ticket costs its request the same statements either way.
+async fn new_tickets_read_the_routing_and_sla_setup_once_until_it_changes(backend: Backend) {
+    const READS: &str = "itsm_db_setup_reads_total";
+    let app = spawn_app(backend).await;
+    let admin = app.person("root", Role::Admin).await;
+    let mia = app.person("mia", Role::Manager).await;
+    let rita = app.person("rita", Role::Requester).await;
+    let (_, desktop) = app.team_with_queue(&admin, "Desktop", &[]).await;
+    app.ok(&rita, "{ viewer { id } }", json!({})).await;
+    let open = |title: &'static str| {
+        let app = &app;
+        let rita = &rita;
+        async move {
+            let before = app.statements().await;
+            let input = json!({"input": {"title": title, "impact": "LOW", "urgency": "LOW"}});
+            let ticket = app
+                .ok(rita, "mutation($input: CreateIncidentInput!) { createIncident(input: $input) { ticket { id } } }", input)
+                .await["createIncident"]["ticket"]
+                .clone();
+            let statements = app.statements().await - before;
+            let queue = app
+                .ok(
+                    rita,
+                    "query($id: ID!) { ticket(id: $id) { queue { name } } }",
+                    json!({"id": ticket["id"]}),
+                )
+                .await["ticket"]["queue"]["name"]
+                .clone();
+            (statements, queue)
+        }
+    };
+
+    let reads = app.metric(READS).await;
+    let (first, queue) = open("Mouse squeaks").await;
+    assert_eq!(queue, "Service Desk");
+    assert_eq!(
+        app.metric(READS).await,
+        reads + 1,
+        "the first ticket reads the setup"
+    );
+    let (warm, _) = open("Keyboard sticks").await;
+    open("Screen flickers").await;
+    assert_eq!(app.metric(READS).await, reads + 1, "then it is remembered");
+    assert_eq!(first, warm, "the reading is not charged to the request");
+
+    app.ok(
+        &mia,
+        CREATE,
+        json!({"input": {"name": "Printers", "conditions": {"keywords": ["printer"]}, "actions": {"queueId": desktop}}}),
+    )
+    .await;
+    let (_, queue) = open("Printer jams").await;
+    assert_eq!(queue, "Desktop", "the new rule routes the next ticket");
+    open("Mouse squeaks again").await;
+    assert_eq!(
+        app.metric(READS).await,
+        reads + 2,
+        "read again once after the change"
+    );
+
+    // The default queue renamed: the next ticket's creation records the new
+    // name.
+    let queues = app
+        .ok(&admin, "{ queues { nodes { id isDefault } } }", json!({}))
+        .await;
+    let default = queues["queues"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|q| q["isDefault"] == true)
+        .map(|q| q["id"].clone())
+        .unwrap_or_default();
+    app.ok(
+        &admin,
+        "mutation($q: ID!) { updateQueue(input: {id: $q, name: \"Front Desk\"}) { queue { id } } }",
+        json!({"q": default}),
+    )
+    .await;
+    let created = app
+        .ok(
+            &rita,
+            INCIDENT,
+            json!({"input": {"title": "Mouse gone", "impact": "LOW", "urgency": "LOW"}}),
+        )
+        .await["createIncident"]["ticket"]["history"]["nodes"][0]["changes"]
+        .clone();
+    assert!(
+        created.as_array().is_some_and(
+            |c| c.contains(&json!({"field": "queue", "from": null, "to": "Front Desk"}))
+        ),
+        "{created}"
+    );
 }

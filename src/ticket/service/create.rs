@@ -12,10 +12,10 @@ use super::{
     links::{link_rows, linked_field, linked_tickets},
     title,
 };
-use crate::ticket::store::targets;
 use crate::ticket::{
     fulfilment::{self},
     rules::{priority::priority, sla::Clock},
+    setup::{self, Setup},
 };
 use crate::{
     access::Scope,
@@ -153,6 +153,9 @@ pub async fn create_or_replay(
         return Ok((replay(existing, fingerprint)?, false));
     }
 
+    // Read before the transaction, which then holds the one write
+    // connection (SQLite) no longer than it must.
+    let setup = setup::current(db).await?;
     let txn = db.begin().await?;
     let checked = Checked {
         kind,
@@ -163,7 +166,7 @@ pub async fn create_or_replay(
         key: key.clone(),
         fingerprint: fingerprint.clone(),
     };
-    let created = insert_ticket(&txn, scope, requester, checked, &new).await;
+    let created = insert_ticket(&txn, &setup, scope, requester, checked, &new).await;
     match created {
         Ok(ticket) => {
             txn.commit().await?;
@@ -212,6 +215,7 @@ struct Routed {
 /// assignee, the impact and the urgency.
 async fn route(
     txn: &Txn,
+    setup: &Setup,
     facts: &crate::routing::rules::Facts<'_>,
     queue: queues::Model,
 ) -> ApiResult<Routed> {
@@ -222,9 +226,10 @@ async fn route(
         assignee: None,
         changes: None,
     };
-    let Some((rule, actions)) = crate::routing::service::route(txn, facts).await? else {
+    let Some(rule) = crate::routing::rules::first_match(&setup.rules, facts) else {
         return Ok(routed);
     };
+    let actions = crate::routing::service::actions_of(rule);
     let mut changes = vec![Change::new("routingRule", None, Some(rule.name.clone()))];
     if let Some(queue_id) = actions.queue_id
         && let Some(target) = queues::Entity::find_by_id(queue_id).one(txn).await?
@@ -268,6 +273,7 @@ async fn route(
 
 async fn insert_ticket(
     txn: &Txn,
+    setup: &Setup,
     scope: &Scope,
     requester: i64,
     checked: Checked,
@@ -287,7 +293,7 @@ async fn insert_ticket(
             .one(txn)
             .await?
             .ok_or_else(|| ApiError::bad_input("queueId", "no such queue"))?,
-        None => default_queue(txn).await?,
+        None => setup.default_queue()?,
     };
     let linked = linked_tickets(txn, scope, kind, &new.linked_ids).await?;
     let service = match new.service_id {
@@ -317,9 +323,9 @@ async fn insert_ticket(
         urgency,
         assignee,
         changes: routing_changes,
-    } = route(txn, &facts, queue).await?;
+    } = route(txn, setup, &facts, queue).await?;
     let priority = priority(impact, urgency);
-    let targets = targets(txn, priority).await?;
+    let targets = setup.targets(priority)?;
     let number = kind.number(next_number(txn, kind).await?);
     let at = now();
     let clock = Clock::start(at, targets);
@@ -584,12 +590,4 @@ pub(super) async fn find_by_key<C: ConnectionTrait>(
         .filter(tickets::Column::IdempotencyKey.eq(key))
         .one(conn)
         .await?)
-}
-
-pub(super) async fn default_queue<C: ConnectionTrait>(conn: &C) -> ApiResult<queues::Model> {
-    queues::Entity::find()
-        .filter(queues::Column::IsDefault.eq(true))
-        .one(conn)
-        .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no default queue is configured")))
 }

@@ -7,7 +7,7 @@ use crate::ticket::rules::{
     priority::priority,
     workflow::{self},
 };
-use crate::ticket::store::{check_version, clock, load, save, store_clock, targets};
+use crate::ticket::store::{check_version, clock, load, save, store_clock};
 use crate::{
     access::Scope,
     clock::now,
@@ -148,7 +148,11 @@ pub async fn update(
     after.priority_rank = after.priority.rank();
     if after.priority != before.priority {
         let mut clock = clock(&before);
-        clock.retarget(targets(&txn, after.priority).await?);
+        clock.retarget(
+            crate::ticket::setup::current(db)
+                .await?
+                .targets(after.priority)?,
+        );
         store_clock(&mut after, &clock);
     }
 
