@@ -89,3 +89,14 @@ bench_profile_tools() {
     cargo install inferno --locked --version 0.12.8 --root target/bench-tools
   export PATH="$PWD/target/bench-tools/bin:$PATH"
 }
+
+# bench_flamegraph PERF_FILE: draws PERF_FILE's samples as an SVG beside it
+# (same name, .svg) and prints the heaviest frames by self time.
+bench_flamegraph() {
+  local base="${1%.perf}"
+  perf script -i "$1" 2>/dev/null | inferno-collapse-perf > "$base.folded"
+  inferno-flamegraph < "$base.folded" > "$base.svg"
+  echo "== flamegraph: $base.svg; the heaviest frames (self time):"
+  perf report -i "$1" --no-children --stdio --percent-limit 1.5 2>/dev/null |
+    grep -E '^ +[0-9.]+%' | head -25
+}

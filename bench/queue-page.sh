@@ -106,9 +106,5 @@ else
 fi
 
 if [ -n "$profile" ]; then
-  perf script -i "$out/board.perf" 2>/dev/null | inferno-collapse-perf > "$out/board.folded"
-  inferno-flamegraph < "$out/board.folded" > "$out/board.svg"
-  echo "== flamegraph: $out/board.svg; the heaviest frames (self time):"
-  perf report -i "$out/board.perf" --no-children --stdio --percent-limit 1.5 2>/dev/null |
-    grep -E '^ +[0-9.]+%' | head -25
+  bench_flamegraph "$out/board.perf"
 fi

@@ -83,11 +83,7 @@ target/release/itsm-bench subscribers --url "http://127.0.0.1:$port/graphql" \
 
 if [ -n "$profile" ]; then
   wait "$perf_job"
-  perf script -i "$out/fanout.perf" 2>/dev/null | inferno-collapse-perf > "$out/fanout.folded"
-  inferno-flamegraph < "$out/fanout.folded" > "$out/fanout.svg"
-  echo "== flamegraph: $out/fanout.svg; the heaviest frames (self time):"
-  perf report -i "$out/fanout.perf" --no-children --stdio --percent-limit 1.5 2>/dev/null |
-    grep -E '^ +[0-9.]+%' | head -25
+  bench_flamegraph "$out/fanout.perf"
 fi
 
 # The floor: the service stops first, so that it holds no sockets and burns

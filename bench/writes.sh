@@ -62,9 +62,5 @@ if [ -n "$profile" ]; then
   target/release/itsm-bench writes --url "http://127.0.0.1:$port/graphql" \
     --tokens "$workdir/tokens" --concurrency "$concurrency" --duration 10 --warmup 0 >/dev/null
   wait "$perf_pid"
-  perf script -i "$out/writes.perf" 2>/dev/null | inferno-collapse-perf > "$out/writes.folded"
-  inferno-flamegraph < "$out/writes.folded" > "$out/writes.svg"
-  echo "== flamegraph: $out/writes.svg; the heaviest frames (self time):"
-  perf report -i "$out/writes.perf" --no-children --stdio --percent-limit 1.5 2>/dev/null |
-    grep -E '^ +[0-9.]+%' | head -25
+  bench_flamegraph "$out/writes.perf"
 fi
