@@ -43,6 +43,8 @@ source bench/cpu.sh
 statements() { bench_metric "$port" "itsm_db_statements_total{source=\"$1\"}"; }
 server_before=$(ticks_of "$server"); postgres_before=$(postgres_ticks)
 requests_before=$(statements requests); background_before=$(statements background)
+statement_seconds() { bench_metric "$port" "itsm_db_statement_seconds_total{source=\"requests\"}"; }
+seconds_before=$(statement_seconds)
 echo "== $backend: createIncident, $concurrency clients"
 target/release/itsm-bench writes --url "http://127.0.0.1:$port/graphql" \
   --tokens "$workdir/tokens" --concurrency "$concurrency" \
@@ -51,6 +53,7 @@ server_cpu=$(( $(ticks_of "$server") - server_before )); postgres_cpu=$(( $(post
 made=$(awk '/^requests:/ {print $2}' "$workdir/out")
 per_incident() { awk -v s="$1" -v n="$made" 'BEGIN { printf "%.1f", s / n }'; }
 echo "SQL statements per incident: $(per_incident $(( $(statements requests) - requests_before ))) in the request, $(per_incident $(( $(statements background) - background_before ))) in the background"
+echo "time in the request's statements per incident: $(awk -v a="$seconds_before" -v b="$(statement_seconds)" -v n="$made" 'BEGIN { printf "%.2f", (b - a) * 1000 / n }') ms"
 echo "CPU per incident: server $(per_page_ms "$server_cpu" "$made") ms, PostgreSQL $(per_page_ms "$postgres_cpu" "$made") ms"
 
 if [ -n "$profile" ]; then
