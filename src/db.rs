@@ -41,6 +41,82 @@ pub struct Db {
     /// Whether reads have a pool of their own (SQLite files) or share the
     /// writer's (PostgreSQL, in-memory SQLite).
     separate_reader: bool,
+    /// Copies a SQLite file's write-ahead log back into the file, off the
+    /// writer's path; stopped when the last handle is dropped.
+    checkpointer: Option<Arc<Checkpointer>>,
+}
+
+/// How often the checkpointer copies the write-ahead log back into a SQLite
+/// file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The log's length (in pages) at which a SQLite commit copies the log back
+/// itself: the checkpointer's fallback, should it fall behind. SQLite's
+/// default is 1,000 pages, which a busy writer fills in well under the
+/// checkpointer's interval.
+const WRITER_CHECKPOINT_PAGES: u32 = 10_000;
+
+/// Copies a SQLite file's write-ahead log back into the database file, on a
+/// connection of its own, every [`CHECKPOINT_INTERVAL`].
+///
+/// Left to SQLite, the commit that grows the log past 1,000 pages copies it
+/// back and syncs the file twice, and every other writer waits for that
+/// commit. A passive checkpoint here runs beside the writer instead (it
+/// takes no write lock), so commits only append to the log. Should this
+/// task fall behind, a commit still copies the log back at
+/// [`WRITER_CHECKPOINT_PAGES`]: the log cannot grow without bound.
+#[derive(Debug)]
+struct Checkpointer {
+    task: tokio::task::AbortHandle,
+    /// The last checkpoint's pages: in the log, and copied back.
+    #[cfg_attr(not(test), allow(dead_code))]
+    last: tokio::sync::watch::Receiver<Option<(i64, i64)>>,
+}
+
+impl Checkpointer {
+    fn start(conn: DatabaseConnection) -> Self {
+        let (report, last) = tokio::sync::watch::channel(None);
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match checkpoint(&conn).await {
+                    Ok(pages) => {
+                        report.send_replace(Some(pages));
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "could not checkpoint the write-ahead log");
+                    }
+                }
+            }
+        });
+        Self {
+            task: task.abort_handle(),
+            last,
+        }
+    }
+}
+
+/// One passive checkpoint: the pages in the log, and those copied back.
+async fn checkpoint(conn: &DatabaseConnection) -> Result<(i64, i64), DbErr> {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA wal_checkpoint(PASSIVE)",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("wal_checkpoint returned no row".into()))?;
+    Ok((
+        row.try_get_by_index::<i64>(1)?,
+        row.try_get_by_index::<i64>(2)?,
+    ))
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// What one request may take from the database.
@@ -797,6 +873,7 @@ impl Db {
                 metrics,
                 signals: Arc::default(),
                 separate_reader: false,
+                checkpointer: None,
             });
         }
         tracing::Span::current().record("backend", "sqlite");
@@ -823,6 +900,7 @@ impl Db {
                 metrics,
                 signals: Arc::default(),
                 separate_reader: false,
+                checkpointer: None,
             });
         }
         let reader = Database::connect(sqlite_options(
@@ -834,6 +912,10 @@ impl Db {
         .await
         .with_context(|| format!("could not open {} for reading", settings.database_url))?;
         let reader = observed(reader, &metrics, false);
+        let checkpointer = Database::connect(sqlite_options(settings, 1, busy, false))
+            .await
+            .with_context(|| format!("could not open {} to checkpoint", settings.database_url))?;
+        let checkpointer = Some(Arc::new(Checkpointer::start(checkpointer)));
         Ok(Self {
             reader: Reader {
                 conn: reader,
@@ -844,6 +926,7 @@ impl Db {
             metrics,
             signals: Arc::default(),
             separate_reader: true,
+            checkpointer,
         })
     }
 
@@ -985,6 +1068,9 @@ impl Db {
 
     /// Closes both pools.
     pub async fn close(self) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.task.abort();
+        }
         // Errors on close only mean the pool was already gone.
         let _ = self.reader.conn.close_by_ref().await;
         let _ = self.writer.close_by_ref().await;
@@ -1023,6 +1109,7 @@ fn sqlite_options(
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(busy_timeout)
                 .foreign_keys(true)
+                .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string())
         });
     options
 }
@@ -1057,5 +1144,62 @@ mod tests {
         txn.wrote_events();
         txn.commit().await.expect("commit");
         assert!(woken(&db), "events committed: the pump reads the log");
+    }
+
+    #[tokio::test]
+    async fn commits_leave_a_sqlite_files_log_to_the_checkpointer() {
+        let path = std::env::temp_dir().join(format!(
+            "itsm-checkpoint-{}-{}.db",
+            std::process::id(),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        ));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let settings =
+            crate::config::Settings::from_args(["--database-url", &url]).expect("settings");
+        let db = Db::connect(&settings.database).await.expect("connect");
+        let pages = db
+            .writer()
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA wal_autocheckpoint",
+            ))
+            .await
+            .expect("pragma")
+            .expect("a row")
+            .try_get_by_index::<i64>(0)
+            .expect("pages");
+        assert_eq!(pages, i64::from(WRITER_CHECKPOINT_PAGES));
+
+        db.writer()
+            .execute_unprepared("CREATE TABLE t (x TEXT)")
+            .await
+            .expect("create");
+        for n in 0..50 {
+            db.writer()
+                .execute_unprepared(&format!("INSERT INTO t VALUES ('{}')", "x".repeat(n * 100)))
+                .await
+                .expect("insert");
+        }
+        let mut last = db
+            .checkpointer
+            .as_ref()
+            .expect("a SQLite file has a checkpointer")
+            .last
+            .clone();
+        let copied = tokio::time::timeout(
+            Duration::from_secs(30),
+            last.wait_for(
+                |pages| matches!(pages, Some((log, copied)) if *log > 0 && copied == log),
+            ),
+        )
+        .await
+        .expect("a checkpoint within 30 s")
+        .map(|pages| *pages)
+        .expect("the checkpointer runs");
+        assert!(copied.is_some());
+        db.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 }
