@@ -176,6 +176,11 @@ pub struct DatabaseSettings {
     #[arg(long, env = "ITSM_SQLITE_BUSY_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
     pub sqlite_busy_timeout: Duration,
 
+    /// Commit every SQLite write transaction on its own instead of in
+    /// groups (for measuring; see BENCHMARKS.md).
+    #[arg(long, env = "ITSM_SQLITE_NO_GROUP_COMMIT", global = true)]
+    pub sqlite_no_group_commit: bool,
+
     /// Do not apply pending migrations when `serve` starts.
     #[arg(long, env = "ITSM_NO_MIGRATE", global = true)]
     pub no_migrate: bool,

@@ -6,15 +6,16 @@
 //! every write through one connection queues writers inside the process instead
 //! of letting them collide in SQLite, so a client never sees "database is
 //! locked" (the busy timeout covers other processes, such as `itsm migrate`).
-//! In WAL mode readers never block the writer, nor the writer them.
+//! In WAL mode readers never block the writer, nor the writer them. Write
+//! transactions queued for the writer commit in groups ([`Batches`]).
 
 use std::{
     collections::HashSet,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context;
@@ -44,6 +45,234 @@ pub struct Db {
     /// Copies a SQLite file's write-ahead log back into the file, off the
     /// writer's path; stopped when the last handle is dropped.
     checkpointer: Option<Arc<Checkpointer>>,
+    /// Commits a SQLite file's write transactions in groups (see
+    /// [`Batches`]); `None` on PostgreSQL and in-memory SQLite.
+    batches: Option<Arc<Batches>>,
+    /// Counts the statements of this handle's write transactions when they
+    /// run in a group, whose shared connection counts none.
+    observe: Observer,
+}
+
+/// Counts one statement: how long it took, and whether it failed.
+#[derive(Clone)]
+struct Observer(Arc<dyn Fn(Duration, bool) + Send + Sync>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
+}
+
+/// SQLite's group commit: write transactions take turns on the one write
+/// connection inside a shared outer transaction, each in a savepoint of its
+/// own, and the outer transaction commits once for the whole group.
+///
+/// A transaction's commit releases its savepoint, then waits for the
+/// group's commit: it returns only once its writes are durable, and fails
+/// if the group's commit fails. The group commits as soon as no other
+/// transaction is waiting for its turn; while some are, a commit is queued
+/// behind them (turns are first come, first served), so under load a group
+/// holds every transaction that was waiting. A transaction that ends any
+/// other way (rolled back, failed, dropped) rolls back to its savepoint and
+/// commits the group before the next turn, so no one builds on a group a
+/// failed statement may have rolled back.
+///
+/// Under light load (no one waiting, and no one waited when the last turn
+/// ended) a transaction runs alone, as an ordinary transaction: a group of
+/// one would only add a savepoint and a hand-off to its commit.
+///
+/// One commit per group instead of one per transaction appends the pages
+/// that every transaction touches (index roots, the last page of the event
+/// log) to the write-ahead log once per group, and skips the pool's
+/// hand-over of the connection between transactions.
+struct Batches {
+    /// The write connection, counting nothing: turns count their own.
+    writer: DatabaseConnection,
+    open: Arc<tokio::sync::Mutex<Batch>>,
+    /// Transactions waiting for their turn.
+    waiting: AtomicUsize,
+    /// Whether the last turn ended with no one waiting: then a transaction
+    /// that finds no one waiting either runs alone (light load; under load
+    /// a group forms even from a turn that found the queue empty, since
+    /// others arrive while it runs).
+    light: AtomicBool,
+    /// How long a transaction waits for its turn, as it would for the pool.
+    acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for Batches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batches")
+            .field("waiting", &self.waiting.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The group being written, if any.
+#[derive(Debug, Default)]
+struct Batch {
+    txn: Option<DatabaseTransaction>,
+    /// Tells the group's transactions how its commit went.
+    outcome: Option<tokio::sync::watch::Sender<Option<Result<(), String>>>>,
+    /// Whether a commit waits for its turn.
+    commit_queued: bool,
+    /// Groups committed so far, and the transactions they held.
+    #[cfg_attr(not(test), allow(dead_code))]
+    committed: (u64, u64),
+    /// Transactions in the open group.
+    members: u64,
+}
+
+impl Batch {
+    /// Commits the group, if one is open, and tells its transactions.
+    async fn commit(&mut self) {
+        self.commit_queued = false;
+        let Some(txn) = self.txn.take() else { return };
+        let result = txn.commit().await.map_err(|error| error.to_string());
+        self.committed.0 += 1;
+        self.committed.1 += std::mem::take(&mut self.members);
+        if let Some(outcome) = self.outcome.take() {
+            outcome.send_replace(Some(result));
+        }
+    }
+}
+
+/// Commits the group in a task of its own, holding `turn` until done: a
+/// commit is never cut off halfway by a caller that stops waiting.
+async fn commit_group(turn: tokio::sync::OwnedMutexGuard<Batch>) {
+    let mut turn = turn;
+    let done = tokio::spawn(async move { turn.commit().await }).await;
+    if let Err(error) = done {
+        tracing::error!(%error, "the group commit's task failed");
+    }
+}
+
+/// Waits for a decrement on drop: a waiter that gives up still stops
+/// counting.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One transaction's turn in the group.
+#[derive(Debug)]
+struct Turn {
+    guard: Option<tokio::sync::OwnedMutexGuard<Batch>>,
+    batches: Arc<Batches>,
+    /// An ordinary transaction, not a savepoint: no one waited when it
+    /// began, so it forms no group.
+    alone: bool,
+}
+
+impl Drop for Turn {
+    /// A turn that did not release its savepoint: the group is committed
+    /// before the next turn (see [`Batches`]).
+    fn drop(&mut self) {
+        let Some(guard) = self.guard.take() else {
+            return;
+        };
+        if guard.txn.is_some()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(commit_group(guard));
+        }
+    }
+}
+
+impl Batches {
+    /// Waits for a turn and starts a savepoint in the group, opening the
+    /// group if none is.
+    async fn begin(
+        self: &Arc<Self>,
+        metrics: &Metrics,
+    ) -> Result<(DatabaseTransaction, Turn), DbErr> {
+        let guard = match self.open.clone().try_lock_owned() {
+            Ok(guard) => guard,
+            Err(_) => {
+                metrics.write_waits.fetch_add(1, Ordering::Relaxed);
+                self.waiting.fetch_add(1, Ordering::Relaxed);
+                let _waiting = Waiting(&self.waiting);
+                tokio::time::timeout(self.acquire_timeout, self.open.clone().lock_owned())
+                    .await
+                    .map_err(|_| DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout))?
+            }
+        };
+        let mut turn = Turn {
+            guard: Some(guard),
+            batches: self.clone(),
+            alone: false,
+        };
+        let batch = turn.guard.as_mut().expect("a new turn holds its guard");
+        let options = sea_orm::TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        if batch.txn.is_none()
+            && self.waiting.load(Ordering::Relaxed) == 0
+            && self.light.load(Ordering::Relaxed)
+        {
+            // No one to group with: an ordinary transaction (no savepoint
+            // to start and release, no commit handed to a task).
+            turn.alone = true;
+            let txn = sea_orm::TransactionTrait::begin_with_options(&self.writer, options).await?;
+            return Ok((txn, turn));
+        }
+        if batch.txn.is_none() {
+            batch.txn =
+                Some(sea_orm::TransactionTrait::begin_with_options(&self.writer, options).await?);
+            batch.outcome = Some(tokio::sync::watch::channel(None).0);
+        }
+        let group = batch.txn.as_ref().expect("the group was just opened");
+        let savepoint = sea_orm::TransactionTrait::begin(group).await?;
+        batch.members += 1;
+        Ok((savepoint, turn))
+    }
+}
+
+impl Turn {
+    /// After the savepoint was released: commits the group, or leaves it to
+    /// the transactions waiting for their turn, then waits for its commit.
+    /// After an ordinary transaction committed: ends its turn.
+    async fn finish(mut self) -> Result<(), DbErr> {
+        let mut guard = self
+            .guard
+            .take()
+            .expect("a turn holds its guard until done");
+        let waiting = self.batches.waiting.load(Ordering::Relaxed);
+        self.batches.light.store(waiting == 0, Ordering::Relaxed);
+        if self.alone {
+            guard.committed.0 += 1;
+            guard.committed.1 += 1;
+            return Ok(());
+        }
+        let mut outcome = guard
+            .outcome
+            .as_ref()
+            .expect("an open group has an outcome")
+            .subscribe();
+        if waiting == 0 {
+            commit_group(guard).await;
+        } else {
+            if !guard.commit_queued {
+                guard.commit_queued = true;
+                let open = self.batches.open.clone();
+                tokio::spawn(async move { open.lock_owned().await.commit().await });
+            }
+            drop(guard);
+        }
+        let committed = outcome
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| DbErr::Custom("the group commit ended without an outcome".into()))?
+            .clone();
+        match committed {
+            Some(Err(error)) => Err(DbErr::Custom(format!("could not commit: {error}"))),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// How often the checkpointer copies the write-ahead log back into a SQLite
@@ -373,7 +602,13 @@ impl ConnectionTrait for Reader {
 /// to. Dropped uncommitted, it rolls back.
 #[derive(Debug)]
 pub struct Txn {
+    /// Dropped before `turn`: a savepoint rolls back before its group
+    /// commits.
     inner: DatabaseTransaction,
+    /// Its turn in a SQLite group commit, if it runs in one.
+    turn: Option<Turn>,
+    /// Counts its statements, when the connection does not (in a group).
+    observe: Option<Observer>,
     signals: Arc<Signals>,
     wrote_events: AtomicBool,
     /// The highest `ord` of the events it queued (PostgreSQL), or -1.
@@ -423,9 +658,30 @@ impl Txn {
             .unwrap_or(false)
     }
 
+    /// Runs a statement, counting it if the connection does not.
+    async fn observed<T>(
+        &self,
+        statement: impl std::future::Future<Output = Result<T, DbErr>>,
+    ) -> Result<T, DbErr> {
+        let Some(observe) = &self.observe else {
+            return statement.await;
+        };
+        let started = Instant::now();
+        let result = statement.await;
+        (observe.0)(started.elapsed(), result.is_err());
+        result
+    }
+
     /// Rolls back (as dropping it would, but waiting for the database).
     pub async fn rollback(self) -> Result<(), DbErr> {
-        self.inner.rollback().await
+        let rolled_back = self.inner.rollback().await;
+        if let Some(mut turn) = self.turn
+            && let Some(guard) = turn.guard.take()
+            && guard.txn.is_some()
+        {
+            commit_group(guard).await;
+        }
+        rolled_back
     }
 
     /// Commits, then wakes the event pump if events were written. Events
@@ -447,6 +703,9 @@ impl Txn {
         let queued = self.queued.load(Ordering::Relaxed);
         let signals = self.signals;
         self.inner.commit().await?;
+        if let Some(turn) = self.turn {
+            turn.finish().await?;
+        }
         if wake {
             signals.events.notify_one();
         }
@@ -474,7 +733,8 @@ impl ConnectionTrait for Txn {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         let span = statement_span(self.get_database_backend(), &stmt.sql);
-        self.inner.execute_raw(stmt).instrument(span).await
+        self.observed(self.inner.execute_raw(stmt).instrument(span))
+            .await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
@@ -486,12 +746,14 @@ impl ConnectionTrait for Txn {
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         let span = statement_span(self.get_database_backend(), &stmt.sql);
-        self.inner.query_one_raw(stmt).instrument(span).await
+        self.observed(self.inner.query_one_raw(stmt).instrument(span))
+            .await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let span = statement_span(self.get_database_backend(), &stmt.sql);
-        self.inner.query_all_raw(stmt).instrument(span).await
+        self.observed(self.inner.query_all_raw(stmt).instrument(span))
+            .await
     }
 
     fn support_returning(&self) -> bool {
@@ -808,12 +1070,12 @@ pub struct Counters {
 }
 
 impl Counters {
-    fn observe(&self, info: &sea_orm::metric::Info<'_>) {
+    fn observe(&self, elapsed: Duration, failed: bool) {
         self.statements.fetch_add(1, Ordering::Relaxed);
-        if info.failed {
+        if failed {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }
-        let micros = u64::try_from(info.elapsed.as_micros()).unwrap_or(u64::MAX);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         self.micros.fetch_add(micros, Ordering::Relaxed);
     }
 
@@ -836,19 +1098,22 @@ impl Counters {
     }
 }
 
-fn observed(
-    mut conn: DatabaseConnection,
-    metrics: &Arc<Metrics>,
-    background: bool,
-) -> DatabaseConnection {
+/// Counts statements as the requests' or as background work.
+fn counter(metrics: &Arc<Metrics>, background: bool) -> Observer {
     let metrics = metrics.clone();
-    conn.set_metric_callback(move |info| {
+    Observer(Arc::new(move |elapsed, failed| {
         if background {
-            metrics.background.observe(info);
+            metrics.background.observe(elapsed, failed);
         } else {
-            metrics.requests.observe(info);
+            metrics.requests.observe(elapsed, failed);
         }
-    });
+    }))
+}
+
+/// `conn`, counting its statements with `observe`.
+fn observed(mut conn: DatabaseConnection, observe: &Observer) -> DatabaseConnection {
+    let observe = observe.0.clone();
+    conn.set_metric_callback(move |info| observe(info.elapsed, info.failed));
     conn
 }
 
@@ -862,7 +1127,8 @@ impl Db {
                 .await
                 .context("could not connect to PostgreSQL")?;
             let metrics = Arc::default();
-            let pool = observed(pool, &metrics, false);
+            let observe = counter(&metrics, false);
+            let pool = observed(pool, &observe);
             return Ok(Self {
                 reader: Reader {
                     conn: pool.clone(),
@@ -874,6 +1140,8 @@ impl Db {
                 signals: Arc::default(),
                 separate_reader: false,
                 checkpointer: None,
+                batches: None,
+                observe,
             });
         }
         tracing::Span::current().record("backend", "sqlite");
@@ -884,10 +1152,11 @@ impl Db {
         }
         let busy = settings.sqlite_busy_timeout;
         let metrics = Arc::default();
-        let writer = Database::connect(sqlite_options(settings, 1, busy, false))
+        let raw_writer = Database::connect(sqlite_options(settings, 1, busy, false))
             .await
             .with_context(|| format!("could not open {}", settings.database_url))?;
-        let writer = observed(writer, &metrics, false);
+        let observe = counter(&metrics, false);
+        let writer = observed(raw_writer.clone(), &observe);
         if settings.sqlite_path().is_none() {
             // Every connection to an in-memory database is a database of its own.
             return Ok(Self {
@@ -901,6 +1170,8 @@ impl Db {
                 signals: Arc::default(),
                 separate_reader: false,
                 checkpointer: None,
+                batches: None,
+                observe,
             });
         }
         let reader = Database::connect(sqlite_options(
@@ -911,7 +1182,7 @@ impl Db {
         ))
         .await
         .with_context(|| format!("could not open {} for reading", settings.database_url))?;
-        let reader = observed(reader, &metrics, false);
+        let reader = observed(reader, &observe);
         let checkpointer = Database::connect(sqlite_options(settings, 1, busy, false))
             .await
             .with_context(|| format!("could not open {} to checkpoint", settings.database_url))?;
@@ -927,18 +1198,30 @@ impl Db {
             signals: Arc::default(),
             separate_reader: true,
             checkpointer,
+            batches: (!settings.sqlite_no_group_commit).then(|| {
+                Arc::new(Batches {
+                    writer: raw_writer,
+                    open: Arc::default(),
+                    waiting: AtomicUsize::new(0),
+                    light: AtomicBool::new(true),
+                    acquire_timeout: settings.db_acquire_timeout.max(busy),
+                })
+            }),
+            observe,
         })
     }
 
     /// The same database, with statements counted as background work.
     pub fn background(&self) -> Self {
+        let observe = counter(&self.metrics, true);
         Self {
             reader: Reader {
-                conn: observed(self.reader.conn.clone(), &self.metrics, true),
+                conn: observed(self.reader.conn.clone(), &observe),
                 gate: None,
                 metrics: self.metrics.clone(),
             },
-            writer: observed(self.writer.clone(), &self.metrics, true),
+            writer: observed(self.writer.clone(), &observe),
+            observe,
             ..self.clone()
         }
     }
@@ -946,19 +1229,20 @@ impl Db {
     /// The same database, metered by `gate`: reads pass it, and statements
     /// in transactions are counted against it.
     pub fn gated(&self, gate: Arc<Gate>) -> Self {
-        let mut writer = self.writer.clone();
         let metrics = self.metrics.clone();
         let counted = gate.clone();
-        writer.set_metric_callback(move |info| {
-            metrics.requests.observe(info);
+        let observe = Observer(Arc::new(move |elapsed, failed| {
+            metrics.requests.observe(elapsed, failed);
             counted.wrote();
-        });
+        }));
+        let writer = observed(self.writer.clone(), &observe);
         Self {
             reader: Reader {
                 gate: Some(gate),
                 ..self.reader.clone()
             },
             writer,
+            observe,
             ..self.clone()
         }
     }
@@ -967,12 +1251,14 @@ impl Db {
     /// subscription's feed does on its own (replaying and following the
     /// log), which is not the subscriber's request.
     pub fn ungated(&self) -> Self {
+        let observe = counter(&self.metrics, false);
         Self {
             reader: Reader {
                 gate: None,
                 ..self.reader.clone()
             },
-            writer: observed(self.writer.clone(), &self.metrics, false),
+            writer: observed(self.writer.clone(), &observe),
+            observe,
             ..self.clone()
         }
     }
@@ -996,6 +1282,18 @@ impl Db {
     /// server, `itsm seed`) wrote to the file in between, which the busy
     /// timeout does not wait out.
     pub async fn begin(&self) -> Result<Txn, DbErr> {
+        if let Some(batches) = &self.batches {
+            let (inner, turn) = batches.begin(&self.metrics).await?;
+            return Ok(Txn {
+                inner,
+                turn: Some(turn),
+                observe: Some(self.observe.clone()),
+                signals: self.signals.clone(),
+                wrote_events: AtomicBool::new(false),
+                queued: AtomicI64::new(-1),
+                held: std::sync::Mutex::default(),
+            });
+        }
         if exhausted(&self.writer) {
             self.metrics.write_waits.fetch_add(1, Ordering::Relaxed);
         }
@@ -1006,6 +1304,8 @@ impl Db {
         };
         Ok(Txn {
             inner: sea_orm::TransactionTrait::begin_with_options(&self.writer, options).await?,
+            turn: None,
+            observe: None,
             signals: self.signals.clone(),
             wrote_events: AtomicBool::new(false),
             queued: AtomicI64::new(-1),
@@ -1148,15 +1448,7 @@ mod tests {
 
     #[tokio::test]
     async fn commits_leave_a_sqlite_files_log_to_the_checkpointer() {
-        let path = std::env::temp_dir().join(format!(
-            "itsm-checkpoint-{}-{}.db",
-            std::process::id(),
-            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-        ));
-        let url = format!("sqlite://{}?mode=rwc", path.display());
-        let settings =
-            crate::config::Settings::from_args(["--database-url", &url]).expect("settings");
-        let db = Db::connect(&settings.database).await.expect("connect");
+        let (db, path) = sqlite_file("checkpoint").await;
         let pages = db
             .writer()
             .query_one_raw(Statement::from_string(
@@ -1170,10 +1462,6 @@ mod tests {
             .expect("pages");
         assert_eq!(pages, i64::from(WRITER_CHECKPOINT_PAGES));
 
-        db.writer()
-            .execute_unprepared("CREATE TABLE t (x TEXT)")
-            .await
-            .expect("create");
         for n in 0..50 {
             db.writer()
                 .execute_unprepared(&format!("INSERT INTO t VALUES ('{}')", "x".repeat(n * 100)))
@@ -1186,7 +1474,7 @@ mod tests {
             .expect("a SQLite file has a checkpointer")
             .last
             .clone();
-        let copied = tokio::time::timeout(
+        tokio::time::timeout(
             Duration::from_secs(30),
             last.wait_for(
                 |pages| matches!(pages, Some((log, copied)) if *log > 0 && copied == log),
@@ -1194,12 +1482,159 @@ mod tests {
         )
         .await
         .expect("a checkpoint within 30 s")
-        .map(|pages| *pages)
         .expect("the checkpointer runs");
-        assert!(copied.is_some());
         db.close().await;
+        remove(&path);
+    }
+
+    /// A SQLite file's database in a fresh temporary file, with table `t`.
+    async fn sqlite_file(name: &str) -> (Db, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!(
+            "itsm-{name}-{}-{}.db",
+            std::process::id(),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        ));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let settings =
+            crate::config::Settings::from_args(["--database-url", &url]).expect("settings");
+        let db = Db::connect(&settings.database).await.expect("connect");
+        db.writer()
+            .execute_unprepared("CREATE TABLE t (x TEXT NOT NULL UNIQUE)")
+            .await
+            .expect("create");
+        (db, path)
+    }
+
+    async fn insert(txn: &Txn, x: &str) -> Result<ExecResult, DbErr> {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "INSERT INTO t (x) VALUES (?)",
+            [x.into()],
+        ))
+        .await
+    }
+
+    /// Starts a write transaction in a task of its own, once `waiting`
+    /// others wait for their turn; `end` decides how it ends.
+    async fn queue<F, Fut>(db: &Db, end: F) -> tokio::task::JoinHandle<Result<(), DbErr>>
+    where
+        F: FnOnce(Txn) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), DbErr>> + Send + 'static,
+    {
+        let batches = db.batches.clone().expect("a SQLite file commits in groups");
+        let before = batches.waiting.load(Ordering::Relaxed);
+        let db = db.clone();
+        let task = tokio::spawn(async move { end(db.begin().await?).await });
+        while batches.waiting.load(Ordering::Relaxed) == before {
+            tokio::task::yield_now().await;
+        }
+        task
+    }
+
+    /// [`queue`]s a transaction that inserts `x` and commits.
+    async fn queue_insert(db: &Db, x: &'static str) -> tokio::task::JoinHandle<Result<(), DbErr>> {
+        queue(db, move |txn| async move {
+            insert(&txn, x).await?;
+            txn.commit().await
+        })
+        .await
+    }
+
+    async fn rows(db: &Db) -> Vec<String> {
+        db.reader()
+            .conn
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT x FROM t ORDER BY x",
+            ))
+            .await
+            .expect("select")
+            .iter()
+            .map(|row| row.try_get_by_index::<String>(0).expect("x"))
+            .collect()
+    }
+
+    async fn committed(db: &Db) -> (u64, u64) {
+        let batches = db.batches.as_ref().expect("groups");
+        batches.open.lock().await.committed
+    }
+
+    fn remove(path: &std::path::Path) {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
+    }
+
+    #[tokio::test]
+    async fn write_transactions_waiting_for_their_turn_commit_as_one_group() {
+        let (db, path) = sqlite_file("group").await;
+        let first = db.begin().await.expect("begin");
+        insert(&first, "a").await.expect("insert a");
+        let second = queue_insert(&db, "b").await;
+        let third = queue_insert(&db, "c").await;
+        first.commit().await.expect("a commits");
+        second.await.expect("task").expect("b commits");
+        third.await.expect("task").expect("c commits");
+        assert_eq!(rows(&db).await, ["a", "b", "c"]);
+        assert_eq!(
+            committed(&db).await,
+            (2, 3),
+            "a began alone and committed alone; b and c waited, and committed together"
+        );
+
+        let alone = db.begin().await.expect("begin");
+        insert(&alone, "d").await.expect("insert d");
+        alone.commit().await.expect("commit");
+        assert_eq!(rows(&db).await, ["a", "b", "c", "d"]);
+        assert_eq!(committed(&db).await, (3, 4));
+        db.close().await;
+        remove(&path);
+    }
+
+    #[tokio::test]
+    async fn a_failed_dropped_or_rolled_back_transaction_leaves_its_group_intact() {
+        let (db, path) = sqlite_file("group-failure").await;
+        let first = db.begin().await.expect("begin");
+        insert(&first, "a").await.expect("insert a");
+        let early = queue_insert(&db, "e").await;
+        let duplicate = queue(&db, |txn| async move {
+            insert(&txn, "x").await?;
+            // A unique violation: the transaction fails and is dropped.
+            insert(&txn, "e").await?;
+            txn.commit().await
+        })
+        .await;
+        let dropped = queue(&db, |txn| async move {
+            insert(&txn, "y").await?;
+            drop(txn);
+            Ok(())
+        })
+        .await;
+        let rolled_back = queue(&db, |txn| async move {
+            insert(&txn, "z").await?;
+            txn.rollback().await
+        })
+        .await;
+        let last = queue_insert(&db, "b").await;
+        first.commit().await.expect("a commits");
+        early
+            .await
+            .expect("task")
+            .expect("e commits with the group the duplicate fails in");
+        let failed = duplicate.await.expect("task");
+        assert!(failed.is_err(), "the duplicate fails: {failed:?}");
+        dropped.await.expect("task").expect("dropped");
+        rolled_back.await.expect("task").expect("rolled back");
+        last.await.expect("task").expect("b commits");
+        assert_eq!(
+            rows(&db).await,
+            ["a", "b", "e"],
+            "only what committed is kept"
+        );
+        let (groups, members) = committed(&db).await;
+        assert_eq!(members, 6, "every transaction had its turn");
+        assert!(groups >= 2, "a turn that failed ends its group: {groups}");
+        db.close().await;
+        remove(&path);
     }
 }
