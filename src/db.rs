@@ -123,16 +123,49 @@ struct Batch {
     members: u64,
 }
 
+/// The savepoint a group opens before any member's: it is gone if anything
+/// rolled the whole group back (SQLite's own rollback on a full disk or an
+/// I/O error, or the driver's on a member cancelled while it started its
+/// savepoint), and the driver would then commit nothing and call it done.
+const GROUP_SAVEPOINT: &str = "itsm_group";
+
 impl Batch {
     /// Commits the group, if one is open, and tells its transactions.
     async fn commit(&mut self) {
         self.commit_queued = false;
         let Some(txn) = self.txn.take() else { return };
-        let result = txn.commit().await.map_err(|error| error.to_string());
+        let outcome = Outcome(self.outcome.take());
         self.committed.0 += 1;
         self.committed.1 += std::mem::take(&mut self.members);
-        if let Some(outcome) = self.outcome.take() {
+        let result = match txn
+            .execute_unprepared(&format!("RELEASE {GROUP_SAVEPOINT}"))
+            .await
+        {
+            Ok(_) => txn.commit().await.map_err(|error| error.to_string()),
+            // Dropping `txn` rolls back whatever is left.
+            Err(error) => Err(format!("the group was rolled back: {error}")),
+        };
+        outcome.send(result);
+    }
+}
+
+/// Tells a group's transactions how its commit went; dropped unsent (the
+/// commit's task failed), it tells them the commit failed, so none waits
+/// for ever.
+struct Outcome(Option<tokio::sync::watch::Sender<Option<Result<(), String>>>>);
+
+impl Outcome {
+    fn send(mut self, result: Result<(), String>) {
+        if let Some(outcome) = self.0.take() {
             outcome.send_replace(Some(result));
+        }
+    }
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        if let Some(outcome) = self.0.take() {
+            outcome.send_replace(Some(Err("the group's commit did not finish".into())));
         }
     }
 }
@@ -220,15 +253,38 @@ impl Batches {
             let txn = sea_orm::TransactionTrait::begin_with_options(&self.writer, options).await?;
             return Ok((txn, turn));
         }
+        // In a task of its own: the driver answers a savepoint cut off
+        // halfway (its caller gone) by rolling back the whole group, which
+        // would fail every other transaction in it.
+        let writer = self.writer.clone();
+        let (savepoint, turn) = tokio::spawn(async move {
+            let savepoint = Self::join(&writer, &mut turn, options).await;
+            (savepoint, turn)
+        })
+        .await
+        .map_err(|error| DbErr::Custom(format!("could not start a savepoint: {error}")))?;
+        Ok((savepoint?, turn))
+    }
+
+    /// Opens the group if none is, and starts a savepoint in it.
+    async fn join(
+        writer: &DatabaseConnection,
+        turn: &mut Turn,
+        options: sea_orm::TransactionOptions,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        let batch = turn.guard.as_mut().expect("a new turn holds its guard");
         if batch.txn.is_none() {
-            batch.txn =
-                Some(sea_orm::TransactionTrait::begin_with_options(&self.writer, options).await?);
+            let group = sea_orm::TransactionTrait::begin_with_options(writer, options).await?;
+            group
+                .execute_unprepared(&format!("SAVEPOINT {GROUP_SAVEPOINT}"))
+                .await?;
+            batch.txn = Some(group);
             batch.outcome = Some(tokio::sync::watch::channel(None).0);
         }
         let group = batch.txn.as_ref().expect("the group was just opened");
         let savepoint = sea_orm::TransactionTrait::begin(group).await?;
         batch.members += 1;
-        Ok((savepoint, turn))
+        Ok(savepoint)
     }
 }
 
@@ -1532,9 +1588,10 @@ mod tests {
     }
 
     /// [`queue`]s a transaction that inserts `x` and commits.
-    async fn queue_insert(db: &Db, x: &'static str) -> tokio::task::JoinHandle<Result<(), DbErr>> {
+    async fn queue_insert(db: &Db, x: &str) -> tokio::task::JoinHandle<Result<(), DbErr>> {
+        let x = x.to_owned();
         queue(db, move |txn| async move {
-            insert(&txn, x).await?;
+            insert(&txn, &x).await?;
             txn.commit().await
         })
         .await
@@ -1634,6 +1691,46 @@ mod tests {
         let (groups, members) = committed(&db).await;
         assert_eq!(members, 6, "every transaction had its turn");
         assert!(groups >= 2, "a turn that failed ends its group: {groups}");
+        db.close().await;
+        remove(&path);
+    }
+
+    #[tokio::test]
+    async fn a_commit_succeeds_only_when_its_writes_were_kept() {
+        // A transaction dropped while it starts its savepoint in a group (a
+        // client gone) would make the driver roll back the whole group. It
+        // must cost the transaction before it in that group nothing; and
+        // whatever happens, a commit succeeds only if its writes were kept.
+        let (db, path) = sqlite_file("group-cancel").await;
+        let batches = db.batches.clone().expect("groups");
+        for n in 0..20 {
+            batches.light.store(true, Ordering::Relaxed);
+            let first = db.begin().await.expect("begin");
+            let row = format!("e{n}");
+            let early = queue_insert(&db, &row).await;
+            let mut joiner = Box::pin(db.begin());
+            assert!(
+                futures_util::poll!(&mut joiner).is_pending(),
+                "the first transaction holds the turn"
+            );
+            first.commit().await.expect("the first commits, alone");
+            // Turns pass in order: the early one's, then the joiner's, which
+            // is dropped as soon as it has its turn.
+            while futures_util::poll!(&mut joiner).is_pending()
+                && batches.waiting.load(Ordering::Relaxed) > 0
+            {
+                tokio::task::yield_now().await;
+            }
+            drop(joiner);
+            let committed = early.await.expect("task");
+            let kept = rows(&db).await.contains(&row);
+            assert_eq!(
+                committed.is_ok(),
+                kept,
+                "round {n}: the commit said {committed:?}, the row kept: {kept}"
+            );
+            assert!(kept, "round {n}: a client gone cost another its commit");
+        }
         db.close().await;
         remove(&path);
     }
